@@ -1,0 +1,297 @@
+"""Evaluate one or more checkpoints on a dataset split: library function and command line.
+
+    python -m models.evaluate --data DIR --split val --model A.pt --model B.pt --json out.json
+
+The JSON written by ``--json`` has the top-level keys ``dataset`` (root, layout, split,
+image count, annotated classes), ``split``, ``groups``, ``models`` (per model: ``checkpoint``,
+``hash``, ``miou``, ``per_class_iou`` (class name -> IoU or null), ``group_iou``,
+``fw_iou`` (frequency-weighted, the recipe's kind), ``pixel_accuracy``,
+``critical_miss_rate``, ``false_alarm_rate``, ``expected_cost``, ``confusion`` (20x20,
+rows = ground truth) and ``details`` (everything :meth:`ModelScores.to_dict` gives)) and
+``images`` (per image: ``sample_id``, ``scores`` per model, ``disagreement`` of the first two
+models on critical pixels, ``instances`` with recall per model). Undefined values are null.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from models.checkpoints import CheckpointError
+from models.datasets import DatasetError, SegmentationDataset, open_dataset
+from models.device import DEVICE_CHOICES, DeviceError
+from models.inference import InferenceEngine, LoadedModel, Resolution
+from models.instances import DEFAULT_MIN_RECALL
+from models.labels import (
+    CLASS_NAMES,
+    DEFAULT_GROUPS,
+    NUM_EVALUATED,
+    GroupsError,
+    ImportanceGroups,
+)
+from models.metrics import ModelScores, SplitEvaluator, SplitScores
+
+ProgressCallback = Callable[[int, int], None]
+"""Called with (images done, images in all) after each batch."""
+
+
+def evaluate_split(
+    dataset: SegmentationDataset,
+    engine: InferenceEngine,
+    models: Mapping[str, LoadedModel],
+    groups: ImportanceGroups = DEFAULT_GROUPS,
+    batch_size: int = 8,
+    resolution: Resolution = "label",
+    min_recall: float = DEFAULT_MIN_RECALL,
+    progress: ProgressCallback | None = None,
+) -> SplitScores:
+    """Scores of every model over the split, with per-image and per-instance scores."""
+    if not dataset.has_labels:
+        raise DatasetError(f"{dataset.describe()}: cannot evaluate a split without labels")
+    if resolution == "input":
+        sizes = {m.checkpoint.preprocessing.input_size for m in models.values()}
+        if len(sizes) > 1:
+            raise ValueError(f"input-resolution scoring needs one input size, got {sizes}")
+    evaluator = SplitEvaluator(
+        list(models),
+        groups=groups,
+        annotated_classes=dataset.annotated_classes,
+        device=engine.device,
+        min_recall=min_recall,
+    )
+    samples = dataset.samples
+    for start in range(0, len(samples), batch_size):
+        batch = samples[start : start + batch_size]
+        images = [dataset.read_image(s) for s in batch]
+        ids = [s.id for s in batch]
+        predictions = {
+            name: engine.predict_batch(model, images, ids, resolution)
+            for name, model in models.items()
+        }
+        for n, sample in enumerate(batch):
+            gt = dataset.read_label(sample)
+            instances = dataset.read_instances(sample)
+            if resolution == "input":
+                preprocessing = next(iter(models.values())).checkpoint.preprocessing
+                gt = preprocessing.resize_label(gt)
+                instances = None if instances is None else preprocessing.resize_label(instances)
+            preds = {name: predictions[name][n].labels for name in models}
+            evaluator.add(sample.id, gt, preds, instances)
+        if progress is not None:
+            progress(min(start + batch_size, len(samples)), len(samples))
+    return evaluator.result()
+
+
+def unique_model_names(paths: Sequence[Path]) -> list[str]:
+    """File stems, made unique with a counter where two files share a stem."""
+    names: list[str] = []
+    for path in paths:
+        name, n = path.stem, 2
+        while name in names:
+            name, n = f"{path.stem}-{n}", n + 1
+        names.append(name)
+    return names
+
+
+def model_summary(scores: ModelScores, model: LoadedModel) -> dict:
+    """The documented per-model JSON record."""
+    details = scores.to_dict()
+    return {
+        "checkpoint": str(model.path),
+        "hash": model.hash,
+        "loss": model.checkpoint.metadata.loss,
+        "miou": details["miou"],
+        "per_class_iou": {c["name"]: c["iou"] for c in details["classes"]},
+        "group_iou": details["group_iou"],
+        "fw_iou": details["frequency_weighted_iou"],
+        "pixel_accuracy": details["pixel_accuracy"],
+        "critical_miss_rate": details["critical_miss_rate"],
+        "false_alarm_rate": details["false_alarm_rate"],
+        "expected_cost": details["expected_cost"],
+        "confusion": details["confusion"],
+        "details": details,
+    }
+
+
+def results_document(
+    dataset: SegmentationDataset,
+    result: SplitScores,
+    models: Mapping[str, LoadedModel],
+    groups: ImportanceGroups,
+) -> dict:
+    return {
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "dataset": {
+            "root": str(dataset.root),
+            "layout": dataset.layout,
+            "split": dataset.split,
+            "images": len(dataset),
+            "annotated_classes": sorted(CLASS_NAMES[i] for i in dataset.annotated_classes),
+            "skipped": [{"path": str(s.path), "reason": s.reason} for s in dataset.skipped],
+        },
+        "split": dataset.split,
+        "groups": groups.to_dict(),
+        "models": {
+            name: model_summary(result.models[name], model) for name, model in models.items()
+        },
+        "images": [image.to_dict() for image in result.images],
+    }
+
+
+CSV_SCORE_KEYS = (
+    "miou",
+    "pixel_accuracy",
+    "critical_miss_rate",
+    "false_alarm_rate",
+    "safety_error",
+    "expected_cost",
+)
+
+
+def write_image_csv(path: Path, result: SplitScores) -> None:
+    """One row per image and model: the image scores and the per-class IoUs."""
+    disagreement_keys = ("both_right", "only_a", "only_b", "both_wrong")
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "image_id",
+                "model",
+                *CSV_SCORE_KEYS,
+                *(f"critical_{k}" for k in disagreement_keys),
+                *(f"iou_{name}" for name in CLASS_NAMES[:NUM_EVALUATED]),
+            ]
+        )
+        for image in result.images:
+            agreement = image.disagreement or {}
+            for model, scores in image.scores.items():
+                writer.writerow(
+                    [
+                        image.sample_id,
+                        model,
+                        *(scores[k] for k in CSV_SCORE_KEYS),
+                        *(agreement.get(k) for k in disagreement_keys),
+                        *scores["iou"],
+                    ]
+                )
+
+
+def format_table(result: SplitScores, dataset: SegmentationDataset) -> str:
+    """Side-by-side per-class IoU, group IoU and safety rates of every model."""
+    names = list(result.models)
+    width = max(12, *(len(n) for n in names))
+
+    def row(label: str, values: Sequence[str]) -> str:
+        return f"{label:<34}" + "".join(f"{v:>{width + 2}}" for v in values)
+
+    def fmt(value: float | None) -> str:
+        return "n/a" if value is None or np.isnan(value) else f"{value:.3f}"
+
+    first = next(iter(result.models.values()))
+    lines = [row("class", names), "-" * (34 + (width + 2) * len(names))]
+    for train_id in range(NUM_EVALUATED):
+        label = CLASS_NAMES[train_id]
+        if train_id not in dataset.annotated_classes:
+            lines.append(row(label, ["not annotated"] * len(names)))
+            continue
+        lines.append(row(label, [fmt(result.models[n].iou[train_id]) for n in names]))
+    lines.append("-" * (34 + (width + 2) * len(names)))
+    lines.append(row("mIoU (Cityscapes, unweighted)", [fmt(result.models[n].miou) for n in names]))
+    lines.append(
+        row(
+            "IoU weighted by pixels (recipe)",
+            [fmt(result.models[n].frequency_weighted_iou) for n in names],
+        )
+    )
+    lines.append(row("pixel accuracy", [fmt(result.models[n].pixel_accuracy) for n in names]))
+    for index, group in enumerate(first.groups.names):
+        lines.append(row(f"IoU {group}", [fmt(result.models[n].group_iou[index]) for n in names]))
+    lines.append(
+        row("critical-miss rate", [fmt(result.models[n].critical_miss_rate) for n in names])
+    )
+    lines.append(row("false-alarm rate", [fmt(result.models[n].false_alarm_rate) for n in names]))
+    lines.append(row("expected cost", [fmt(result.models[n].expected_cost) for n in names]))
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m models.evaluate",
+        description="Evaluate SegNet checkpoints on a dataset split: official Cityscapes "
+        "per-class IoU and mIoU, the recipe's pixel-weighted IoU, importance-group IoU, "
+        "critical-miss and false-alarm rates, per-image and per-instance scores.",
+    )
+    parser.add_argument("--data", required=True, help="dataset folder (layout is detected)")
+    parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        type=Path,
+        help="checkpoint file; repeat for several models (the first two are compared)",
+    )
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    parser.add_argument("--json", type=Path, help="write every score to this JSON file")
+    parser.add_argument("--csv", type=Path, help="write per-image scores to this CSV file")
+    parser.add_argument("--groups", type=Path, help="importance groups TOML (default: recipe)")
+    parser.add_argument("--batch", type=int, default=8, help="images per forward pass")
+    parser.add_argument(
+        "--resolution",
+        choices=("label", "input"),
+        default="label",
+        help="score at the ground truth's resolution (default, the Cityscapes way) or at the "
+        "model's input resolution (the recipe's way)",
+    )
+    parser.add_argument(
+        "--min-recall",
+        type=float,
+        default=DEFAULT_MIN_RECALL,
+        help="an instance is missed below this recall (default 0.5)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        groups = ImportanceGroups.load(args.groups) if args.groups else DEFAULT_GROUPS
+        dataset = open_dataset(args.data, args.split)
+        engine = InferenceEngine(device=args.device)
+        names = unique_model_names(args.model)
+        models = {name: engine.load(path) for name, path in zip(names, args.model, strict=True)}
+        print(dataset.describe(), file=sys.stderr)
+        with tqdm(total=len(dataset), desc="evaluating", unit="img") as bar:
+            result = evaluate_split(
+                dataset,
+                engine,
+                models,
+                groups,
+                batch_size=args.batch,
+                resolution=args.resolution,
+                min_recall=args.min_recall,
+                progress=lambda done, _total: bar.update(done - bar.n),
+            )
+    except (DatasetError, CheckpointError, GroupsError, DeviceError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(format_table(result, dataset))
+    if args.json:
+        document = results_document(dataset, result, models, groups)
+        args.json.write_text(json.dumps(document, indent=1, allow_nan=False), encoding="utf-8")
+        print(f"wrote {args.json}", file=sys.stderr)
+    if args.csv:
+        write_image_csv(args.csv, result)
+        print(f"wrote {args.csv}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
