@@ -1,0 +1,801 @@
+"""The Gradio review app: wiring only. Everything it shows comes from the workbench service,
+the panel and plot functions, and the review store; per-browser-session state lives in
+``gr.State`` so several people can review at once without seeing each other's selection."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from db.schema import SEVERITIES, STATUSES
+from db.store import ValidationError
+from models.checkpoints import CheckpointError
+from models.datasets import DatasetError
+from models.labels import CLASS_NAMES, NUM_EVALUATED
+from models.metrics import SplitScores
+from reviewer import panels
+from reviewer.plots import class_iou_bars, group_confusion_figure, group_iou_bars
+from reviewer.workbench import FLAG_STATES, SORT_KEYS, ImageView, Workbench, default_pair
+
+log = logging.getLogger(__name__)
+
+TARGET_LABELS = {
+    "ground_truth": "ground truth",
+    "model_a": "model A",
+    "model_b": "model B",
+    "both_models": "both models",
+}
+"""Flag targets as a person reads them; the keys are the store's values."""
+
+CSS = """
+.legend { display: flex; flex-wrap: wrap; gap: 4px 12px; font-size: 0.85em; margin: 4px 0; }
+.legend-chip { display: inline-flex; align-items: center; gap: 4px; }
+.legend-chip > span { width: 14px; height: 14px; border: 1px solid #555; display: inline-block; }
+#flag-status { min-height: 1.5em; }
+"""
+
+KEYBOARD_JS = """
+<script>
+document.addEventListener('keydown', (event) => {
+  const tag = (event.target && event.target.tagName) || '';
+  if (['INPUT', 'TEXTAREA', 'SELECT'].includes(tag) || event.target.isContentEditable) return;
+  const ids = {'n': 'next-image', 'j': 'next-image', 'p': 'previous-image', 'k': 'previous-image'};
+  const id = ids[event.key];
+  if (!id) return;
+  const button = document.getElementById(id);
+  if (button) { button.click(); event.preventDefault(); }
+});
+</script>
+"""
+
+EXPECTED_ERRORS = (
+    ValueError,
+    KeyError,
+    DatasetError,
+    CheckpointError,
+    ValidationError,
+    FileNotFoundError,
+    PermissionError,
+)
+
+
+def friendly(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Show failures as a readable message in the page, never as a traceback."""
+
+    @functools.wraps(handler)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except gr.Error:
+            raise
+        except EXPECTED_ERRORS as error:
+            message = error.args[0] if isinstance(error, KeyError) and error.args else error
+            raise gr.Error(str(message), print_exception=False) from None
+        except Exception as error:
+            log.error("unexpected error in %s:\n%s", handler.__name__, traceback.format_exc())
+            raise gr.Error(
+                f"Unexpected error ({type(error).__name__}): {error}", print_exception=False
+            ) from None
+
+    return wrapped
+
+
+@dataclass(frozen=True)
+class AppOptions:
+    """What the app needs besides the workbench."""
+
+    export_dir: Path
+    upload_dir: Path
+
+
+def _frame(rows: list[list], headers: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=headers)
+
+
+QUEUE_HEADERS = ["image", "group", "score", "flags", "status"]
+FLAG_HEADERS = [
+    "id",
+    "image",
+    "target",
+    "severity",
+    "category",
+    "status",
+    "reviewer",
+    "note",
+    "region",
+    "updated",
+]
+HISTORY_HEADERS = ["when", "who", "action", "changes"]
+
+
+def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
+    """The Blocks app for one workbench; launch it with :func:`launch`."""
+    groups = bench.groups
+    names = bench.model_names
+    default_a, default_b = default_pair(names)
+    annotated = bench.dataset.annotated_classes
+    store = bench.store
+
+    def queue_frame(rows) -> pd.DataFrame:
+        return _frame(
+            [[r.sample_id, r.group or "", _round(r.value), r.flags, r.flag_status] for r in rows],
+            QUEUE_HEADERS,
+        )
+
+    def model_card(name: str) -> str:
+        model = bench.model(name)
+        meta = model.checkpoint.metadata
+        lines = [
+            f"**{escape(name)}** · loss `{escape(str(meta.loss or 'unknown'))}` · "
+            f"width {meta.width:g} · input {meta.input_size[0]}x{meta.input_size[1]} · "
+            f"sha256 `{model.hash[:12]}`",
+            f"preprocessing: {escape(model.checkpoint.preprocessing.describe())}",
+        ]
+        if meta.groups is not None:
+            lines.append("groups: " + escape(" < ".join(meta.groups.names)))
+        data = meta.training_data.get("description") or meta.training_data.get("root")
+        if data:
+            lines.append(f"trained on: {escape(str(data))}")
+        if meta.epochs:
+            lines.append(f"epochs: {meta.epochs}")
+        if model.checkpoint.assumed_preprocessing:
+            lines.append(
+                "⚠️ **bare recipe checkpoint: preprocessing assumed** (BGR, /255, 96x96 "
+                "nearest); scores are only meaningful if it was trained that way."
+            )
+        return "  \n".join(lines)
+
+    # ----------------------------------------------------------------- handlers
+
+    @friendly
+    def on_models(name_a: str, name_b: str) -> tuple[str, str]:
+        return model_card(name_a), model_card(name_b)
+
+    @friendly
+    def refresh_queue(name_a, name_b, sort_key, status, group, condition, state):
+        rows = bench.queue(name_a, name_b, sort_key, status, group, condition)
+        state = dict(state or {})
+        state["queue"] = [r.sample_id for r in rows]
+        current = state.get("sample_id")
+        state["position"] = state["queue"].index(current) if current in state["queue"] else 0
+        return queue_frame(rows), state, _position_text(state)
+
+    def _position_text(state: dict) -> str:
+        queue = state.get("queue") or []
+        if not queue:
+            return "No image matches the filters."
+        return f"Image {state.get('position', 0) + 1} of {len(queue)} · keys: n / p"
+
+    def render(view: ImageView, opacity, shown_groups, hidden, full_matrix):
+        options_ = panels.DisplayOptions(
+            opacity=opacity, visible_classes=panels.visible_classes(groups, shown_groups, hidden)
+        )
+        drawn = panels.render_panels(view, options_)
+        figure_a, figure_b = panels.confusion_figures(view, groups, full_matrix == "classes")
+        return (
+            panels.meta_markdown(view),
+            drawn.image,
+            drawn.ground_truth,
+            drawn.prediction_a,
+            drawn.prediction_b,
+            (drawn.prediction_a, drawn.prediction_b),
+            drawn.error_a,
+            drawn.error_b,
+            drawn.disagreement,
+            panels.class_legend(view) + panels.code_legends(),
+            _frame(panels.scores_table(view), panels.SCORE_HEADERS),
+            _frame(panels.instance_rows(view), panels.INSTANCE_HEADERS),
+            panels.iou_figure(view, groups, annotated),
+            figure_a,
+            figure_b,
+        )
+
+    def image_flags(sample_id: str | None) -> pd.DataFrame:
+        if not sample_id or sample_id == "upload":
+            return _frame([], FLAG_HEADERS)
+        flags = store.list_flags(image_id=bench.image_id(sample_id))
+        return _frame([_flag_row(f) for f in flags], FLAG_HEADERS)
+
+    @friendly
+    def show(state, name_a, name_b, opacity, shown_groups, hidden, full_matrix):
+        state = dict(state or {})
+        queue = state.get("queue") or []
+        if not queue:
+            return (state, *([None] * 15), image_flags(None), _position_text(state))
+        position = min(max(int(state.get("position", 0)), 0), len(queue) - 1)
+        state["position"] = position
+        state["sample_id"] = queue[position]
+        view = bench.view(queue[position], name_a, name_b)
+        outputs = render(view, opacity, shown_groups, hidden, full_matrix)
+        return (state, *outputs, image_flags(state["sample_id"]), _position_text(state))
+
+    def step(delta: int):
+        def move(state, *rest):
+            state = dict(state or {})
+            queue = state.get("queue") or []
+            if queue:
+                state["position"] = (int(state.get("position", 0)) + delta) % len(queue)
+            return show(state, *rest)
+
+        return move
+
+    @friendly
+    def pick_from_table(
+        event: gr.SelectData, state, name_a, name_b, opacity, shown_groups, hidden, full_matrix
+    ):
+        state = dict(state or {})
+        state["position"] = _selected_row(event)
+        return show(state, name_a, name_b, opacity, shown_groups, hidden, full_matrix)
+
+    @friendly
+    def open_worst(
+        event: gr.SelectData, table, state, name_a, name_b, opacity, shown_groups, hidden, full
+    ):
+        sample_id = str(table.iloc[_selected_row(event)]["image"])
+        state = dict(state or {})
+        queue = list(state.get("queue") or [])
+        if sample_id not in queue:
+            queue.insert(0, sample_id)
+        state["queue"] = queue
+        state["position"] = queue.index(sample_id)
+        shown = show(state, name_a, name_b, opacity, shown_groups, hidden, full)
+        return (gr.Tabs(selected="review"), *shown)
+
+    @friendly
+    def save_flag(state, name_a, name_b, reviewer, target, severity, category, note, region_text):
+        sample_id = (state or {}).get("sample_id")
+        if not sample_id:
+            raise ValueError("Pick an image before flagging it.")
+        flag = store.create_flag(
+            image_id=bench.image_id(sample_id),
+            reviewer=reviewer or "",
+            target=_target_key(target),
+            model_a_id=bench.model_id(name_a),
+            model_b_id=bench.model_id(name_b),
+            severity=severity,
+            category=category,
+            note=note or "",
+            region=parse_region(region_text),
+        )
+        message = (
+            f"✅ Saved flag #{flag.id} on {escape(sample_id)} "
+            f"({flag.severity}, {escape(flag.category)}) by {escape(flag.reviewer)}."
+        )
+        return message, image_flags(sample_id), "", reviewer
+
+    @friendly
+    def fill_region_from_instance(event: gr.SelectData, instances: pd.DataFrame):
+        box = instances.iloc[_selected_row(event)]["box"]
+        numbers = [int(part[1:]) for part in box.replace("–", " ").split()]
+        return ", ".join(str(n) for n in numbers)
+
+    @friendly
+    def evaluate_split(name_a, name_b, progress=gr.Progress()):  # noqa: B008 (Gradio's API)
+        progress((0, len(bench.dataset)), desc="Evaluating the split with both models")
+        result = bench.evaluate(
+            name_a,
+            name_b,
+            progress=lambda done, total: progress((done, total), desc="Evaluating", unit="images"),
+        )
+        return dataset_outputs(result)
+
+    def dataset_outputs(result: SplitScores):
+        a, b = result.models["A"], result.models["B"]
+        rows = []
+        for train_id in range(NUM_EVALUATED):
+            if train_id not in annotated:
+                rows.append([CLASS_NAMES[train_id], groups.group_name_of(train_id), None, None])
+                continue
+            rows.append(
+                [
+                    CLASS_NAMES[train_id],
+                    groups.group_name_of(train_id),
+                    _round(a.iou[train_id]),
+                    _round(b.iou[train_id]),
+                ]
+            )
+        summary = [
+            ["mIoU (Cityscapes)", _round(a.miou), _round(b.miou)],
+            [
+                "IoU weighted by pixels (recipe)",
+                _round(a.frequency_weighted_iou),
+                _round(b.frequency_weighted_iou),
+            ],
+            ["pixel accuracy", _round(a.pixel_accuracy), _round(b.pixel_accuracy)],
+            ["critical-miss rate", _round(a.critical_miss_rate), _round(b.critical_miss_rate)],
+            ["false-alarm rate", _round(a.false_alarm_rate), _round(b.false_alarm_rate)],
+            ["expected cost", _round(a.expected_cost), _round(b.expected_cost)],
+        ]
+        for index, name in enumerate(groups.names):
+            summary.append([f"IoU {name}", _round(a.group_iou[index]), _round(b.group_iou[index])])
+        worst = []
+        for image in sorted(
+            result.images,
+            key=lambda i: (
+                -max(_nan0(i.scores["A"]["safety_error"]), _nan0(i.scores["B"]["safety_error"]))
+            ),
+        )[:25]:
+            worst.append(
+                [
+                    image.sample_id,
+                    _round(image.scores["A"]["safety_error"]),
+                    _round(image.scores["B"]["safety_error"]),
+                    _round(image.scores["A"]["miou"]),
+                    _round(image.scores["B"]["miou"]),
+                    sum(1 for i in image.instances if i.missed["A"]),
+                    sum(1 for i in image.instances if i.missed["B"]),
+                ]
+            )
+        return (
+            f"Evaluated {len(result.images)} images of {escape(bench.dataset.describe())}.",
+            _frame(rows, ["class", "group", "IoU A", "IoU B"]),
+            _frame(summary, ["score", "A", "B"]),
+            class_iou_bars(
+                {"A": list(a.iou), "B": list(b.iou)},
+                groups,
+                title="Per-class IoU over the split",
+                annotated=[i in annotated for i in range(NUM_EVALUATED)],
+            ),
+            group_iou_bars({"A": a.to_dict()["group_iou"], "B": b.to_dict()["group_iou"]}, groups),
+            group_confusion_figure(a.group_confusion, groups, "A: importance-group confusion"),
+            group_confusion_figure(b.group_confusion, groups, "B: importance-group confusion"),
+            _frame(
+                worst,
+                ["image", "safety A", "safety B", "mIoU A", "mIoU B", "missed A", "missed B"],
+            ),
+        )
+
+    @friendly
+    def list_all_flags(status, severity, category, reviewer):
+        flags = store.list_flags(
+            status=status or None,
+            severity=severity or None,
+            category=category or None,
+            reviewer=reviewer.strip() or None if reviewer else None,
+            dataset_id=bench.dataset_id,
+            limit=1000,
+        )
+        return _frame([_flag_row(f) for f in flags], FLAG_HEADERS)
+
+    @friendly
+    def pick_flag(event: gr.SelectData, table: pd.DataFrame):
+        flag_id = int(table.iloc[_selected_row(event)]["id"])
+        return flag_id, history_frame(flag_id), f"Flag #{flag_id} selected."
+
+    def history_frame(flag_id: int | None) -> pd.DataFrame:
+        if not flag_id:
+            return _frame([], HISTORY_HEADERS)
+        events = store.flag_history(int(flag_id))
+        return _frame(
+            [
+                [
+                    e.at.strftime("%Y-%m-%d %H:%M:%S"),
+                    e.reviewer,
+                    e.action,
+                    "; ".join(f"{k}: {old!r} → {new!r}" for k, (old, new) in e.changes.items()),
+                ]
+                for e in events
+            ],
+            HISTORY_HEADERS,
+        )
+
+    @friendly
+    def change_status(flag_id, new_status, reviewer, filters_status, severity, category, who):
+        if not flag_id:
+            raise ValueError("Select a flag in the table first.")
+        flag = store.update_flag(int(flag_id), reviewer or "", status=new_status)
+        return (
+            f"Flag #{flag.id} is now {flag.status}.",
+            history_frame(flag.id),
+            list_all_flags(filters_status, severity, category, who),
+        )
+
+    @friendly
+    def predict_upload(image, name_a, name_b, opacity):
+        if image is None:
+            raise ValueError("Upload an image first.")
+        image = np.ascontiguousarray(image[..., :3]).astype(np.uint8)
+        view = bench.view_upload(image, name_a, name_b)
+        drawn = panels.render_panels(view, panels.DisplayOptions(opacity=opacity))
+        changed = float(view.models_differ.mean())
+        return (
+            drawn.prediction_a,
+            drawn.prediction_b,
+            drawn.disagreement,
+            f"The models disagree on {changed:.1%} of the pixels (red).",
+            panels.class_legend(view),
+        )
+
+    @friendly
+    def flag_upload(image, name_a, name_b, reviewer, target, severity, category, note):
+        if image is None:
+            raise ValueError("Upload an image first.")
+        upload_id = bench.add_upload(np.ascontiguousarray(image[..., :3]).astype(np.uint8))
+        flag = store.create_flag(
+            image_id=upload_id,
+            reviewer=reviewer or "",
+            target=_target_key(target),
+            model_a_id=bench.model_id(name_a),
+            model_b_id=bench.model_id(name_b),
+            severity=severity,
+            category=category,
+            note=note or "",
+        )
+        return f"✅ Saved flag #{flag.id} on your image (stored as {escape(flag.image_key)})."
+
+    # ------------------------------------------------------------------ layout
+
+    with gr.Blocks(title="SegNet review bench") as app:
+        state = gr.State({})
+        reviewer_memory = gr.BrowserState("", storage_key="segbench-reviewer")
+        gr.Markdown(
+            f"## SegNet review bench\n{escape(bench.dataset.describe())} · "
+            f"importance groups: {escape(' < '.join(groups.names))}"
+        )
+        with gr.Row():
+            with gr.Column():
+                model_a = gr.Dropdown(names, value=default_a, label="Model A")
+                card_a = gr.Markdown()
+            with gr.Column():
+                model_b = gr.Dropdown(names, value=default_b, label="Model B")
+                card_b = gr.Markdown()
+        with gr.Tabs() as tabs:
+            with gr.Tab("Review", id="review"), gr.Row():
+                with gr.Column(scale=1, min_width=320):
+                    sort_key = gr.Dropdown(
+                        list(SORT_KEYS), value=next(iter(SORT_KEYS)), label="Order (worst first)"
+                    )
+                    with gr.Row():
+                        status_filter = gr.Dropdown(
+                            list(FLAG_STATES), value="any", label="Flag status"
+                        )
+                        group_filter = gr.Dropdown(
+                            ["any", *bench.groups_available()], value="any", label="City / sequence"
+                        )
+                    condition_filter = gr.Dropdown(
+                        ["any", *bench.conditions_available()],
+                        value="any",
+                        label="Condition (synthetic set)",
+                    )
+                    queue_table = gr.Dataframe(
+                        headers=QUEUE_HEADERS,
+                        interactive=False,
+                        max_height=420,
+                        label="Review queue (click a row)",
+                        elem_id="queue-table",
+                    )
+                    with gr.Row():
+                        previous_button = gr.Button("◀ Previous", elem_id="previous-image")
+                        next_button = gr.Button("Next ▶", variant="primary", elem_id="next-image")
+                    position = gr.Markdown()
+                with gr.Column(scale=3):
+                    meta = gr.Markdown(elem_id="image-title")
+                    with gr.Row():
+                        opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
+                        shown_groups = gr.CheckboxGroup(
+                            list(groups.names),
+                            value=list(groups.names),
+                            label="Show groups",
+                        )
+                        hidden_classes = gr.Dropdown(
+                            list(CLASS_NAMES),
+                            value=[],
+                            multiselect=True,
+                            label="Hide classes",
+                        )
+                    with gr.Row():
+                        input_image = gr.Image(label="Input", interactive=False, format="png")
+                        gt_image = gr.Image(label="Ground truth", interactive=False, format="png")
+                    with gr.Row():
+                        pred_a_image = gr.Image(
+                            label="Prediction A",
+                            interactive=False,
+                            format="png",
+                            elem_id="prediction-a",
+                        )
+                        pred_b_image = gr.Image(
+                            label="Prediction B",
+                            interactive=False,
+                            format="png",
+                            elem_id="prediction-b",
+                        )
+                    slider = gr.ImageSlider(label="A ◀ slide ▶ B", format="png")
+                    with gr.Row():
+                        error_a_image = gr.Image(
+                            label="Errors of A", interactive=False, format="png"
+                        )
+                        error_b_image = gr.Image(
+                            label="Errors of B", interactive=False, format="png"
+                        )
+                        disagreement_image = gr.Image(
+                            label="Disagreement on critical pixels",
+                            interactive=False,
+                            format="png",
+                        )
+                    legend = gr.HTML()
+                    with gr.Row():
+                        scores = gr.Dataframe(
+                            headers=panels.SCORE_HEADERS,
+                            interactive=False,
+                            label="Scores on this image",
+                        )
+                        instances = gr.Dataframe(
+                            headers=panels.INSTANCE_HEADERS,
+                            interactive=False,
+                            label="Objects (click one to use its box as flag region)",
+                        )
+                    iou_plot = gr.Plot(label="Per-class IoU")
+                    matrix_kind = gr.Radio(
+                        ["groups", "classes"], value="groups", label="Confusion matrix"
+                    )
+                    with gr.Row():
+                        confusion_a = gr.Plot(label="Confusion of A")
+                        confusion_b = gr.Plot(label="Confusion of B")
+                    with gr.Group():
+                        gr.Markdown("### Flag this image")
+                        with gr.Row():
+                            reviewer = gr.Textbox(
+                                label="Reviewer", placeholder="your name", elem_id="reviewer-name"
+                            )
+                            target = gr.Radio(
+                                list(TARGET_LABELS.values()), value="model A", label="What is wrong"
+                            )
+                            severity = gr.Radio(list(SEVERITIES), value="major", label="Severity")
+                            category = gr.Dropdown(
+                                store.categories(), value=store.categories()[0], label="Category"
+                            )
+                        with gr.Row():
+                            note = gr.Textbox(
+                                label="Note", lines=2, max_length=10_000, elem_id="flag-note"
+                            )
+                            region = gr.Textbox(
+                                label="Region x0, y0, x1, y1 (optional)",
+                                placeholder="e.g. 120, 40, 180, 130",
+                            )
+                        save_button = gr.Button("Save flag", variant="primary", elem_id="save-flag")
+                        flag_status = gr.Markdown(elem_id="flag-status")
+                    this_image_flags = gr.Dataframe(
+                        headers=FLAG_HEADERS, interactive=False, label="Flags on this image"
+                    )
+            with gr.Tab("Dataset", id="dataset"):
+                evaluate_button = gr.Button(
+                    "Evaluate the split with both models", variant="primary"
+                )
+                evaluation_status = gr.Markdown()
+                with gr.Row():
+                    class_table = gr.Dataframe(interactive=False, label="Per-class IoU")
+                    summary_table = gr.Dataframe(interactive=False, label="Split scores")
+                split_iou_plot = gr.Plot()
+                split_group_plot = gr.Plot()
+                with gr.Row():
+                    split_confusion_a = gr.Plot()
+                    split_confusion_b = gr.Plot()
+                worst_table = gr.Dataframe(
+                    interactive=False, label="Worst images (click one to review it)"
+                )
+            with gr.Tab("Flags", id="flags"):
+                with gr.Row():
+                    flags_status = gr.Dropdown(list(STATUSES), multiselect=True, label="Status")
+                    flags_severity = gr.Dropdown(
+                        list(SEVERITIES), multiselect=True, label="Severity"
+                    )
+                    flags_category = gr.Dropdown(
+                        store.categories(), multiselect=True, label="Category"
+                    )
+                    flags_reviewer = gr.Textbox(label="Reviewer")
+                    refresh_flags = gr.Button("Refresh")
+                all_flags = gr.Dataframe(
+                    headers=FLAG_HEADERS,
+                    interactive=False,
+                    label="All flags (click one for its history)",
+                )
+                selected_flag = gr.State(None)
+                with gr.Row():
+                    new_status = gr.Dropdown(
+                        list(STATUSES), value="confirmed", label="Set status of the selected flag"
+                    )
+                    apply_status = gr.Button("Apply")
+                status_message = gr.Markdown()
+                history = gr.Dataframe(
+                    headers=HISTORY_HEADERS, interactive=False, label="Audit trail"
+                )
+            with gr.Tab("Your image", id="upload"):
+                with gr.Row():
+                    upload = gr.Image(
+                        label="Your road scene", type="numpy", sources=["upload", "clipboard"]
+                    )
+                    with gr.Column():
+                        run_upload = gr.Button("Predict with both models", variant="primary")
+                        upload_summary = gr.Markdown()
+                        upload_legend = gr.HTML()
+                with gr.Row():
+                    upload_a = gr.Image(label="Prediction A", interactive=False, format="png")
+                    upload_b = gr.Image(label="Prediction B", interactive=False, format="png")
+                    upload_diff = gr.Image(
+                        label="Where A and B differ", interactive=False, format="png"
+                    )
+                with gr.Row():
+                    upload_target = gr.Radio(
+                        list(TARGET_LABELS.values())[1:], value="model A", label="What is wrong"
+                    )
+                    upload_severity = gr.Radio(list(SEVERITIES), value="major", label="Severity")
+                    upload_category = gr.Dropdown(
+                        store.categories(), value=store.categories()[0], label="Category"
+                    )
+                upload_note = gr.Textbox(label="Note", lines=2, max_length=10_000)
+                flag_upload_button = gr.Button("Flag this image")
+                upload_status = gr.Markdown()
+
+        # ------------------------------------------------------------- events
+        display = [opacity, shown_groups, hidden_classes, matrix_kind]
+        view_outputs = [
+            state,
+            meta,
+            input_image,
+            gt_image,
+            pred_a_image,
+            pred_b_image,
+            slider,
+            error_a_image,
+            error_b_image,
+            disagreement_image,
+            legend,
+            scores,
+            instances,
+            iou_plot,
+            confusion_a,
+            confusion_b,
+            this_image_flags,
+            position,
+        ]
+        queue_inputs = [
+            model_a,
+            model_b,
+            sort_key,
+            status_filter,
+            group_filter,
+            condition_filter,
+            state,
+        ]
+        show_inputs = [state, model_a, model_b, *display]
+
+        app.load(on_models, [model_a, model_b], [card_a, card_b])
+        app.load(lambda remembered: remembered or "", [reviewer_memory], [reviewer])
+        for trigger in (model_a, model_b):
+            trigger.change(on_models, [model_a, model_b], [card_a, card_b])
+        queue_events = [
+            app.load,
+            sort_key.change,
+            status_filter.change,
+            group_filter.change,
+            condition_filter.change,
+            model_a.change,
+            model_b.change,
+        ]
+        for event in queue_events:
+            event(refresh_queue, queue_inputs, [queue_table, state, position]).then(
+                show, show_inputs, view_outputs
+            )
+        for control in display:
+            control.change(show, show_inputs, view_outputs)
+        next_button.click(step(1), show_inputs, view_outputs)
+        previous_button.click(step(-1), show_inputs, view_outputs)
+        queue_table.select(pick_from_table, show_inputs, view_outputs)
+        instances.select(fill_region_from_instance, [instances], [region])
+        reviewer.change(lambda name: name, [reviewer], [reviewer_memory])
+        save_button.click(
+            save_flag,
+            [state, model_a, model_b, reviewer, target, severity, category, note, region],
+            [flag_status, this_image_flags, note, reviewer_memory],
+        )
+        evaluate_button.click(
+            evaluate_split,
+            [model_a, model_b],
+            [
+                evaluation_status,
+                class_table,
+                summary_table,
+                split_iou_plot,
+                split_group_plot,
+                split_confusion_a,
+                split_confusion_b,
+                worst_table,
+            ],
+        ).then(refresh_queue, queue_inputs, [queue_table, state, position])
+
+        worst_table.select(open_worst, [worst_table, *show_inputs], [tabs, *view_outputs])
+        flag_filters = [flags_status, flags_severity, flags_category, flags_reviewer]
+        refresh_flags.click(list_all_flags, flag_filters, [all_flags])
+        tabs.select(list_all_flags, flag_filters, [all_flags])
+        all_flags.select(pick_flag, [all_flags], [selected_flag, history, status_message])
+        apply_status.click(
+            change_status,
+            [selected_flag, new_status, reviewer, *flag_filters],
+            [status_message, history, all_flags],
+        )
+        run_upload.click(
+            predict_upload,
+            [upload, model_a, model_b, opacity],
+            [upload_a, upload_b, upload_diff, upload_summary, upload_legend],
+        )
+        flag_upload_button.click(
+            flag_upload,
+            [
+                upload,
+                model_a,
+                model_b,
+                reviewer,
+                upload_target,
+                upload_severity,
+                upload_category,
+                upload_note,
+            ],
+            [upload_status],
+        )
+    return app
+
+
+def _selected_row(event: gr.SelectData) -> int:
+    """Row index of a Dataframe selection (Gradio gives [row, column])."""
+    index = event.index
+    return int(index[0] if isinstance(index, list | tuple) else index)
+
+
+def _round(value: float | None) -> float | None:
+    if value is None or np.isnan(value):
+        return None
+    return round(float(value), 4)
+
+
+def _nan0(value: float | None) -> float:
+    return 0.0 if value is None or np.isnan(value) else float(value)
+
+
+def _target_key(label: str) -> str:
+    for key, text in TARGET_LABELS.items():
+        if label in (key, text):
+            return key
+    raise ValueError(f"unknown flag target {label!r}; choose one of {', '.join(TARGET_LABELS)}")
+
+
+def parse_region(text: str | None) -> tuple[int, int, int, int] | None:
+    """``"x0, y0, x1, y1"`` -> a box; empty -> None; anything else a clear error."""
+    if text is None or not text.strip():
+        return None
+    parts = [p for p in text.replace(",", " ").split() if p]
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(
+            f"region must be four whole numbers x0, y0, x1, y1; got {text!r}"
+        ) from None
+    if len(numbers) != 4:
+        raise ValueError(f"region must be four whole numbers x0, y0, x1, y1; got {text!r}")
+    x0, y0, x1, y1 = numbers
+    return x0, y0, x1, y1
+
+
+def _flag_row(flag) -> list:
+    region = "" if flag.region is None else ", ".join(str(v) for v in flag.region.as_list())
+    return [
+        flag.id,
+        flag.image_key,
+        TARGET_LABELS.get(flag.target, flag.target),
+        flag.severity,
+        flag.category,
+        flag.status,
+        flag.reviewer,
+        flag.note,
+        region,
+        flag.updated_at.strftime("%Y-%m-%d %H:%M"),
+    ]

@@ -1,0 +1,140 @@
+"""Command line of the review app (``python launch.py --help``): builds the services and
+starts the Gradio server, bound to 127.0.0.1 unless told otherwise."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from db.config import default_data_dir, resolve_db_url
+from db.store import ReviewStore, ValidationError
+from models.checkpoints import CheckpointError
+from models.datasets import DatasetError, open_dataset
+from models.device import DEVICE_CHOICES, DeviceError
+from models.inference import InferenceEngine
+from models.labels import DEFAULT_GROUPS, GroupsError, ImportanceGroups
+from reviewer.app import CSS, KEYBOARD_JS, AppOptions, build_app
+from reviewer.workbench import SHIPPED_MODELS, Workbench, default_pair, find_checkpoints
+
+DEMO = "demo"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python launch.py",
+        description="Review two SegNet models side by side (CE vs importance-aware loss): "
+        "ground truth against both predictions, per-class IoU and importance-group "
+        "confusion, a worst-first review queue, flags with an audit trail, error reports.",
+    )
+    parser.add_argument(
+        "--data",
+        default=DEMO,
+        help="dataset folder (Cityscapes, KITTI, CamVid or plain images; detected), or "
+        "'demo' for the synthetic demo set, generated on first use (default: demo)",
+    )
+    parser.add_argument("--split", default="val", help="split to review (default: val)")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="FILE_OR_DIR",
+        help="checkpoint files or folders of them, offered besides the shipped demo models",
+    )
+    parser.add_argument(
+        "--db",
+        help="review database URL (default: $SEGBENCH_DB, else a SQLite file in the data "
+        "folder); e.g. postgresql+psycopg://user@host/reviews for a team",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1: only this machine; 0.0.0.0 exposes it)",
+    )
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    parser.add_argument("--groups", type=Path, help="importance groups TOML (default: recipe)")
+    parser.add_argument(
+        "--export-dir",
+        type=Path,
+        help="where exported reports are written (default: <data folder>/exports)",
+    )
+    parser.add_argument(
+        "--no-evaluate",
+        action="store_true",
+        help="do not evaluate the split at start (the queue is then ordered by name until "
+        "you evaluate it in the Dataset tab)",
+    )
+    return parser
+
+
+def prepare(args: argparse.Namespace) -> tuple[Workbench, AppOptions]:
+    """Build the workbench the app serves; evaluates the split once if nothing is cached."""
+    groups = ImportanceGroups.load(args.groups) if args.groups else DEFAULT_GROUPS
+    if args.data == DEMO:
+        from models.synthetic import ensure_demo_dataset
+
+        data_path = ensure_demo_dataset(progress=True)
+    else:
+        data_path = Path(args.data)
+    dataset = open_dataset(data_path, args.split)
+    print(dataset.describe(), file=sys.stderr)
+    for skipped in dataset.skipped[:20]:
+        print(f"  skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    checkpoints = find_checkpoints(
+        [SHIPPED_MODELS, *args.models] if SHIPPED_MODELS.is_dir() else args.models
+    )
+    data_dir = default_data_dir()
+    bench = Workbench(
+        dataset=dataset,
+        engine=InferenceEngine(device=args.device),
+        store=ReviewStore.open(resolve_db_url(args.db)),
+        checkpoints=checkpoints,
+        upload_dir=data_dir / "uploads",
+        groups=groups,
+    )
+    options = AppOptions(
+        export_dir=(args.export_dir or data_dir / "exports").expanduser().resolve(),
+        upload_dir=data_dir / "uploads",
+    )
+    names = bench.model_names
+    first, second = default_pair(names)
+    if dataset.has_labels and not args.no_evaluate and bench.cached_scores(first, second) is None:
+        with tqdm(total=len(dataset), desc="first evaluation of the split", unit="img") as bar:
+            bench.evaluate(first, second, progress=lambda done, _: bar.update(done - bar.n))
+    return bench, options
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING)
+    args = build_parser().parse_args(argv)
+    try:
+        bench, options = prepare(args)
+    except (
+        DatasetError,
+        CheckpointError,
+        GroupsError,
+        DeviceError,
+        ValidationError,
+        FileNotFoundError,
+        ValueError,
+    ) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    app = build_app(bench, options)
+    options.export_dir.mkdir(parents=True, exist_ok=True)
+    app.queue(default_concurrency_limit=4).launch(
+        server_name=args.host,
+        server_port=args.port,
+        allowed_paths=[str(options.export_dir)],
+        css=CSS,
+        head=KEYBOARD_JS,
+        show_error=False,
+        footer_links=[],
+    )
+    return 0

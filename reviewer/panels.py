@@ -1,0 +1,214 @@
+"""What the review panels show for one :class:`ImageView`: pure functions, no Gradio.
+
+The GUI and the HTML report both call these, so an image looks the same in both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from html import escape
+
+import numpy as np
+import plotly.graph_objects as go
+
+from models.labels import CLASS_NAMES, CLASSES, NUM_EVALUATED, ImportanceGroups
+from models.metrics import group_confusion
+from reviewer.overlays import (
+    DISAGREEMENT_CODES,
+    DISAGREEMENT_PALETTE,
+    ERROR_CODES,
+    ERROR_PALETTE,
+    class_overlay,
+    code_overlay,
+    legend_html,
+)
+from reviewer.plots import class_confusion_figure, class_iou_bars, group_confusion_figure
+from reviewer.workbench import ImageView
+
+
+@dataclass(frozen=True)
+class DisplayOptions:
+    """How a person wants the panels drawn."""
+
+    opacity: float = 0.6
+    visible_classes: frozenset[int] | None = None
+    """Classes drawn in the overlays; None draws all."""
+
+
+@dataclass(frozen=True)
+class Panels:
+    image: np.ndarray
+    ground_truth: np.ndarray | None
+    prediction_a: np.ndarray
+    prediction_b: np.ndarray
+    error_a: np.ndarray | None
+    error_b: np.ndarray | None
+    disagreement: np.ndarray
+
+
+def visible_classes(
+    groups: ImportanceGroups, shown_groups: Collection[str], hidden_classes: Collection[str]
+) -> frozenset[int] | None:
+    """Classes to draw from the group and class toggles; None when everything is shown."""
+    shown = {
+        train_id
+        for name, members in zip(groups.names, groups.members, strict=True)
+        if name in shown_groups
+        for train_id in members
+        if CLASS_NAMES[train_id] not in hidden_classes
+    }
+    return None if len(shown) == len(CLASS_NAMES) else frozenset(shown)
+
+
+def render_panels(view: ImageView, options: DisplayOptions) -> Panels:
+    """Colour overlays of truth and predictions, error maps and the disagreement map.
+
+    Without ground truth the disagreement panel shows where A and B predict different
+    classes (in the "both wrong" colour), so an uploaded image still shows their conflict.
+    """
+    overlay = {"opacity": options.opacity, "visible_classes": options.visible_classes}
+    if view.disagreement is not None:
+        disagreement = code_overlay(view.image, view.disagreement, DISAGREEMENT_PALETTE)
+    else:
+        codes = np.where(view.models_differ, np.uint8(3), np.uint8(255))
+        disagreement = code_overlay(view.image, codes, DISAGREEMENT_PALETTE)
+    return Panels(
+        image=view.image,
+        ground_truth=None
+        if view.ground_truth is None
+        else class_overlay(view.image, view.ground_truth, **overlay),
+        prediction_a=class_overlay(view.image, view.prediction_a, **overlay),
+        prediction_b=class_overlay(view.image, view.prediction_b, **overlay),
+        error_a=None
+        if view.error_a is None
+        else code_overlay(view.image, view.error_a, ERROR_PALETTE),
+        error_b=None
+        if view.error_b is None
+        else code_overlay(view.image, view.error_b, ERROR_PALETTE),
+        disagreement=disagreement,
+    )
+
+
+def class_legend(view: ImageView) -> str:
+    """Legend of the classes present in the truth or either prediction."""
+    maps = [view.prediction_a, view.prediction_b]
+    if view.ground_truth is not None:
+        maps.append(view.ground_truth)
+    present = np.zeros(len(CLASSES), dtype=bool)
+    for labels in maps:
+        present |= np.bincount(labels.ravel(), minlength=len(CLASSES)).astype(bool)
+    return legend_html((c.name, c.color) for c in CLASSES if present[c.train_id])
+
+
+def code_legends() -> str:
+    errors = legend_html((name, color) for code, (name, color) in ERROR_CODES.items() if code)
+    agreement = legend_html(DISAGREEMENT_CODES.values())
+    return (
+        f"<div><b>Error maps</b> (ground-truth background is not judged){errors}</div>"
+        f"<div><b>Disagreement on critical pixels</b>{agreement}</div>"
+    )
+
+
+def _fmt(value: float | None, percent: bool = False) -> str:
+    if value is None or np.isnan(value):
+        return "n/a"
+    return f"{value:.1%}" if percent else f"{value:.3f}"
+
+
+def scores_table(view: ImageView) -> list[list[str]]:
+    """Rows (score, A, B) for the image's headline scores."""
+    if view.scores_a is None or view.scores_b is None:
+        return []
+    rows = [
+        ("mIoU", "miou", False),
+        ("pixel accuracy", "pixel_accuracy", True),
+        ("critical-miss rate", "critical_miss_rate", True),
+        ("false-alarm rate", "false_alarm_rate", True),
+        ("safety error", "safety_error", False),
+        ("expected cost", "expected_cost", False),
+    ]
+    table = [
+        [label, _fmt(view.scores_a[key], pct), _fmt(view.scores_b[key], pct)]
+        for label, key, pct in rows
+    ]
+    if view.disagreement_counts:
+        counts = view.disagreement_counts
+        table.append(
+            [
+                "critical pixels: only A right / only B right",
+                str(counts["only_a"]),
+                str(counts["only_b"]),
+            ]
+        )
+        table.append(
+            [
+                "critical pixels: both right / both wrong",
+                str(counts["both_right"]),
+                str(counts["both_wrong"]),
+            ]
+        )
+    return table
+
+
+def instance_rows(view: ImageView) -> list[list]:
+    """One row per ground-truth object: class, size, box, recall of A and B, missed marks."""
+    rows = []
+    for instance in sorted(view.instances, key=lambda i: -i.pixels):
+        recall_a, recall_b = instance.recall["A"], instance.recall["B"]
+        rows.append(
+            [
+                instance.instance_id,
+                instance.class_name,
+                instance.pixels,
+                "x{} y{} – x{} y{}".format(*instance.box),
+                f"{recall_a:.0%}" + (" MISSED" if instance.missed["A"] else ""),
+                f"{recall_b:.0%}" + (" MISSED" if instance.missed["B"] else ""),
+            ]
+        )
+    return rows
+
+
+INSTANCE_HEADERS = ["instance", "class", "pixels", "box", "recall A", "recall B"]
+SCORE_HEADERS = ["score", "A", "B"]
+
+
+def iou_figure(view: ImageView, groups: ImportanceGroups, annotated: Collection[int]) -> go.Figure:
+    if view.scores_a is None or view.scores_b is None:
+        return class_iou_bars({}, groups, title="Per-class IoU (no ground truth)")
+    return class_iou_bars(
+        {"A": view.scores_a["iou"], "B": view.scores_b["iou"]},
+        groups,
+        title="Per-class IoU on this image (A solid, B hatched; colour = importance group)",
+        annotated=[i in annotated for i in range(NUM_EVALUATED)],
+    )
+
+
+def confusion_figures(
+    view: ImageView, groups: ImportanceGroups, full: bool
+) -> tuple[go.Figure | None, go.Figure | None]:
+    """Importance-group (or full 20x20) confusion of A and of B on this image."""
+    if view.confusion_a is None or view.confusion_b is None:
+        return None, None
+    if full:
+        return (
+            class_confusion_figure(view.confusion_a, groups, "A: class confusion"),
+            class_confusion_figure(view.confusion_b, groups, "B: class confusion"),
+        )
+    return (
+        group_confusion_figure(group_confusion(view.confusion_a, groups), groups, "A: groups"),
+        group_confusion_figure(group_confusion(view.confusion_b, groups), groups, "B: groups"),
+    )
+
+
+def meta_markdown(view: ImageView) -> str:
+    """The image's id and, for synthetic scenes, its conditions (escaped)."""
+    text = f"**{escape(view.sample_id)}**"
+    conditions = view.meta.get("conditions") if view.meta else None
+    if conditions:
+        parts = ", ".join(f"{escape(str(k))}: {escape(str(v))}" for k, v in conditions.items())
+        text += f" · {parts}"
+    hard = view.meta.get("hard_cases") if view.meta else None
+    if hard:
+        text += " · hard cases: " + ", ".join(escape(str(h)) for h in hard)
+    return text

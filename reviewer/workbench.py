@@ -1,0 +1,510 @@
+"""The review service behind the GUI and the export: one object per running app.
+
+It owns what is shared between browser sessions: the dataset split, the model catalogue,
+the inference engine (with its prediction cache) and the review store. It turns an image
+id and two model names into an :class:`ImageView` (every array and score a panel shows)
+and a split into a ranked review queue. Nothing here knows about Gradio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from db.store import ImageRecord, ModelInfo, ReviewStore
+from models.checkpoints import CheckpointError
+from models.confusion import joint_confusion
+from models.datasets import SegmentationDataset, read_png_header, read_rgb_image
+from models.evaluate import ProgressCallback, evaluate_split
+from models.inference import InferenceEngine, LoadedModel
+from models.instances import DEFAULT_MIN_RECALL, InstanceScore, instance_scores
+from models.labels import DEFAULT_GROUPS, ImportanceGroups
+from models.metrics import (
+    ImageResult,
+    SplitScores,
+    disagreement_from_joint,
+    disagreement_map,
+    error_map,
+    image_scores_from_matrix,
+)
+
+SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models" / "checkpoints"
+"""The demo checkpoints that come with the project."""
+
+SORT_KEYS: dict[str, str] = {
+    "safety error of either model": "Images where A or B makes the most dangerous errors first",
+    "safety error of A": "Images where A makes the most dangerous errors first",
+    "safety error of B": "Images where B makes the most dangerous errors first",
+    "improvement of B over A": "Images where B is safer than A by the widest margin first",
+    "regression of B against A": "Images where B is less safe than A by the widest margin first",
+    "disagreement on critical pixels": "Critical pixels exactly one model gets right, most first",
+    "mIoU of A": "Lowest mIoU of A first",
+    "mIoU of B": "Lowest mIoU of B first",
+    "name": "Image id, alphabetical",
+}
+"""Review-queue orders; the first is the default (worst first)."""
+
+STORED_SCORE_KEYS = (
+    "miou",
+    "pixel_accuracy",
+    "critical_miss_rate",
+    "false_alarm_rate",
+    "safety_error",
+    "expected_cost",
+)
+"""Per-image scores cached in the store for each model version."""
+PAIR_KEYS = ("both_right", "only_a", "only_b", "both_wrong")
+
+
+def find_checkpoints(sources: Iterable[Path]) -> dict[str, Path]:
+    """Checkpoint files (``*.pt``/``*.pth``) in the given files and folders, by unique name."""
+    found: dict[str, Path] = {}
+    for source in sources:
+        source = Path(source).expanduser()
+        if source.is_dir():
+            files = sorted(p for p in source.iterdir() if p.suffix in (".pt", ".pth"))
+            files = [p for p in files if not p.name.endswith((".last.pt", ".resume.pt"))]
+        elif source.is_file():
+            files = [source]
+        else:
+            raise FileNotFoundError(f"model file or folder not found: {source}")
+        for path in files:
+            name, n = path.stem, 2
+            while name in found and found[name] != path.resolve():
+                name, n = f"{path.stem}-{n}", n + 1
+            found[name] = path.resolve()
+    return found
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of an RGB image (OpenCV writes BGR)."""
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("the image could not be encoded as PNG")
+    return encoded.tobytes()
+
+
+def default_pair(names: Sequence[str]) -> tuple[str, str]:
+    """Model A and B shown first: a CE and an IAL model when their names say so."""
+    first = next((n for n in names if "ce" in n.lower().split("-")), names[0])
+    second = next((n for n in names if "ial" in n.lower() and n != first), names[-1])
+    return first, second
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ImageView:
+    """Everything the review panels show for one image and one pair of models."""
+
+    sample_id: str
+    image: np.ndarray
+    ground_truth: np.ndarray | None
+    prediction_a: np.ndarray
+    prediction_b: np.ndarray
+    scores_a: dict | None
+    scores_b: dict | None
+    error_a: np.ndarray | None
+    error_b: np.ndarray | None
+    disagreement: np.ndarray | None
+    """Codes of :func:`models.metrics.disagreement_map` on critical pixels (GT needed)."""
+    disagreement_counts: dict | None
+    confusion_a: np.ndarray | None
+    """20x20 confusion of A on this image (rows = ground truth); None without labels."""
+    confusion_b: np.ndarray | None
+    models_differ: np.ndarray
+    """Where A and B predict different classes (works without ground truth)."""
+    instances: tuple[InstanceScore, ...]
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    sample_id: str
+    group: str | None
+    value: float | None
+    flags: int
+    flag_status: str
+
+
+@dataclass
+class Workbench:
+    """Shared state of one running review app; thread-safe for several browser sessions."""
+
+    dataset: SegmentationDataset
+    engine: InferenceEngine
+    store: ReviewStore
+    checkpoints: dict[str, Path]
+    upload_dir: Path | None = None
+    """Where images people upload for review are kept (so their flags point at a file)."""
+    groups: ImportanceGroups = DEFAULT_GROUPS
+    min_recall: float = DEFAULT_MIN_RECALL
+    view_cache_size: int = 64
+    _dataset_id: int = field(init=False)
+    _image_ids: dict[str, int] = field(init=False)
+    _model_ids: dict[str, ModelInfo] = field(init=False, default_factory=dict)
+    _views: OrderedDict = field(init=False, default_factory=OrderedDict)
+    _pairs: dict[tuple[str, str], dict[str, dict]] = field(init=False, default_factory=dict)
+    _lock: threading.RLock = field(init=False, default_factory=threading.RLock)
+
+    def __post_init__(self) -> None:
+        if not self.checkpoints:
+            raise CheckpointError("no model checkpoint found; pass --models FILE_OR_DIR")
+        info = self.store.register_dataset(
+            name=f"{self.dataset.layout}:{self.dataset.root.name}",
+            root=str(self.dataset.root),
+            layout=self.dataset.layout,
+            split=self.dataset.split,
+        )
+        self._dataset_id = info.id
+        records = []
+        for sample in self.dataset.samples:
+            height, width = _image_size(sample.image_path)
+            records.append(
+                ImageRecord(
+                    image_key=sample.id,
+                    path=str(sample.image_path),
+                    content_hash=file_sha256(sample.image_path),
+                    width=width,
+                    height=height,
+                )
+            )
+        self._image_ids = self.store.register_images(self._dataset_id, records)
+
+    @property
+    def dataset_id(self) -> int:
+        return self._dataset_id
+
+    @property
+    def model_names(self) -> list[str]:
+        return list(self.checkpoints)
+
+    def image_id(self, sample_id: str) -> int:
+        """The store's id of an image of the split (KeyError naming it if unknown)."""
+        try:
+            return self._image_ids[sample_id]
+        except KeyError:
+            raise KeyError(f"no image {sample_id!r} in {self.dataset.describe()}") from None
+
+    def model(self, name: str) -> LoadedModel:
+        """The loaded model of a catalogue name; registers its version in the store."""
+        if name not in self.checkpoints:
+            raise KeyError(f"unknown model {name!r}; known: {', '.join(self.checkpoints)}")
+        loaded = self.engine.load(self.checkpoints[name])
+        with self._lock:
+            if name not in self._model_ids:
+                metadata = loaded.checkpoint.metadata.to_dict()
+                metadata["assumed_preprocessing"] = loaded.checkpoint.assumed_preprocessing
+                self._model_ids[name] = self.store.register_model(name, loaded.hash, metadata)
+        return loaded
+
+    def model_id(self, name: str) -> int:
+        self.model(name)
+        return self._model_ids[name].id
+
+    def view(self, sample_id: str, name_a: str, name_b: str) -> ImageView:
+        """Both models' predictions, errors and scores on one image (cached per pair)."""
+        key = (sample_id, name_a, name_b)
+        with self._lock:
+            cached = self._views.get(key)
+            if cached is not None:
+                self._views.move_to_end(key)
+                return cached
+        sample = self.dataset.sample(sample_id)
+        image = self.dataset.read_image(sample)
+        prediction_a = self.engine.predict(self.model(name_a), image, sample_id).labels
+        prediction_b = self.engine.predict(self.model(name_b), image, sample_id).labels
+        view = self._compose(sample_id, image, prediction_a, prediction_b)
+        with self._lock:
+            self._views[key] = view
+            while len(self._views) > self.view_cache_size:
+                self._views.popitem(last=False)
+        return view
+
+    def view_upload(self, image: np.ndarray, name_a: str, name_b: str) -> ImageView:
+        """Predictions of both models on a user's image without ground truth."""
+        prediction_a = self.engine.predict(self.model(name_a), image).labels
+        prediction_b = self.engine.predict(self.model(name_b), image).labels
+        return ImageView(
+            sample_id="upload",
+            image=image,
+            ground_truth=None,
+            prediction_a=prediction_a,
+            prediction_b=prediction_b,
+            scores_a=None,
+            scores_b=None,
+            error_a=None,
+            error_b=None,
+            disagreement=None,
+            disagreement_counts=None,
+            confusion_a=None,
+            confusion_b=None,
+            models_differ=prediction_a != prediction_b,
+            instances=(),
+        )
+
+    def add_upload(self, image: np.ndarray) -> int:
+        """Keep an uploaded RGB image as a PNG named by its content and return its store id."""
+        if self.upload_dir is None:
+            raise ValueError("this app keeps no uploads (no upload folder configured)")
+        self.upload_dir.mkdir(parents=True, exist_ok=True)
+        encoded = encode_png(image)
+        digest = hashlib.sha256(encoded).hexdigest()
+        path = self.upload_dir / f"{digest[:16]}.png"
+        if not path.exists():
+            temporary = path.with_suffix(".tmp")
+            temporary.write_bytes(encoded)
+            temporary.replace(path)
+        uploads = self.store.register_dataset(
+            name="uploads", root=str(self.upload_dir), layout="images", split="uploads"
+        )
+        record = ImageRecord(
+            image_key=f"uploads/{path.stem}",
+            path=str(path),
+            content_hash=digest,
+            width=int(image.shape[1]),
+            height=int(image.shape[0]),
+        )
+        return self.store.register_images(uploads.id, [record])[record.image_key]
+
+    def _compose(
+        self, sample_id: str, image: np.ndarray, prediction_a: np.ndarray, prediction_b: np.ndarray
+    ) -> ImageView:
+        sample = self.dataset.sample(sample_id)
+        meta = self.dataset.read_meta(sample)
+        common = {
+            "sample_id": sample_id,
+            "image": image,
+            "prediction_a": prediction_a,
+            "prediction_b": prediction_b,
+            "models_differ": prediction_a != prediction_b,
+            "meta": meta,
+        }
+        if not self.dataset.has_labels:
+            return ImageView(
+                ground_truth=None,
+                scores_a=None,
+                scores_b=None,
+                error_a=None,
+                error_b=None,
+                disagreement=None,
+                disagreement_counts=None,
+                confusion_a=None,
+                confusion_b=None,
+                instances=(),
+                **common,
+            )
+        gt = self.dataset.read_label(sample)
+        annotated = self.dataset.annotated_classes
+        instance_map = self.dataset.read_instances(sample)
+        instances = (
+            ()
+            if instance_map is None
+            else tuple(
+                instance_scores(
+                    instance_map, {"A": prediction_a, "B": prediction_b}, self.min_recall
+                )
+            )
+        )
+        joint = joint_confusion(gt, prediction_a, prediction_b).numpy()
+        confusion_a, confusion_b = joint.sum(axis=2), joint.sum(axis=1)
+        return ImageView(
+            ground_truth=gt,
+            scores_a=image_scores_from_matrix(confusion_a, self.groups, None, annotated),
+            scores_b=image_scores_from_matrix(confusion_b, self.groups, None, annotated),
+            confusion_a=confusion_a,
+            confusion_b=confusion_b,
+            error_a=error_map(gt, prediction_a, self.groups),
+            error_b=error_map(gt, prediction_b, self.groups),
+            disagreement=disagreement_map(gt, prediction_a, prediction_b, self.groups),
+            disagreement_counts=disagreement_from_joint(joint, self.groups),
+            instances=instances,
+            **common,
+        )
+
+    def cached_scores(self, name_a: str, name_b: str) -> dict[str, dict] | None:
+        """Per-image scores of both models from the store, when the whole split has them."""
+        scores = {}
+        for side, name in (("A", name_a), ("B", name_b)):
+            stored = self.store.get_scores(self.model_id(name), dataset_id=self._dataset_id)
+            if len(stored) < len(self._image_ids):
+                return None
+            scores[side] = stored
+        pair = self._pair_scores(name_a, name_b)
+        if pair is None:
+            return None
+        scores["pair"] = pair
+        return scores
+
+    def _pair_scores(self, name_a: str, name_b: str) -> dict[str, dict] | None:
+        with self._lock:
+            if (name_a, name_b) in self._pairs:
+                return self._pairs[(name_a, name_b)]
+        key = _pair_prefix(self.model(name_a).hash)
+        stored = self.store.get_scores(self.model_id(name_b), dataset_id=self._dataset_id)
+        pair = {}
+        for image_key, scores in stored.items():
+            if f"{key}only_a" not in scores:
+                return None
+            pair[image_key] = {k: scores[f"{key}{k}"] for k in PAIR_KEYS}
+        return pair
+
+    def evaluate(
+        self, name_a: str, name_b: str, progress: ProgressCallback | None = None
+    ) -> SplitScores:
+        """Evaluate the split with both models and fill the store's score cache."""
+        models = {"A": self.model(name_a), "B": self.model(name_b)}
+        result = evaluate_split(
+            self.dataset,
+            self.engine,
+            models,
+            self.groups,
+            min_recall=self.min_recall,
+            progress=progress,
+        )
+        prefix = _pair_prefix(models["A"].hash)
+        for side, name in (("A", name_a), ("B", name_b)):
+            by_image = {}
+            for image in result.images:
+                flat = {k: _float(image.scores[side][k]) for k in STORED_SCORE_KEYS}
+                if side == "B" and image.disagreement is not None:
+                    flat.update({f"{prefix}{k}": image.disagreement[k] for k in PAIR_KEYS})
+                by_image[self._image_ids[image.sample_id]] = flat
+            self.store.put_scores_bulk(self.model_id(name), by_image)
+        with self._lock:
+            self._pairs[(name_a, name_b)] = {
+                image.sample_id: dict(image.disagreement or {}) for image in result.images
+            }
+        return result
+
+    def queue(
+        self,
+        name_a: str,
+        name_b: str,
+        sort_key: str = next(iter(SORT_KEYS)),
+        status: str = "any",
+        group: str = "any",
+        condition: str = "any",
+    ) -> list[QueueRow]:
+        """The split's images in review order, filtered by flag state, group and condition."""
+        if sort_key not in SORT_KEYS:
+            raise ValueError(f"unknown order {sort_key!r}; choose one of {', '.join(SORT_KEYS)}")
+        scores = self.cached_scores(name_a, name_b) if self.dataset.has_labels else None
+        states = {s.image_key: s for s in self.store.images_with_flag_state(self._dataset_id)}
+        rows = []
+        for sample in self.dataset.samples:
+            state = states.get(sample.id)
+            flag_status = _flag_status(state.counts if state else {})
+            if status != "any" and flag_status != status:
+                continue
+            if group != "any" and sample.group != group:
+                continue
+            if condition != "any" and condition not in self.conditions_of(sample.id):
+                continue
+            value = None if scores is None else _sort_value(sort_key, sample.id, scores)
+            rows.append(
+                QueueRow(sample.id, sample.group, value, state.total if state else 0, flag_status)
+            )
+        if sort_key == "name" or scores is None:
+            return sorted(rows, key=lambda r: r.sample_id)
+        return sorted(rows, key=lambda r: (r.value is None, -(r.value or 0.0), r.sample_id))
+
+    def groups_available(self) -> list[str]:
+        return sorted({s.group for s in self.dataset.samples if s.group})
+
+    def conditions_of(self, sample_id: str) -> list[str]:
+        """Condition tags of a synthetic image (weather, time of day, hard cases)."""
+        meta = self.dataset.read_meta(self.dataset.sample(sample_id))
+        return condition_tags(meta)
+
+    def conditions_available(self) -> list[str]:
+        tags: set[str] = set()
+        for sample in self.dataset.samples:
+            if sample.meta_path is not None:
+                tags.update(condition_tags(self.dataset.read_meta(sample)))
+        return sorted(tags)
+
+    def worst_images(self, result: SplitScores, side: str, n: int = 20) -> list[ImageResult]:
+        return result.worst(side, "safety_error", n)
+
+
+def condition_tags(meta: dict) -> list[str]:
+    """Flat tags from a synthetic sidecar: hard-case tags and true boolean/str conditions."""
+    tags = [str(t) for t in meta.get("hard_cases", meta.get("tags", []))]
+    conditions = meta.get("conditions", {})
+    for key, value in conditions.items():
+        if value is True:
+            tags.append(key)
+        elif isinstance(value, str):
+            tags.append(f"{key}: {value}")
+    return tags
+
+
+def _pair_prefix(hash_a: str) -> str:
+    return f"pair:{hash_a[:16]}:"
+
+
+def _float(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _value(scores: dict, key: str) -> float | None:
+    value = scores.get(key)
+    return None if value is None or np.isnan(value) else float(value)
+
+
+def _sort_value(sort_key: str, sample_id: str, scores: dict[str, dict]) -> float | None:
+    """Higher = reviewed earlier."""
+    a, b = scores["A"].get(sample_id, {}), scores["B"].get(sample_id, {})
+    pair = scores["pair"].get(sample_id, {})
+    if sort_key == "safety error of either model":
+        both = [_value(a, "safety_error"), _value(b, "safety_error")]
+        defined = [v for v in both if v is not None]
+        return max(defined) if defined else None
+    if sort_key == "safety error of A":
+        return _value(a, "safety_error")
+    if sort_key == "safety error of B":
+        return _value(b, "safety_error")
+    if sort_key in ("improvement of B over A", "regression of B against A"):
+        error_a, error_b = _value(a, "safety_error"), _value(b, "safety_error")
+        if error_a is None or error_b is None:
+            return None
+        return error_a - error_b if sort_key.startswith("improvement") else error_b - error_a
+    if sort_key == "disagreement on critical pixels":
+        return float(pair.get("only_a", 0) + pair.get("only_b", 0)) if pair else None
+    side = a if sort_key == "mIoU of A" else b
+    miou = _value(side, "miou")
+    return None if miou is None else -miou
+
+
+FLAG_STATES = ("any", "unflagged", "open", "confirmed", "dismissed", "resolved")
+
+
+def _flag_status(counts: dict[str, int]) -> str:
+    """One status per image for filtering: the most pressing of its flags' statuses."""
+    for status in ("open", "confirmed", "resolved", "dismissed"):
+        if counts.get(status):
+            return status
+    return "unflagged"
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(height, width) from the PNG header, or by decoding other formats."""
+    header = read_png_header(path)
+    if header is not None:
+        return header.height, header.width
+    height, width = read_rgb_image(path).shape[:2]
+    return height, width
