@@ -272,7 +272,7 @@ class SegmentationDataset(ABC):
 
 
 def _read_cityscapes_label(path: Path) -> np.ndarray:
-    return LABEL_ID_TO_TRAIN_ID[read_label_values(path, MAX_LABEL_ID)]
+    return cv2.LUT(read_label_values(path, MAX_LABEL_ID), LABEL_ID_TO_TRAIN_ID)
 
 
 def _read_uint16_instances(path: Path, image_path: Path) -> np.ndarray:
@@ -433,7 +433,7 @@ class CamVidDataset(SegmentationDataset):
         return dataset
 
     def _read_label_train_ids(self, path: Path) -> np.ndarray:
-        return CAMVID_TO_TRAIN_ID[read_label_values(path, CAMVID_UNLABELLED)]
+        return cv2.LUT(read_label_values(path, CAMVID_UNLABELLED), CAMVID_TO_TRAIN_ID)
 
 
 @dataclass
