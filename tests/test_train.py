@@ -1,0 +1,296 @@
+"""Training CLI: short real runs on a tiny Cityscapes-layout set and the CamVid sample;
+determinism, resume after Ctrl-C, the log, the checkpoint metadata, augmentation, devices."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.checkpoints import load_checkpoint
+from models.device import (
+    DeviceError,
+    autocast,
+    grad_scaler,
+    memory_format,
+    select_device,
+    uses_amp,
+)
+from models.labels import BACKGROUND, DEFAULT_GROUPS, NUM_CLASSES, PALETTE, ImportanceGroups
+from models.losses import SegmentationLoss
+from models.segnet import SegNet
+from models.train import (
+    CSV_COLUMNS,
+    OutputPaths,
+    TrainConfig,
+    TrainingError,
+    augment,
+    config_from_args,
+    main,
+    train,
+)
+from tests.test_losses import write_tiny_cityscapes
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TINY = ["--width", "0.0625", "--size", "32x64", "--batch", "2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny") / "cityscapes"
+    write_tiny_cityscapes(root, {"train": 5, "val": 2}, size=(64, 128), seed=3)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _user_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path / "user-cache"))
+
+
+def _config(data: Path, out: Path, *extra: str) -> TrainConfig:
+    return config_from_args(["--data", str(data), "--out", str(out), *TINY, *extra])
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path).model.state_dict()
+
+
+def _equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_training_writes_checkpoints_log_and_complete_metadata(tiny_data, tmp_path):
+    out = tmp_path / "run" / "ial.pt"
+    groups_file = tmp_path / "groups.toml"
+    groups = ImportanceGroups(
+        ("other", "road users"),
+        ((*range(11), 16, BACKGROUND), (11, 12, 13, 14, 15, 17, 18)),
+    )
+    groups_file.write_text(groups.to_toml())
+    argv = ["--data", str(tiny_data), "--out", str(out), *TINY]
+    argv += ["--loss", "ial", "--epochs", "2", "--groups", str(groups_file), "--limit", "4"]
+    assert main(argv) == 0
+
+    paths = OutputPaths.for_out(out)
+    assert paths.last == tmp_path / "run" / "ial.last.pt"
+    assert paths.resume.is_file() and paths.log.is_file()
+    rows = _rows(paths.log)
+    assert list(rows[0]) == list(CSV_COLUMNS)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    for row in rows:
+        assert all(math.isfinite(float(row[c])) for c in CSV_COLUMNS)
+        assert 0 <= float(row["val_weighted_iou"]) <= 1
+
+    best_epoch = min(rows, key=lambda r: float(r["val_loss"]))
+    best, last = load_checkpoint(out), load_checkpoint(paths.last)
+    meta = best.metadata
+    assert meta.epochs == int(best_epoch["epoch"]) and last.metadata.epochs == 2
+    assert meta.validation_metrics["val_loss"] == pytest.approx(float(best_epoch["val_loss"]))
+    assert set(meta.validation_metrics) == {"val_loss", "val_weighted_iou", "val_mean_iou"}
+    assert meta.architecture == "SegNet" and meta.width == 0.0625 and meta.num_classes == 20
+    assert meta.loss == "ial" and meta.groups == groups
+    assert meta.input_size == (32, 64)
+    assert meta.preprocessing.channel_order == "BGR"
+    assert meta.preprocessing.scale == pytest.approx(1 / 255)
+    assert meta.preprocessing.interpolation == "area"
+    assert best.preprocessing == meta.preprocessing and not best.assumed_preprocessing
+    assert meta.class_weights is not None and len(meta.class_weights) == NUM_CLASSES
+    assert meta.training_data["layout"] == "cityscapes"
+    assert meta.training_data["train_images"] == 4
+    assert meta.training_data["train_images_available"] == 5
+    assert meta.training_data["val_images"] == 2
+    assert meta.training["lr"] == 1e-4 and meta.training["weight_decay"] == 2e-4
+    assert meta.training["amsgrad"] is True and meta.training["batch"] == 2
+    assert meta.command.startswith("python -m models.train --data ")
+    assert "--groups" in meta.command
+    assert meta.weights_sha256 and meta.created
+    assert (tiny_data / ".segbench-class-counts-train-32x64.json").is_file()
+
+
+def test_same_seed_gives_identical_weights_on_cpu(tiny_data, tmp_path):
+    runs = {}
+    for name, seed in (("a", "7"), ("b", "7"), ("c", "8")):
+        config = _config(tiny_data, tmp_path / f"{name}.pt", "--loss", "ce", "--epochs", "1")
+        config.seed = int(seed)
+        train(config)
+        runs[name] = _weights(tmp_path / f"{name}.last.pt")
+    assert _equal(runs["a"], runs["b"])
+    assert not _equal(runs["a"], runs["c"])
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tiny_data, tmp_path):
+    train(_config(tiny_data, tmp_path / "full.pt", "--loss", "ial", "--epochs", "3"))
+
+    def ctrl_c_in_epoch_2(epoch: int, index: int) -> None:
+        if epoch == 2 and index == 1:
+            raise KeyboardInterrupt
+
+    interrupted = _config(tiny_data, tmp_path / "cut.pt", "--loss", "ial", "--epochs", "3")
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted, on_batch=ctrl_c_in_epoch_2)
+    assert [r["epoch"] for r in _rows(tmp_path / "cut.csv")] == ["1"]
+    assert load_checkpoint(tmp_path / "cut.last.pt").metadata.epochs == 1
+
+    resumed = _config(tiny_data, tmp_path / "cut.pt", "--loss", "ial", "--epochs", "3", "--resume")
+    train(resumed)
+    assert _equal(_weights(tmp_path / "cut.last.pt"), _weights(tmp_path / "full.last.pt"))
+    assert _equal(_weights(tmp_path / "cut.pt"), _weights(tmp_path / "full.pt"))
+    full_rows, cut_rows = _rows(tmp_path / "full.csv"), _rows(tmp_path / "cut.csv")
+    drop = ("seconds", "images_per_second")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in cut_rows] == [
+        {k: v for k, v in r.items() if k not in drop} for r in full_rows
+    ]
+
+
+def test_ctrl_c_on_the_command_line_reports_the_resume_file(
+    tiny_data, tmp_path, monkeypatch, capsys
+):
+    from models import train as train_module
+
+    original = train_module.Trainer.validate
+
+    def validate_then_ctrl_c(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(train_module.Trainer, "validate", validate_then_ctrl_c)
+    argv = ["--data", str(tiny_data), "--out", str(tmp_path / "m.pt"), *TINY]
+    assert main([*argv, "--loss", "ce", "--epochs", "3"]) == 130
+    message = capsys.readouterr().err
+    assert "epoch 1 is saved" in message and "m.resume.pt" in message and "--resume" in message
+
+
+def test_resume_refuses_changed_settings_and_missing_state(tiny_data, tmp_path, capsys):
+    argv = ["--data", str(tiny_data), "--out", str(tmp_path / "m.pt"), *TINY, "--epochs", "1"]
+    assert main([*argv, "--loss", "ce", "--resume"]) == 2
+    assert "no resume state" in capsys.readouterr().err
+    assert main([*argv, "--loss", "ce"]) == 0
+    assert main([*argv, "--loss", "ial", "--resume"]) == 2
+    assert "loss: was 'ce', now 'ial'" in capsys.readouterr().err
+
+
+def test_bad_input_gives_clear_errors(tmp_path, capsys):
+    base = ["--out", str(tmp_path / "m.pt"), "--loss", "ce"]
+    assert main(["--data", str(tmp_path / "absent"), *base]) == 2
+    assert "dataset folder not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--data", str(tmp_path), *base, "--size", "16x64"])
+    assert "at least 32x32" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--data", str(tmp_path), *base, "--size", "big"])
+    assert "HEIGHTxWIDTH" in capsys.readouterr().err
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--data", "--loss", "--width", "--size", "--epochs", "--batch", "--out",
+                   "--device", "--seed", "--resume", "--lr", "--groups", "--train-split",
+                   "--val-split", "--workers", "--limit", "--interpolation"):  # fmt: skip
+        assert option in text
+
+
+def test_training_on_the_camvid_sample(tmp_path):
+    camvid = SHARED_DATA / "camvid-sample"
+    if not camvid.is_dir():
+        pytest.skip(f"real CamVid sample not found at {camvid}")
+    before = sorted(p.name for p in camvid.iterdir())
+    out = tmp_path / "camvid.pt"
+    argv = ["--data", str(camvid), "--out", str(out), *TINY, "--loss", "ial", "--epochs", "1"]
+    assert main([*argv, "--limit", "6", "--no-dataset-cache", "--workers", "1"]) == 0
+    assert sorted(p.name for p in camvid.iterdir()) == before
+    meta = load_checkpoint(out).metadata
+    assert meta.training_data["layout"] == "camvid"
+    assert meta.training_data["val_images"] == 13
+    assert math.isfinite(meta.validation_metrics["val_loss"])
+
+
+def test_training_on_the_synthetic_demo_set(tmp_path):
+    from models.synthetic import generate_dataset
+
+    data = generate_dataset(
+        tmp_path / "synthetic", {"train": 4, "val": 2}, seed=1, size=(128, 256), progress=False
+    )
+    out = tmp_path / "synthetic.pt"
+    argv = ["--data", str(data), "--out", str(out), *TINY, "--loss", "ce", "--epochs", "2"]
+    assert main(argv) == 0
+    meta = load_checkpoint(out).metadata
+    assert meta.loss == "ce" and meta.training_data["train_images"] == 4
+    assert len(_rows(tmp_path / "synthetic.csv")) == 2
+
+
+def test_augmentation_keeps_image_and_label_aligned_with_background_border():
+    label = np.zeros((48, 64), dtype=np.uint8)
+    label[:, 32:] = 13
+    label[:10, :20] = 10
+    image = PALETTE[label]
+    seen_flipped, border_pixels = False, []
+    for seed in range(40):
+        out_image, out_label = augment(image, label, np.random.default_rng(seed))
+        assert out_image.shape == image.shape and out_label.shape == label.shape
+        assert set(np.unique(out_label)) <= {0, 10, 13, BACKGROUND}
+        agreement = (out_image == PALETTE[out_label]).all(axis=2)
+        inside = out_label != BACKGROUND
+        assert agreement[inside].mean() > 0.9
+        border_pixels.append(out_image[~inside])
+        seen_flipped |= bool(out_label[24, 5] == 13)
+    border = np.concatenate(border_pixels)
+    assert len(border) > 100 and seen_flipped
+    assert border.mean() < 0.25 * image.mean()
+
+
+def test_device_selection():
+    assert select_device("cpu") == torch.device("cpu")
+    assert not uses_amp(torch.device("cpu"))
+    assert memory_format(torch.device("cpu")) == torch.contiguous_format
+    with pytest.raises(DeviceError, match="unknown device"):
+        select_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="no CUDA GPU"):
+            select_device("cuda")
+        assert select_device("auto") == torch.device("cpu")
+
+
+def test_missing_labels_are_refused(tmp_path):
+    (tmp_path / "images").mkdir()
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), np.zeros((40, 40, 3), np.uint8))
+    config = _config(tmp_path / "images", tmp_path / "m.pt", "--loss", "ce")
+    with pytest.raises(TrainingError, match="training needs labels"):
+        train(config)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_step_with_amp_and_channels_last():
+    device = select_device("cuda")
+    assert uses_amp(device) and memory_format(device) == torch.channels_last
+    torch.manual_seed(0)
+    model = SegNet(width=0.0625).to(device, memory_format=memory_format(device))
+    loss_fn = SegmentationLoss("ial", np.ones(NUM_CLASSES, np.float32), DEFAULT_GROUPS).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scaler = grad_scaler(device)
+    images = torch.rand(2, 3, 64, 128, device=device).contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, NUM_CLASSES, (2, 64, 128), device=device)
+    before = model.conv1.conv.weight.detach().clone()
+    with autocast(device):
+        logits = model(images)
+    assert logits.dtype == torch.float16
+    loss = loss_fn(logits, labels)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    assert not torch.equal(before, model.conv1.conv.weight.detach())
