@@ -509,7 +509,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                             format="png",
                             elem_id="prediction-b",
                         )
-                    slider = gr.ImageSlider(label="A ◀ slide ▶ B", format="png")
+                    slider = gr.ImageSlider(label="A ◀ slide ▶ B", format="png", max_height=360)
                     with gr.Row():
                         error_a_image = gr.Image(
                             label="Errors of A", interactive=False, format="png"
@@ -528,6 +528,8 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                             headers=panels.SCORE_HEADERS,
                             interactive=False,
                             label="Scores on this image",
+                            column_widths=["60%", "20%", "20%"],
+                            wrap=True,
                         )
                         instances = gr.Dataframe(
                             headers=panels.INSTANCE_HEADERS,

@@ -1,0 +1,156 @@
+"""The review service and panel functions the GUI wires: queue order, views, flags, uploads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from db.store import ReviewStore
+from models.datasets import open_dataset
+from models.inference import InferenceEngine
+from models.labels import DEFAULT_GROUPS, NUM_EVALUATED
+from models.metrics import image_scores
+from reviewer import panels
+from reviewer.app import parse_region
+from reviewer.workbench import Workbench, default_pair, find_checkpoints
+
+
+@pytest.fixture()
+def bench(tiny_synthetic: Path, tiny_models: Path, tmp_path: Path) -> Workbench:
+    return Workbench(
+        dataset=open_dataset(tiny_synthetic, "val"),
+        engine=InferenceEngine(device="cpu"),
+        store=ReviewStore.open(f"sqlite:///{tmp_path / 'review.db'}"),
+        checkpoints=find_checkpoints([tiny_models]),
+        upload_dir=tmp_path / "uploads",
+    )
+
+
+def _independent_safety(bench: Workbench, name: str) -> dict[str, float]:
+    engine = InferenceEngine(device="cpu")
+    model = engine.load(bench.checkpoints[name])
+    result = {}
+    for sample in bench.dataset:
+        prediction = engine.predict(model, bench.dataset.read_image(sample)).labels
+        result[sample.id] = image_scores(bench.dataset.read_label(sample), prediction)[
+            "safety_error"
+        ]
+    return result
+
+
+def test_queue_is_worst_first_after_evaluation_and_cached_in_the_store(
+    bench: Workbench, tmp_path: Path
+) -> None:
+    name_a, name_b = default_pair(bench.model_names)
+    assert (name_a, name_b) == ("segnet-ce", "segnet-ial")
+    assert bench.cached_scores(name_a, name_b) is None
+    unordered = bench.queue(name_a, name_b, "safety error of A")
+    assert [r.sample_id for r in unordered] == sorted(s.id for s in bench.dataset)
+    bench.evaluate(name_a, name_b)
+    expected = _independent_safety(bench, name_a)
+    rows = bench.queue(name_a, name_b, "safety error of A")
+    assert [r.sample_id for r in rows] == sorted(expected, key=lambda k: -expected[k])
+    for row in rows:
+        assert row.value == pytest.approx(expected[row.sample_id])
+
+    fresh = Workbench(
+        dataset=bench.dataset,
+        engine=InferenceEngine(device="cpu"),
+        store=ReviewStore.open(f"sqlite:///{tmp_path / 'review.db'}"),
+        checkpoints=bench.checkpoints,
+    )
+    cached = fresh.cached_scores(name_a, name_b)
+    assert cached is not None and set(cached["A"]) == set(expected)
+    reordered = fresh.queue(name_a, name_b, "regression of B against A")
+    expected_b = _independent_safety(bench, name_b)
+    values = {r.sample_id: r.value for r in reordered}
+    for sample_id, value in values.items():
+        assert value == pytest.approx(expected_b[sample_id] - expected[sample_id])
+    assert [r.value for r in reordered] == sorted(values.values(), reverse=True)
+
+
+def test_flag_status_filter_and_view_contents(bench: Workbench) -> None:
+    name_a, name_b = default_pair(bench.model_names)
+    target = bench.dataset[1].id
+    bench.store.create_flag(
+        image_id=bench.image_id(target),
+        reviewer="ana",
+        target="model_a",
+        model_a_id=bench.model_id(name_a),
+        model_b_id=bench.model_id(name_b),
+        severity="critical",
+        category="missed person",
+    )
+    assert [r.sample_id for r in bench.queue(name_a, name_b, status="open")] == [target]
+    assert len(bench.queue(name_a, name_b, status="unflagged")) == len(bench.dataset) - 1
+
+    view = bench.view(target, name_a, name_b)
+    engine = InferenceEngine(device="cpu")
+    image = bench.dataset.read_image(bench.dataset.sample(target))
+    expected_a = engine.predict(engine.load(bench.checkpoints[name_a]), image).labels
+    assert np.array_equal(view.prediction_a, expected_a)
+    gt = bench.dataset.read_label(bench.dataset.sample(target))
+    assert view.scores_a == image_scores(gt, expected_a, DEFAULT_GROUPS)
+    assert view.confusion_a.sum() == gt.size
+    assert bench.view(target, name_a, name_b) is view
+    assert view.instances, "synthetic scenes have persons and vehicles"
+
+    drawn = panels.render_panels(view, panels.DisplayOptions(opacity=1.0))
+    hidden = panels.render_panels(
+        view, panels.DisplayOptions(opacity=1.0, visible_classes=frozenset())
+    )
+    assert drawn.ground_truth.shape == image.shape
+    assert np.array_equal(hidden.prediction_a, image)
+    rows = panels.instance_rows(view)
+    assert len(rows) == len(view.instances)
+    missed = sum(1 for i in view.instances if i.missed["A"])
+    assert sum("MISSED" in row[4] for row in rows) == missed
+
+
+def test_visible_classes_follow_group_and_class_toggles() -> None:
+    everything = panels.visible_classes(DEFAULT_GROUPS, DEFAULT_GROUPS.names, [])
+    assert everything is None
+    only_top = panels.visible_classes(DEFAULT_GROUPS, ["most important"], ["person"])
+    expected = set(DEFAULT_GROUPS.members[3]) - {11}
+    assert only_top == frozenset(expected)
+
+
+def test_upload_is_kept_and_flaggable(bench: Workbench) -> None:
+    name_a, name_b = default_pair(bench.model_names)
+    image = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    view = bench.view_upload(image, name_a, name_b)
+    assert view.ground_truth is None and view.prediction_a.shape == (70, 90)
+    assert np.array_equal(view.models_differ, view.prediction_a != view.prediction_b)
+    image_id = bench.add_upload(image)
+    assert bench.add_upload(image) == image_id
+    stored = bench.store.get_image(image_id)
+    assert (stored.width, stored.height) == (90, 70)
+    assert Path(stored.path).parent == bench.upload_dir
+
+
+def test_region_text_is_parsed_or_refused() -> None:
+    assert parse_region("") is None
+    assert parse_region("1, 2, 30, 40") == (1, 2, 30, 40)
+    with pytest.raises(ValueError, match="four whole numbers"):
+        parse_region("1, 2, 3")
+    with pytest.raises(ValueError, match="four whole numbers"):
+        parse_region("a b c d")
+
+
+def test_unknown_model_and_image_give_clear_errors(bench: Workbench) -> None:
+    with pytest.raises(KeyError, match="unknown model 'nope'"):
+        bench.model("nope")
+    with pytest.raises(KeyError, match="no image 'val/x/y'"):
+        bench.image_id("val/x/y")
+    with pytest.raises(FileNotFoundError, match="model file or folder not found"):
+        find_checkpoints([Path("/nonexistent/models")])
+
+
+def test_iou_figure_marks_unannotated_classes(bench: Workbench) -> None:
+    name_a, name_b = default_pair(bench.model_names)
+    view = bench.view(bench.dataset[0].id, name_a, name_b)
+    figure = panels.iou_figure(view, DEFAULT_GROUPS, frozenset(range(5)))
+    hover = [row[1] for row in figure.data[0].customdata]
+    assert hover[10] == "not annotated" and len(hover) == NUM_EVALUATED
