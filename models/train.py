@@ -49,6 +49,7 @@ from models.losses import LOSSES, SegmentationLoss, class_pixel_counts, class_we
 from models.metrics import frequency_weighted_iou, mean_iou
 from models.preprocess import INTERPOLATIONS, Preprocessing
 from models.segnet import MIN_INPUT_SIZE, SegNet
+from models.synthetic import DEMO_DATA, ensure_demo_dataset
 
 MAX_ROTATION = 10
 """The recipe rotates by a random integer angle in [-10, 10] degrees, with probability 0.5."""
@@ -573,7 +574,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         type=Path,
         required=True,
-        help="dataset folder: Cityscapes, KITTI or CamVid layout",
+        help="dataset folder: Cityscapes, KITTI or CamVid layout; 'demo' for the synthetic "
+        "demo set (generated on first use)",
     )
     parser.add_argument(
         "--loss",
@@ -672,8 +674,9 @@ def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     groups = DEFAULT_GROUPS if args.groups is None else ImportanceGroups.load(args.groups)
+    data = ensure_demo_dataset() if str(args.data) == DEMO_DATA else args.data
     return TrainConfig(
-        data=args.data,
+        data=data,
         out=args.out,
         loss=args.loss,
         width=args.width,
