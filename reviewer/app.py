@@ -445,10 +445,10 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         with gr.Row():
             with gr.Column():
                 model_a = gr.Dropdown(names, value=default_a, label="Model A")
-                card_a = gr.Markdown()
+                card_a = gr.Markdown(elem_id="model-a-card")
             with gr.Column():
                 model_b = gr.Dropdown(names, value=default_b, label="Model B")
-                card_b = gr.Markdown()
+                card_b = gr.Markdown(elem_id="model-b-card")
         with gr.Tabs() as tabs:
             with gr.Tab("Review", id="review"), gr.Row():
                 with gr.Column(scale=1, min_width=320):

@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="checkpoint files or folders of them, offered besides the shipped demo models",
     )
     parser.add_argument(
+        "--only-my-models",
+        action="store_true",
+        help="offer only the --models checkpoints, not the shipped demo pair",
+    )
+    parser.add_argument(
         "--db",
         help="review database URL (default: $SEGBENCH_DB, else a SQLite file in the data "
         "folder); e.g. postgresql+psycopg://user@host/reviews for a team",
@@ -86,9 +91,8 @@ def prepare(args: argparse.Namespace) -> tuple[Workbench, AppOptions]:
     print(dataset.describe(), file=sys.stderr)
     for skipped in dataset.skipped[:20]:
         print(f"  skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
-    checkpoints = find_checkpoints(
-        [SHIPPED_MODELS, *args.models] if SHIPPED_MODELS.is_dir() else args.models
-    )
+    use_shipped = SHIPPED_MODELS.is_dir() and not args.only_my_models
+    checkpoints = find_checkpoints([SHIPPED_MODELS, *args.models] if use_shipped else args.models)
     data_dir = default_data_dir()
     bench = Workbench(
         dataset=dataset,

@@ -1,0 +1,124 @@
+"""End to end in a real headless Chromium: open the app, pick an image, switch a model,
+flag a case, and find the flag in the database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from db.store import ReviewStore
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture()
+def running_app(tiny_synthetic: Path, tiny_models: Path, tmp_path: Path):
+    port = _free_port()
+    db_url = f"sqlite:///{tmp_path / 'review.db'}"
+    environment = {**os.environ, "SEGBENCH_DATA": str(tmp_path / "data")}
+    command = [sys.executable, "launch.py", "--data", str(tiny_synthetic), "--split", "val"]
+    command += ["--models", str(tiny_models), "--only-my-models", "--db", db_url]
+    command += ["--port", str(port), "--device", "cpu"]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the app exited early:\n{process.stdout.read()}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("the app did not start within 120 s")
+    yield url, db_url
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def test_review_switch_model_and_flag_in_a_real_browser(running_app, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM} (install Debian's chromium)")
+    url, db_url = running_app
+    dialogs: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1500, "height": 1800})
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.goto(url)
+        title = page.locator("#image-title strong")
+        queue_cell = page.locator("#queue-table [data-testid='cell-0-0']")
+        sync_api.expect(queue_cell).to_contain_text("val/", timeout=60_000)
+        sync_api.expect(title).to_have_text(queue_cell.inner_text().strip(), timeout=60_000)
+
+        second = page.locator("#queue-table [data-testid='cell-1-0']")
+        picked = second.inner_text().strip()
+        second.click()
+        sync_api.expect(title).to_have_text(picked, timeout=30_000)
+
+        page.get_by_role("combobox", name="Model B").click()
+        page.get_by_role("option", name="segnet-ce", exact=True).click()
+        card_b = page.locator("#model-b-card")
+        sync_api.expect(card_b).to_contain_text("loss ce", timeout=30_000)
+        sync_api.expect(title).to_have_text(picked, timeout=30_000)
+
+        page.locator("#reviewer-name textarea, #reviewer-name input").first.fill("e2e reviewer")
+        note = "pedestrian behind the car <script>alert('x')</script>"
+        page.locator("#flag-note textarea").fill(note)
+        page.locator("#save-flag").click()
+        sync_api.expect(page.locator("#flag-status")).to_contain_text("Saved flag", timeout=30_000)
+        page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
+        artifacts = os.environ.get("SEGBENCH_ARTIFACTS")
+        if artifacts:
+            Path(artifacts).mkdir(parents=True, exist_ok=True)
+            shutil.copy(tmp_path / "review.png", Path(artifacts) / "browser-review.png")
+        browser.close()
+
+    assert dialogs == [], "user-written text must never run as script"
+    with ReviewStore.open(db_url) as store:
+        (flag,) = store.list_flags()
+    assert flag.image_key == picked
+    assert flag.reviewer == "e2e reviewer" and flag.note == note
+    assert flag.model_a == "segnet-ce" and flag.model_b == "segnet-ce"
+    assert flag.status == "open" and flag.target == "model_a"
+    assert (tmp_path / "review.png").stat().st_size > 10_000
