@@ -29,6 +29,9 @@ from reviewer.workbench import FLAG_STATES, SORT_KEYS, ImageView, Workbench, def
 
 log = logging.getLogger(__name__)
 
+IMAGE_HEIGHT = 240
+"""Display height of the image panels in pixels (they keep their aspect ratio)."""
+
 TARGET_LABELS = {
     "ground_truth": "ground truth",
     "model_a": "model A",
@@ -356,6 +359,17 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         )
 
     @friendly
+    def show_dataset(name_a, name_b):
+        result = bench.split_result(name_a, name_b)
+        if result is None:
+            message = (
+                "This pair of models has not been evaluated on the split since the app "
+                "started: click *Evaluate* (progress is shown)."
+            )
+            return (message, *([None] * 7))
+        return dataset_outputs(result)
+
+    @friendly
     def list_all_flags(status, severity, category, reviewer):
         flags = store.list_flags(
             status=status or None,
@@ -478,6 +492,27 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                         previous_button = gr.Button("◀ Previous", elem_id="previous-image")
                         next_button = gr.Button("Next ▶", variant="primary", elem_id="next-image")
                     position = gr.Markdown()
+                    with gr.Group():
+                        gr.Markdown("### Flag this image")
+                        reviewer = gr.Textbox(
+                            label="Reviewer", placeholder="your name", elem_id="reviewer-name"
+                        )
+                        target = gr.Radio(
+                            list(TARGET_LABELS.values()), value="model A", label="What is wrong"
+                        )
+                        severity = gr.Radio(list(SEVERITIES), value="major", label="Severity")
+                        category = gr.Dropdown(
+                            store.categories(), value=store.categories()[0], label="Category"
+                        )
+                        note = gr.Textbox(
+                            label="Note", lines=3, max_length=10_000, elem_id="flag-note"
+                        )
+                        region = gr.Textbox(
+                            label="Region x0, y0, x1, y1 (optional; click an object to fill)",
+                            placeholder="e.g. 120, 40, 180, 130",
+                        )
+                        save_button = gr.Button("Save flag", variant="primary", elem_id="save-flag")
+                        flag_status = gr.Markdown(elem_id="flag-status")
                 with gr.Column(scale=3):
                     meta = gr.Markdown(elem_id="image-title")
                     with gr.Row():
@@ -494,22 +529,33 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                             label="Hide classes",
                         )
                     with gr.Row():
-                        input_image = gr.Image(label="Input", interactive=False, format="png")
-                        gt_image = gr.Image(label="Ground truth", interactive=False, format="png")
+                        input_image = gr.Image(
+                            label="Input", interactive=False, format="png", height=IMAGE_HEIGHT
+                        )
+                        gt_image = gr.Image(
+                            label="Ground truth",
+                            interactive=False,
+                            format="png",
+                            height=IMAGE_HEIGHT,
+                        )
                     with gr.Row():
                         pred_a_image = gr.Image(
                             label="Prediction A",
                             interactive=False,
                             format="png",
+                            height=IMAGE_HEIGHT,
                             elem_id="prediction-a",
                         )
                         pred_b_image = gr.Image(
                             label="Prediction B",
                             interactive=False,
                             format="png",
+                            height=IMAGE_HEIGHT,
                             elem_id="prediction-b",
                         )
-                    slider = gr.ImageSlider(label="A ◀ slide ▶ B", format="png", max_height=360)
+                    slider = gr.ImageSlider(
+                        label="A ◀ slide ▶ B", format="png", max_height=2 * IMAGE_HEIGHT
+                    )
                     with gr.Row():
                         error_a_image = gr.Image(
                             label="Errors of A", interactive=False, format="png"
@@ -543,29 +589,6 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                     with gr.Row():
                         confusion_a = gr.Plot(label="Confusion of A")
                         confusion_b = gr.Plot(label="Confusion of B")
-                    with gr.Group():
-                        gr.Markdown("### Flag this image")
-                        with gr.Row():
-                            reviewer = gr.Textbox(
-                                label="Reviewer", placeholder="your name", elem_id="reviewer-name"
-                            )
-                            target = gr.Radio(
-                                list(TARGET_LABELS.values()), value="model A", label="What is wrong"
-                            )
-                            severity = gr.Radio(list(SEVERITIES), value="major", label="Severity")
-                            category = gr.Dropdown(
-                                store.categories(), value=store.categories()[0], label="Category"
-                            )
-                        with gr.Row():
-                            note = gr.Textbox(
-                                label="Note", lines=2, max_length=10_000, elem_id="flag-note"
-                            )
-                            region = gr.Textbox(
-                                label="Region x0, y0, x1, y1 (optional)",
-                                placeholder="e.g. 120, 40, 180, 130",
-                            )
-                        save_button = gr.Button("Save flag", variant="primary", elem_id="save-flag")
-                        flag_status = gr.Markdown(elem_id="flag-status")
                     this_image_flags = gr.Dataframe(
                         headers=FLAG_HEADERS, interactive=False, label="Flags on this image"
                     )
@@ -672,6 +695,18 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         show_inputs = [state, model_a, model_b, *display]
 
         app.load(on_models, [model_a, model_b], [card_a, card_b])
+        dataset_views = [
+            evaluation_status,
+            class_table,
+            summary_table,
+            split_iou_plot,
+            split_group_plot,
+            split_confusion_a,
+            split_confusion_b,
+            worst_table,
+        ]
+        for event in (app.load, model_a.change, model_b.change):
+            event(show_dataset, [model_a, model_b], dataset_views)
         app.load(lambda remembered: remembered or "", [reviewer_memory], [reviewer])
         for trigger in (model_a, model_b):
             trigger.change(on_models, [model_a, model_b], [card_a, card_b])
@@ -700,20 +735,9 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             [state, model_a, model_b, reviewer, target, severity, category, note, region],
             [flag_status, this_image_flags, note, reviewer_memory],
         )
-        evaluate_button.click(
-            evaluate_split,
-            [model_a, model_b],
-            [
-                evaluation_status,
-                class_table,
-                summary_table,
-                split_iou_plot,
-                split_group_plot,
-                split_confusion_a,
-                split_confusion_b,
-                worst_table,
-            ],
-        ).then(refresh_queue, queue_inputs, [queue_table, state, position])
+        evaluate_button.click(evaluate_split, [model_a, model_b], dataset_views).then(
+            refresh_queue, queue_inputs, [queue_table, state, position]
+        )
 
         worst_table.select(open_worst, [worst_table, *show_inputs], [tabs, *view_outputs])
         flag_filters = [flags_status, flags_severity, flags_category, flags_reviewer]

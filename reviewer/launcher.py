@@ -132,13 +132,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     app = build_app(bench, options)
     options.export_dir.mkdir(parents=True, exist_ok=True)
-    app.queue(default_concurrency_limit=4).launch(
-        server_name=args.host,
-        server_port=args.port,
-        allowed_paths=[str(options.export_dir)],
-        css=CSS,
-        head=KEYBOARD_JS,
-        show_error=False,
-        footer_links=[],
-    )
+    try:
+        app.queue(default_concurrency_limit=4).launch(
+            server_name=args.host,
+            server_port=args.port,
+            allowed_paths=[str(options.export_dir)],
+            css=CSS,
+            head=KEYBOARD_JS,
+            show_error=False,
+            footer_links=[],
+        )
+    except OSError as error:
+        print(f"error: cannot serve on {args.host}:{args.port}: {error}", file=sys.stderr)
+        return 2
     return 0

@@ -136,7 +136,7 @@ def confusion_heatmap(
                 line={"color": "#d00", "width": 2},
             )
     fig.update_yaxes(autorange="reversed", title="ground truth")
-    fig.update_xaxes(title="prediction", tickangle=-45 if len(labels) > 8 else 0)
+    fig.update_xaxes(title="prediction", tickangle=-45 if len(labels) > 8 else -20)
     size = 360 if len(labels) <= 8 else 560
     return _layout(fig, title, height=size)
 

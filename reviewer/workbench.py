@@ -158,6 +158,7 @@ class Workbench:
     _model_ids: dict[str, ModelInfo] = field(init=False, default_factory=dict)
     _views: OrderedDict = field(init=False, default_factory=OrderedDict)
     _pairs: dict[tuple[str, str], dict[str, dict]] = field(init=False, default_factory=dict)
+    _results: dict[tuple[str, str], SplitScores] = field(init=False, default_factory=dict)
     _lock: threading.RLock = field(init=False, default_factory=threading.RLock)
 
     def __post_init__(self) -> None:
@@ -388,7 +389,13 @@ class Workbench:
             self._pairs[(name_a, name_b)] = {
                 image.sample_id: dict(image.disagreement or {}) for image in result.images
             }
+            self._results[(name_a, name_b)] = result
         return result
+
+    def split_result(self, name_a: str, name_b: str) -> SplitScores | None:
+        """The split-level scores of the pair if it was evaluated since the app started."""
+        with self._lock:
+            return self._results.get((name_a, name_b))
 
     def queue(
         self,
