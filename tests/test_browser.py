@@ -96,6 +96,13 @@ def test_review_switch_model_and_flag_in_a_real_browser(running_app, tmp_path: P
         second.click()
         sync_api.expect(title).to_have_text(picked, timeout=30_000)
 
+        third = page.locator("#queue-table [data-testid='cell-2-0']").inner_text().strip()
+        page.locator("h2").first.click()
+        page.keyboard.press("n")
+        sync_api.expect(title).to_have_text(third, timeout=30_000)
+        page.keyboard.press("p")
+        sync_api.expect(title).to_have_text(picked, timeout=30_000)
+
         page.get_by_role("combobox", name="Model B").click()
         page.get_by_role("option", name="segnet-ce", exact=True).click()
         card_b = page.locator("#model-b-card")
