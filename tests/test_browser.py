@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -28,8 +29,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture()
-def running_app(tiny_synthetic: Path, tiny_models: Path, tmp_path: Path):
+@pytest.fixture(scope="module")
+def running_app(tiny_synthetic: Path, tiny_models: Path, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("app")
     port = _free_port()
     db_url = f"sqlite:///{tmp_path / 'review.db'}"
     environment = {**os.environ, "SEGBENCH_DATA": str(tmp_path / "data")}
@@ -65,23 +67,29 @@ def running_app(tiny_synthetic: Path, tiny_models: Path, tmp_path: Path):
         process.kill()
 
 
-def test_review_switch_model_and_flag_in_a_real_browser(running_app, tmp_path: Path) -> None:
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _playwright():
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip(f"Chromium not found at {CHROMIUM} (install Debian's chromium)")
+    return sync_api
+
+
+def test_review_switch_model_and_flag_in_a_real_browser(running_app, tmp_path: Path) -> None:
+    sync_api = _playwright()
     url, db_url = running_app
     dialogs: list[str] = []
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
+            executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS
         )
         page = browser.new_page(viewport={"width": 1500, "height": 1800})
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
@@ -129,3 +137,48 @@ def test_review_switch_model_and_flag_in_a_real_browser(running_app, tmp_path: P
     assert flag.model_a == "segnet-ce" and flag.model_b == "segnet-ce"
     assert flag.status == "open" and flag.target == "model_a"
     assert (tmp_path / "review.png").stat().st_size > 10_000
+
+
+def test_two_sessions_keep_their_own_selection(running_app) -> None:
+    sync_api = _playwright()
+    url, _ = running_app
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS
+        )
+        pages = [browser.new_context().new_page() for _ in range(2)]
+        titles = []
+        for page in pages:
+            page.goto(url)
+            titles.append(page.locator("#image-title strong"))
+            sync_api.expect(titles[-1]).to_contain_text("val/", timeout=60_000)
+        wanted = []
+        for index, page in enumerate(pages):
+            cell = page.locator(f"#queue-table [data-testid='cell-{index + 1}-0']")
+            wanted.append(cell.inner_text().strip())
+            cell.click()
+            sync_api.expect(titles[index]).to_have_text(wanted[index], timeout=30_000)
+        pages[1].locator("h2").first.click()
+        pages[1].keyboard.press("n")
+        sync_api.expect(titles[1]).not_to_have_text(wanted[1], timeout=30_000)
+        sync_api.expect(titles[0]).to_have_text(wanted[0])
+        browser.close()
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", str(ROOT / "pyproject.toml")])
+def test_no_file_outside_the_configured_folders_is_served(running_app, path: str) -> None:
+    url, _ = running_app
+    for route in ("gradio_api/file=", "file="):
+        try:
+            with urllib.request.urlopen(f"{url}{route}{path}", timeout=10) as response:
+                body = response.read()
+        except urllib.error.HTTPError as error:
+            assert error.code in (403, 404), error
+            continue
+        assert b"root:" not in body and b"[project]" not in body
+
+
+def test_the_server_binds_to_loopback_by_default() -> None:
+    from reviewer.launcher import build_parser
+
+    assert build_parser().parse_args([]).host == "127.0.0.1"
