@@ -1286,7 +1286,13 @@ def _place_static(
         if overhead:
             light_x, light_bottom = x + arm_len, top - width * 2.7 - 0.3
 
-            def arm_draw(canvas: Canvas, x=x, z=z, top=top, arm_len=arm_len) -> None:
+            def arm_draw(
+                canvas: Canvas,
+                x: float = x,
+                z: float = z,
+                top: float = top,
+                arm_len: float = arm_len,
+            ) -> None:
                 draw_sprite(
                     canvas,
                     x,

@@ -18,19 +18,29 @@ import numpy as np
 import pandas as pd
 
 from db.schema import SEVERITIES, STATUSES
-from db.store import ValidationError
+from db.store import FlagRecord, ValidationError
 from models.checkpoints import CheckpointError
 from models.datasets import DatasetError
 from models.labels import CLASS_NAMES, NUM_EVALUATED
 from models.metrics import SplitScores
 from reviewer import panels
 from reviewer.plots import class_iou_bars, group_confusion_figure, group_iou_bars
-from reviewer.workbench import FLAG_STATES, SORT_KEYS, ImageView, Workbench, default_pair
+from reviewer.workbench import (
+    FLAG_STATES,
+    SORT_KEYS,
+    ImageView,
+    QueueRow,
+    Workbench,
+    default_pair,
+)
 
 log = logging.getLogger(__name__)
 
 IMAGE_HEIGHT = 240
 """Display height of the image panels in pixels (they keep their aspect ratio)."""
+
+State = dict[str, Any]
+"""Per-browser-session state: the review queue, the position in it and the image shown."""
 
 TARGET_LABELS = {
     "ground_truth": "ground truth",
@@ -129,7 +139,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
     annotated = bench.dataset.annotated_classes
     store = bench.store
 
-    def queue_frame(rows) -> pd.DataFrame:
+    def queue_frame(rows: list[QueueRow]) -> pd.DataFrame:
         return _frame(
             [[r.sample_id, r.group or "", _round(r.value), r.flags, r.flag_status] for r in rows],
             QUEUE_HEADERS,
@@ -165,7 +175,15 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         return model_card(name_a), model_card(name_b)
 
     @friendly
-    def refresh_queue(name_a, name_b, sort_key, status, group, condition, state):
+    def refresh_queue(
+        name_a: str,
+        name_b: str,
+        sort_key: str,
+        status: str,
+        group: str,
+        condition: str,
+        state: State,
+    ) -> tuple[pd.DataFrame, State, str]:
         rows = bench.queue(name_a, name_b, sort_key, status, group, condition)
         state = dict(state or {})
         state["queue"] = [r.sample_id for r in rows]
@@ -179,7 +197,13 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             return "No image matches the filters."
         return f"Image {state.get('position', 0) + 1} of {len(queue)} · keys: n / p"
 
-    def render(view: ImageView, opacity, shown_groups, hidden, full_matrix):
+    def render(
+        view: ImageView,
+        opacity: float,
+        shown_groups: list[str],
+        hidden: list[str],
+        full_matrix: str,
+    ) -> tuple[Any, ...]:
         options_ = panels.DisplayOptions(
             opacity=opacity, visible_classes=panels.visible_classes(groups, shown_groups, hidden)
         )
@@ -210,7 +234,15 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         return _frame([_flag_row(f) for f in flags], FLAG_HEADERS)
 
     @friendly
-    def show(state, name_a, name_b, opacity, shown_groups, hidden, full_matrix):
+    def show(
+        state: State,
+        name_a: str,
+        name_b: str,
+        opacity: float,
+        shown_groups: list[str],
+        hidden: list[str],
+        full_matrix: str,
+    ) -> tuple[Any, ...]:
         state = dict(state or {})
         queue = state.get("queue") or []
         if not queue:
@@ -222,8 +254,8 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         outputs = render(view, opacity, shown_groups, hidden, full_matrix)
         return (state, *outputs, image_flags(state["sample_id"]), _position_text(state))
 
-    def step(delta: int):
-        def move(state, *rest):
+    def step(delta: int) -> Callable[..., tuple[Any, ...]]:
+        def move(state: State, *rest: Any) -> tuple[Any, ...]:
             state = dict(state or {})
             queue = state.get("queue") or []
             if queue:
@@ -233,17 +265,15 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         return move
 
     @friendly
-    def pick_from_table(
-        event: gr.SelectData, state, name_a, name_b, opacity, shown_groups, hidden, full_matrix
-    ):
+    def pick_from_table(event: gr.SelectData, state: State, *view_inputs: Any) -> tuple[Any, ...]:
         state = dict(state or {})
         state["position"] = _selected_row(event)
-        return show(state, name_a, name_b, opacity, shown_groups, hidden, full_matrix)
+        return show(state, *view_inputs)
 
     @friendly
     def open_worst(
-        event: gr.SelectData, table, state, name_a, name_b, opacity, shown_groups, hidden, full
-    ):
+        event: gr.SelectData, table: pd.DataFrame, state: State, *view_inputs: Any
+    ) -> tuple[Any, ...]:
         sample_id = str(table.iloc[_selected_row(event)]["image"])
         state = dict(state or {})
         queue = list(state.get("queue") or [])
@@ -251,11 +281,21 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             queue.insert(0, sample_id)
         state["queue"] = queue
         state["position"] = queue.index(sample_id)
-        shown = show(state, name_a, name_b, opacity, shown_groups, hidden, full)
+        shown = show(state, *view_inputs)
         return (gr.Tabs(selected="review"), *shown)
 
     @friendly
-    def save_flag(state, name_a, name_b, reviewer, target, severity, category, note, region_text):
+    def save_flag(
+        state: State,
+        name_a: str,
+        name_b: str,
+        reviewer: str,
+        target: str,
+        severity: str,
+        category: str,
+        note: str,
+        region_text: str,
+    ) -> tuple[str, pd.DataFrame, str, str]:
         sample_id = (state or {}).get("sample_id")
         if not sample_id:
             raise ValueError("Pick an image before flagging it.")
@@ -277,13 +317,17 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         return message, image_flags(sample_id), "", reviewer
 
     @friendly
-    def fill_region_from_instance(event: gr.SelectData, instances: pd.DataFrame):
+    def fill_region_from_instance(event: gr.SelectData, instances: pd.DataFrame) -> str:
         box = instances.iloc[_selected_row(event)]["box"]
         numbers = [int(part[1:]) for part in box.replace("–", " ").split()]
         return ", ".join(str(n) for n in numbers)
 
     @friendly
-    def evaluate_split(name_a, name_b, progress=gr.Progress()):  # noqa: B008 (Gradio's API)
+    def evaluate_split(
+        name_a: str,
+        name_b: str,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's API)
+    ) -> tuple[Any, ...]:
         progress((0, len(bench.dataset)), desc="Evaluating the split with both models")
         result = bench.evaluate(
             name_a,
@@ -292,7 +336,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         )
         return dataset_outputs(result)
 
-    def dataset_outputs(result: SplitScores):
+    def dataset_outputs(result: SplitScores) -> tuple[Any, ...]:
         a, b = result.models["A"], result.models["B"]
         rows = []
         for train_id in range(NUM_EVALUATED):
@@ -359,7 +403,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         )
 
     @friendly
-    def show_dataset(name_a, name_b):
+    def show_dataset(name_a: str, name_b: str) -> tuple[Any, ...]:
         result = bench.split_result(name_a, name_b)
         if result is None:
             message = (
@@ -370,7 +414,9 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         return dataset_outputs(result)
 
     @friendly
-    def list_all_flags(status, severity, category, reviewer):
+    def list_all_flags(
+        status: list[str], severity: list[str], category: list[str], reviewer: str
+    ) -> pd.DataFrame:
         flags = store.list_flags(
             status=status or None,
             severity=severity or None,
@@ -382,7 +428,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         return _frame([_flag_row(f) for f in flags], FLAG_HEADERS)
 
     @friendly
-    def pick_flag(event: gr.SelectData, table: pd.DataFrame):
+    def pick_flag(event: gr.SelectData, table: pd.DataFrame) -> tuple[int, pd.DataFrame, str]:
         flag_id = int(table.iloc[_selected_row(event)]["id"])
         return flag_id, history_frame(flag_id), f"Flag #{flag_id} selected."
 
@@ -404,7 +450,15 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         )
 
     @friendly
-    def change_status(flag_id, new_status, reviewer, filters_status, severity, category, who):
+    def change_status(
+        flag_id: int | None,
+        new_status: str,
+        reviewer: str,
+        filters_status: list[str],
+        severity: list[str],
+        category: list[str],
+        who: str,
+    ) -> tuple[str, pd.DataFrame, pd.DataFrame]:
         if not flag_id:
             raise ValueError("Select a flag in the table first.")
         flag = store.update_flag(int(flag_id), reviewer or "", status=new_status)
@@ -415,7 +469,9 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         )
 
     @friendly
-    def predict_upload(image, name_a, name_b, opacity):
+    def predict_upload(
+        image: np.ndarray | None, name_a: str, name_b: str, opacity: float
+    ) -> tuple[Any, ...]:
         if image is None:
             raise ValueError("Upload an image first.")
         image = np.ascontiguousarray(image[..., :3]).astype(np.uint8)
@@ -431,7 +487,16 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         )
 
     @friendly
-    def flag_upload(image, name_a, name_b, reviewer, target, severity, category, note):
+    def flag_upload(
+        image: np.ndarray | None,
+        name_a: str,
+        name_b: str,
+        reviewer: str,
+        target: str,
+        severity: str,
+        category: str,
+        note: str,
+    ) -> str:
         if image is None:
             raise ValueError("Upload an image first.")
         upload_id = bench.add_upload(np.ascontiguousarray(image[..., :3]).astype(np.uint8))
@@ -811,7 +876,7 @@ def parse_region(text: str | None) -> tuple[int, int, int, int] | None:
     return x0, y0, x1, y1
 
 
-def _flag_row(flag) -> list:
+def _flag_row(flag: FlagRecord) -> list:
     region = "" if flag.region is None else ", ".join(str(v) for v in flag.region.as_list())
     return [
         flag.id,
