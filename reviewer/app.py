@@ -9,6 +9,7 @@ import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from models.datasets import DatasetError
 from models.labels import CLASS_NAMES, NUM_EVALUATED
 from models.metrics import SplitScores
 from reviewer import panels
+from reviewer.export import FORMATS, ExportError, export_report, zip_export
 from reviewer.plots import class_iou_bars, group_confusion_figure, group_iou_bars
 from reviewer.workbench import (
     FLAG_STATES,
@@ -77,6 +79,7 @@ EXPECTED_ERRORS = (
     DatasetError,
     CheckpointError,
     ValidationError,
+    ExportError,
     FileNotFoundError,
     PermissionError,
 )
@@ -469,6 +472,38 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         )
 
     @friendly
+    def export_flags(
+        status: list[str],
+        severity: list[str],
+        category: list[str],
+        formats: list[str],
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's API)
+    ) -> tuple[str, str]:
+        if not formats:
+            raise ValueError("Choose at least one export format.")
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        result = export_report(
+            options.export_dir / f"flags-{stamp}",
+            store,
+            formats=formats,
+            status=status or None,
+            severity=severity or None,
+            category=category or None,
+            model_sources=list(bench.checkpoints.values()),
+            engine=bench.engine,
+            split_scores=bench.split_results(),
+            groups=groups,
+            progress=lambda done, total: progress((done, total), desc="Exporting", unit="images"),
+        )
+        archive = zip_export(result)
+        notes = "".join(f"\n- {escape(problem)}" for problem in result.problems)
+        message = (
+            f"Exported {result.flag_count} flags on {result.image_count} images to "
+            f"`{escape(str(result.out))}`; the download holds every file.{notes}"
+        )
+        return message, str(archive)
+
+    @friendly
     def predict_upload(
         image: np.ndarray | None, name_a: str, name_b: str, opacity: float
     ) -> tuple[Any, ...]:
@@ -688,6 +723,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                     headers=FLAG_HEADERS,
                     interactive=False,
                     label="All flags (click one for its history)",
+                    elem_id="all-flags",
                 )
                 selected_flag = gr.State(None)
                 with gr.Row():
@@ -699,6 +735,15 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                 history = gr.Dataframe(
                     headers=HISTORY_HEADERS, interactive=False, label="Audit trail"
                 )
+                with gr.Group():
+                    gr.Markdown("### Export the flags matching the filters above")
+                    with gr.Row():
+                        export_formats = gr.CheckboxGroup(
+                            list(FORMATS), value=list(FORMATS), label="Formats"
+                        )
+                        export_button = gr.Button("Export", variant="primary")
+                    export_message = gr.Markdown(elem_id="export-message")
+                    export_file = gr.File(label="Download", interactive=False)
             with gr.Tab("Your image", id="upload"):
                 with gr.Row():
                     upload = gr.Image(
@@ -813,6 +858,11 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             change_status,
             [selected_flag, new_status, reviewer, *flag_filters],
             [status_message, history, all_flags],
+        )
+        export_button.click(
+            export_flags,
+            [flags_status, flags_severity, flags_category, export_formats],
+            [export_message, export_file],
         )
         run_upload.click(
             predict_upload,

@@ -392,6 +392,15 @@ class Workbench:
             self._results[(name_a, name_b)] = result
         return result
 
+    def split_results(self) -> dict[tuple[int, int, int], SplitScores]:
+        """Every evaluation since start, keyed (dataset id, model A id, model B id)."""
+        with self._lock:
+            pairs = dict(self._results)
+        return {
+            (self._dataset_id, self.model_id(a), self.model_id(b)): result
+            for (a, b), result in pairs.items()
+        }
+
     def split_result(self, name_a: str, name_b: str) -> SplitScores | None:
         """The split-level scores of the pair if it was evaluated since the app started."""
         with self._lock:

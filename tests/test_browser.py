@@ -123,6 +123,13 @@ def test_review_switch_model_and_flag_in_a_real_browser(running_app, tmp_path: P
         page.locator("#save-flag").click()
         sync_api.expect(page.locator("#flag-status")).to_contain_text("Saved flag", timeout=30_000)
         page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
+
+        page.get_by_role("tab", name="Flags").click()
+        sync_api.expect(page.locator("#all-flags")).to_contain_text("e2e reviewer", timeout=30_000)
+        page.get_by_role("button", name="Export", exact=True).click()
+        sync_api.expect(page.locator("#export-message")).to_contain_text(
+            "Exported 1 flags on 1 images", timeout=120_000
+        )
         artifacts = os.environ.get("SEGBENCH_ARTIFACTS")
         if artifacts:
             Path(artifacts).mkdir(parents=True, exist_ok=True)

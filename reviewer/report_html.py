@@ -1,0 +1,470 @@
+"""The HTML error report: one self-contained file a safety lead reads on screen or on paper.
+
+Images are embedded as JPEG data URIs (at most 640 pixels wide), tables and bars are
+plain HTML and CSS (no script, no network at view time; a Content-Security-Policy forbids
+both), and every string a person wrote or a file named (notes, reviewer names, categories,
+group names, image ids, model names, metadata) is escaped. The panels come from
+:func:`reviewer.panels.render_panels`, so an image looks as it does in the GUI.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from html import escape
+from typing import Any
+
+import cv2
+import numpy as np
+
+from db.store import ModelInfo
+from models.labels import CLASS_NAMES, NUM_EVALUATED, ImportanceGroups
+from models.metrics import SplitScores
+from reviewer.overlays import draw_box
+from reviewer.panels import (
+    INSTANCE_HEADERS,
+    SCORE_HEADERS,
+    DisplayOptions,
+    class_legend,
+    code_legends,
+    instance_rows,
+    render_panels,
+    scores_table,
+)
+from reviewer.report import ExportedFlag
+from reviewer.workbench import ImageView, condition_tags
+
+PANEL_WIDTH = 640
+"""Images wider than this are shrunk for the report (the masks keep full resolution)."""
+JPEG_PARAMS = [
+    cv2.IMWRITE_JPEG_QUALITY,
+    85,
+    cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+    cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+]
+
+CSS = """
+body { font-family: system-ui, sans-serif; color: #111; background: #fff; margin: 1.5em;
+       line-height: 1.35; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.3em; border-bottom: 2px solid #333; }
+h3 { font-size: 1.1em; margin-bottom: 0.3em; }
+table { border-collapse: collapse; margin: 0.4em 0 0.8em; font-size: 0.9em; }
+th, td { border: 1px solid #bbb; padding: 2px 6px; text-align: left; vertical-align: top; }
+th { background: #eee; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 8px; }
+figure { margin: 0; } figure img { width: 100%; height: auto; border: 1px solid #999; }
+figcaption { font-size: 0.85em; color: #333; }
+.note { white-space: pre-wrap; border-left: 3px solid #888; padding: 2px 8px; margin: 4px 0;
+        overflow-wrap: anywhere; }
+.problem { color: #a00; font-weight: bold; }
+.muted { color: #555; font-size: 0.9em; }
+.bar { display: inline-block; height: 0.8em; vertical-align: middle; margin-right: 4px; }
+.bar.a { background: #5b8def; } .bar.b { background: #f2a541; }
+.sev-critical { color: #b00; font-weight: bold; } .sev-major { color: #c60; }
+.legend { display: flex; flex-wrap: wrap; gap: 4px 12px; font-size: 0.85em; margin: 4px 0; }
+.legend-chip { display: inline-flex; align-items: center; gap: 4px; }
+.legend-chip > span { width: 14px; height: 14px; border: 1px solid #555; display: inline-block; }
+.meta td { overflow-wrap: anywhere; max-width: 60em; }
+section.image { margin-top: 2em; }
+* { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+@media print {
+  body { margin: 0; font-size: 10pt; }
+  section.image { break-before: page; }
+  figure, table, .flag { break-inside: avoid; }
+  a { color: inherit; text-decoration: none; }
+}
+"""
+
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+@dataclass(frozen=True)
+class PairView:
+    """One compared pair of models on one image: the view, or why there is none."""
+
+    model_a: ModelInfo
+    model_b: ModelInfo
+    view: ImageView | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageSection:
+    """Everything the report shows for one flagged image."""
+
+    anchor: str
+    dataset: str
+    split: str
+    image_key: str
+    image: np.ndarray | None
+    """The input photo, or None when it could not be read (see ``problem``)."""
+    problem: str | None
+    pairs: tuple[PairView, ...]
+    flags: tuple[ExportedFlag, ...]
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TocEntry:
+    """One line of the contents: a flagged image and its flags' severities, worst first."""
+
+    anchor: str
+    dataset: str
+    image_key: str
+    severities: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SplitSummary:
+    """Split-level scores of one compared pair, and where they come from."""
+
+    dataset: str
+    split: str
+    model_a: ModelInfo
+    model_b: ModelInfo
+    source: str
+    """Human-readable: given by the caller, evaluated during the export, cached means, none."""
+    scores: SplitScores | None = None
+    """Per-class and per-group scores (keys "A" and "B") when the split was evaluated."""
+    means: Mapping[str, Mapping[str, float | None]] | None = None
+    """Side ("A", "B") -> mean of the per-image scores cached in the store."""
+
+
+@dataclass(frozen=True)
+class ReportSummary:
+    generated: datetime
+    filters: Mapping[str, Sequence[str] | None]
+    datasets: Sequence[Mapping[str, Any]]
+    """name, layout, split, root, flagged images."""
+    models: Sequence[ModelInfo]
+    counts: Mapping[str, Mapping[str, int]]
+    """"severity", "category", "status", "reviewer" -> value -> number of flags."""
+    flag_count: int
+    image_count: int
+    splits: Sequence[SplitSummary]
+    groups: ImportanceGroups
+    problems: Sequence[str] = ()
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _e(value: Any) -> str:
+    return escape(str(value), quote=True)
+
+
+def shrink(image: np.ndarray, width: int = PANEL_WIDTH) -> np.ndarray:
+    """The image at most ``width`` pixels wide (area interpolation keeps it crisp)."""
+    if image.shape[1] <= width:
+        return image
+    height = max(1, round(image.shape[0] * width / image.shape[1]))
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def data_uri(image: np.ndarray) -> str:
+    """An RGB image as a JPEG data URI. Overlays too: as PNG a 1,000-image report of noisy
+    street photos runs to hundreds of MB; full-resolution chroma (4:4:4) keeps thin classes'
+    colours true, and the exact labels are in the masks."""
+    bgr = cv2.cvtColor(shrink(image), cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".jpg", bgr, JPEG_PARAMS)
+    if not ok:
+        raise ValueError("an image of the report could not be encoded")
+    return f"data:image/jpeg;base64,{base64.b64encode(encoded.tobytes()).decode('ascii')}"
+
+
+def _figure(image: np.ndarray, caption: str) -> str:
+    return (
+        f'<figure><img src="{data_uri(image)}" alt="{_e(caption)}">'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: bool = True) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = []
+    for row in rows:
+        cells = [f"<td>{_e(row[0])}</td>"]
+        css = ' class="num"' if numeric else ""
+        cells += [f"<td{css}>{_e(v)}</td>" for v in row[1:]]
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _number(value: float | None, percent: bool = False) -> str:
+    if value is None or math.isnan(value):
+        return "n/a"
+    return f"{value:.1%}" if percent else f"{value:.3f}"
+
+
+def _bar(value: float | None, side: str) -> str:
+    if value is None or math.isnan(value):
+        return "n/a"
+    width = max(0.0, min(1.0, value)) * 8
+    return f'<span class="bar {side}" style="width:{width:.2f}em"></span>{value:.3f}'
+
+
+def _model_label(model: ModelInfo) -> str:
+    return f"{model.name} ({model.file_hash[:12]})"
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def _metadata_rows(metadata: Mapping[str, Any]) -> str:
+    rows = []
+    for key, value in metadata.items():
+        shown = value if isinstance(value, str | int | float) else json.dumps(value)
+        rows.append(f"<tr><th>{_e(key)}</th><td>{_e(shown)}</td></tr>")
+    return "".join(rows)
+
+
+def _models_html(models: Sequence[ModelInfo]) -> str:
+    parts = []
+    for model in models:
+        parts.append(
+            f"<h3>{_e(model.name)}</h3><table class='meta'><tbody>"
+            f"<tr><th>file sha256</th><td>{_e(model.file_hash)}</td></tr>"
+            f"{_metadata_rows(model.metadata)}</tbody></table>"
+        )
+    return "".join(parts)
+
+
+def _counts_html(counts: Mapping[str, Mapping[str, int]]) -> str:
+    tables = []
+    for what, by_value in counts.items():
+        rows = sorted(by_value.items(), key=lambda item: (-item[1], item[0]))
+        tables.append(f"<div><h3>by {_e(what)}</h3>{_table([what, 'flags'], rows)}</div>")
+    return f'<div class="grid">{"".join(tables)}</div>'
+
+
+def _split_html(summary: SplitSummary, groups: ImportanceGroups) -> str:
+    title = (
+        f"<h3>{_e(summary.dataset)} / {_e(summary.split)}: A = {_e(_model_label(summary.model_a))}"
+        f", B = {_e(_model_label(summary.model_b))}</h3>"
+        f'<p class="muted">{_e(summary.source)}</p>'
+    )
+    if summary.scores is not None:
+        return title + _split_scores_html(summary.scores, groups)
+    if summary.means is not None:
+        a, b = summary.means["A"], summary.means["B"]
+        rows = [[key.replace("_", " "), _number(a[key]), _number(b[key])] for key in a]
+        return title + _table(["mean over images", "A", "B"], rows)
+    return title
+
+
+def _split_scores_html(result: SplitScores, groups: ImportanceGroups) -> str:
+    a, b = result.models["A"], result.models["B"]
+    rows = []
+    for train_id in range(NUM_EVALUATED):
+        if not a.annotated[train_id]:
+            rows.append(
+                f"<tr><td>{_e(CLASS_NAMES[train_id])}</td><td colspan=3>not annotated</td></tr>"
+            )
+            continue
+        iou_a, iou_b = float(a.iou[train_id]), float(b.iou[train_id])
+        delta = "n/a" if math.isnan(iou_a) or math.isnan(iou_b) else f"{iou_b - iou_a:+.3f}"
+        rows.append(
+            f"<tr><td>{_e(CLASS_NAMES[train_id])}</td><td>{_bar(iou_a, 'a')}</td>"
+            f"<td>{_bar(iou_b, 'b')}</td><td class='num'>{delta}</td></tr>"
+        )
+    classes = (
+        "<table><thead><tr><th>class</th><th>IoU A</th><th>IoU B</th><th>B − A</th></tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+    group_rows = [
+        [
+            name,
+            _number(a.group_iou[i]),
+            _number(b.group_iou[i]),
+            _number(a.miss_rate_per_group[i], True),
+            _number(b.miss_rate_per_group[i], True),
+            _number(a.false_alarm_rate_per_group[i], True),
+            _number(b.false_alarm_rate_per_group[i], True),
+        ]
+        for i, name in enumerate(groups.names)
+    ]
+    group_table = _table(
+        [
+            "importance group",
+            "IoU A",
+            "IoU B",
+            "miss A",
+            "miss B",
+            "false alarm A",
+            "false alarm B",
+        ],
+        group_rows,
+    )
+    headline = _table(
+        ["split score", "A", "B"],
+        [
+            ["mIoU (Cityscapes)", _number(a.miou), _number(b.miou)],
+            [
+                "IoU weighted by pixels (recipe)",
+                _number(a.frequency_weighted_iou),
+                _number(b.frequency_weighted_iou),
+            ],
+            ["pixel accuracy", _number(a.pixel_accuracy, True), _number(b.pixel_accuracy, True)],
+            [
+                "critical-miss rate",
+                _number(a.critical_miss_rate, True),
+                _number(b.critical_miss_rate, True),
+            ],
+            [
+                "false-alarm rate",
+                _number(a.false_alarm_rate, True),
+                _number(b.false_alarm_rate, True),
+            ],
+            ["safety error", _number(a.safety_error_score), _number(b.safety_error_score)],
+            ["expected cost", _number(a.expected_cost), _number(b.expected_cost)],
+        ],
+    )
+    return f'<div class="grid"><div>{headline}{group_table}</div><div>{classes}</div></div>'
+
+
+def summary_html(summary: ReportSummary, toc: Sequence[TocEntry]) -> str:
+    """The report's first pages: what was compared, the counts, split scores and contents."""
+    filters = ", ".join(
+        f"{_e(k)}: {_e(', '.join(v)) if v else 'any'}" for k, v in summary.filters.items()
+    )
+    datasets = _table(
+        ["dataset", "layout", "split", "root", "flagged images"],
+        [[d["name"], d["layout"], d["split"], d["root"], d["images"]] for d in summary.datasets],
+        numeric=False,
+    )
+    problems = "".join(f'<li class="problem">{_e(p)}</li>' for p in summary.problems)
+    splits = "".join(_split_html(s, summary.groups) for s in summary.splits)
+    contents = "".join(
+        f'<li><a href="#{_e(entry.anchor)}">{_e(entry.image_key)}</a> <span class="muted">'
+        f"({_e(entry.dataset)}; {len(entry.severities)} "
+        f"flag{'s' if len(entry.severities) != 1 else ''}: {_e(', '.join(entry.severities))})"
+        "</span></li>"
+        for entry in toc
+    )
+    return (
+        "<h1>Segmentation error report</h1>"
+        f"<p>Generated {_e(summary.generated.isoformat(timespec='seconds'))} · "
+        f"{summary.flag_count} flags on {summary.image_count} images · filters: {filters}</p>"
+        + (f"<ul>{problems}</ul>" if problems else "")
+        + f"<h2>Datasets</h2>{datasets}"
+        f"<h2>Models compared</h2>{_models_html(summary.models)}"
+        f"<h2>Flags</h2>{_counts_html(summary.counts)}"
+        f"<h2>Split-level scores</h2>{splits}"
+        f'<h2>Contents</h2><ol class="toc">{contents}</ol>'
+    )
+
+
+# ----------------------------------------------------------------------------- image sections
+
+
+def _pair_html(pair: PairView) -> str:
+    title = f"<h3>A = {_e(_model_label(pair.model_a))} · B = {_e(_model_label(pair.model_b))}</h3>"
+    if pair.view is None:
+        return title + f'<p class="problem">Predictions unavailable: {_e(pair.problem)}</p>'
+    view = pair.view
+    panels = render_panels(view, DisplayOptions())
+    figures = []
+    if panels.ground_truth is not None:
+        figures.append(_figure(panels.ground_truth, "ground truth"))
+    figures += [
+        _figure(panels.prediction_a, f"prediction A: {pair.model_a.name}"),
+        _figure(panels.prediction_b, f"prediction B: {pair.model_b.name}"),
+    ]
+    if panels.error_a is not None and panels.error_b is not None:
+        figures += [_figure(panels.error_a, "errors of A"), _figure(panels.error_b, "errors of B")]
+    disagreement = (
+        "disagreement on critical pixels"
+        if view.disagreement is not None
+        else "where A and B differ (no ground truth)"
+    )
+    figures.append(_figure(panels.disagreement, disagreement))
+    parts = [title, f'<div class="grid">{"".join(figures)}</div>', class_legend(view)]
+    if view.error_a is not None:
+        parts.append(code_legends())
+    scores = scores_table(view)
+    parts.append(_table(SCORE_HEADERS, scores) if scores else "<p>No scores: no ground truth.</p>")
+    instances = instance_rows(view)
+    if instances:
+        parts.append(_table(INSTANCE_HEADERS, instances))
+    elif view.ground_truth is not None:
+        parts.append('<p class="muted">No instances annotated on this image.</p>')
+    return "".join(parts)
+
+
+def _change_text(changes: Mapping[str, tuple[Any, Any]]) -> str:
+    def shown(value: Any) -> str:
+        return "—" if value is None else json.dumps(value, ensure_ascii=False).strip('"')
+
+    return "; ".join(f"{k}: {shown(old)} → {shown(new)}" for k, (old, new) in changes.items())
+
+
+def _flag_html(flag: ExportedFlag) -> str:
+    region = "whole image" if flag.region is None else "x{} y{} – x{} y{}".format(*flag.region)
+    rows = [
+        ("severity", f'<span class="sev-{_e(flag.severity)}">{_e(flag.severity)}</span>'),
+        ("category", _e(flag.category)),
+        ("status", _e(flag.status)),
+        ("target", _e(flag.target)),
+        ("region", _e(region)),
+        ("reviewer", _e(flag.reviewer)),
+        (
+            "created / updated",
+            _e(f"{flag.created_at:%Y-%m-%d %H:%M} / {flag.updated_at:%Y-%m-%d %H:%M} UTC"),
+        ),
+        ("model A", _e(f"{flag.model_a} ({flag.model_a_hash[:12]})")),
+        ("model B", _e(f"{flag.model_b} ({flag.model_b_hash[:12]})")),
+    ]
+    table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    history = "".join(
+        f"<li>{_e(f'{e.at:%Y-%m-%d %H:%M}')} {_e(e.reviewer)} {_e(e.action)}: "
+        f"{_e(_change_text(e.changes))}</li>"
+        for e in flag.history
+    )
+    note = f'<div class="note">{_e(flag.note)}</div>' if flag.note else ""
+    return (
+        f'<div class="flag"><h3>Flag {flag.flag_id}</h3><table><tbody>{table}</tbody></table>'
+        f"{note}<details open><summary>history</summary><ol>{history}</ol></details></div>"
+    )
+
+
+def image_section_html(section: ImageSection) -> str:
+    """One flagged image: input, truth, both predictions and error maps, scores, flags."""
+    tags = condition_tags(section.meta)
+    parts = [
+        f'<section class="image" id="{_e(section.anchor)}">'
+        f"<h2>{_e(section.image_key)}</h2>"
+        f'<p class="muted">{_e(section.dataset)} / {_e(section.split)}'
+        + (f" · {_e(', '.join(tags))}" if tags else "")
+        + "</p>"
+    ]
+    if section.image is None:
+        parts.append(f'<p class="problem">Image unavailable: {_e(section.problem)}</p>')
+    else:
+        marked = section.image
+        for flag in section.flags:
+            if flag.region is not None:
+                marked = draw_box(marked, flag.region)
+        regions = any(f.region is not None for f in section.flags)
+        caption = "input (flagged regions boxed)" if regions else "input"
+        parts.append(f'<div class="grid">{_figure(marked, caption)}</div>')
+        parts += [_pair_html(pair) for pair in section.pairs]
+    parts += [_flag_html(flag) for flag in section.flags]
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def document_start(title: str) -> str:
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
+    )
+
+
+DOCUMENT_END = "</body></html>\n"
