@@ -230,6 +230,19 @@ class SegmentationDataset(ABC):
     def __getitem__(self, index: int) -> Sample:
         return self.samples[index]
 
+    def add_pair(self, sample: Sample) -> None:
+        """Add a sample whose label sits beside it, or record why it is skipped; without
+        labels in the split the label path is dropped."""
+        if not self.has_labels:
+            self.samples.append(replace(sample, label_path=None))
+            return
+        assert sample.label_path is not None
+        problem = _pair_problem(sample.image_path, sample.label_path)
+        if problem:
+            self.skipped.append(SkippedFile(sample.image_path, problem))
+        else:
+            self.samples.append(sample)
+
     def sample(self, sample_id: str) -> Sample:
         """The sample with this id (KeyError naming it when absent)."""
         for sample in self.samples:
@@ -361,18 +374,12 @@ class KittiDataset(SegmentationDataset):
         label_dir = folder / "semantic"
         dataset = cls(root=root, split=split, has_labels=label_dir.is_dir())
         for image_path in sorted((folder / "image_2").glob("*.png")):
-            label_path = label_dir / image_path.name
             instance_path = folder / "instance" / image_path.name
-            if dataset.has_labels:
-                problem = _pair_problem(image_path, label_path)
-                if problem:
-                    dataset.skipped.append(SkippedFile(image_path, problem))
-                    continue
-            dataset.samples.append(
+            dataset.add_pair(
                 Sample(
                     id=f"{folder.name}/{image_path.stem}",
                     image_path=image_path,
-                    label_path=label_path if dataset.has_labels else None,
+                    label_path=label_dir / image_path.name,
                     instance_path=instance_path if instance_path.is_file() else None,
                     group=image_path.stem.split("_")[0],
                 )
@@ -416,17 +423,11 @@ class CamVidDataset(SegmentationDataset):
         for image_path in sorted((root / split).iterdir()):
             if image_path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            label_path = label_dir / image_path.name
-            if dataset.has_labels:
-                problem = _pair_problem(image_path, label_path)
-                if problem:
-                    dataset.skipped.append(SkippedFile(image_path, problem))
-                    continue
-            dataset.samples.append(
+            dataset.add_pair(
                 Sample(
                     id=f"{split}/{image_path.stem}",
                     image_path=image_path,
-                    label_path=label_path if dataset.has_labels else None,
+                    label_path=label_dir / image_path.name,
                     group=image_path.stem.split("_")[0],
                 )
             )

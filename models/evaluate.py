@@ -37,7 +37,7 @@ from models.labels import (
     GroupsError,
     ImportanceGroups,
 )
-from models.metrics import ModelScores, SplitEvaluator, SplitScores
+from models.metrics import HEADLINE_SCORES, ModelScores, SplitEvaluator, SplitScores
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (images done, images in all) after each batch."""
@@ -146,16 +146,6 @@ def results_document(
     }
 
 
-CSV_SCORE_KEYS = (
-    "miou",
-    "pixel_accuracy",
-    "critical_miss_rate",
-    "false_alarm_rate",
-    "safety_error",
-    "expected_cost",
-)
-
-
 def write_image_csv(path: Path, result: SplitScores) -> None:
     """One row per image and model: the image scores and the per-class IoUs."""
     disagreement_keys = ("both_right", "only_a", "only_b", "both_wrong")
@@ -165,7 +155,7 @@ def write_image_csv(path: Path, result: SplitScores) -> None:
             [
                 "image_id",
                 "model",
-                *CSV_SCORE_KEYS,
+                *HEADLINE_SCORES,
                 *(f"critical_{k}" for k in disagreement_keys),
                 *(f"iou_{name}" for name in CLASS_NAMES[:NUM_EVALUATED]),
             ]
@@ -177,7 +167,7 @@ def write_image_csv(path: Path, result: SplitScores) -> None:
                     [
                         image.sample_id,
                         model,
-                        *(scores[k] for k in CSV_SCORE_KEYS),
+                        *(scores[k] for k in HEADLINE_SCORES),
                         *(agreement.get(k) for k in disagreement_keys),
                         *scores["iou"],
                     ]

@@ -242,6 +242,17 @@ def _by_group(values: np.ndarray, groups: ImportanceGroups) -> dict[str, float |
     return {name: _json_number(v) for name, v in zip(groups.names, values, strict=True)}
 
 
+HEADLINE_SCORES = (
+    "miou",
+    "pixel_accuracy",
+    "critical_miss_rate",
+    "false_alarm_rate",
+    "safety_error",
+    "expected_cost",
+)
+"""The per-image scores shown in tables, written to CSV and cached in the review store."""
+
+
 def image_scores_from_matrix(
     cm: np.ndarray | torch.Tensor,
     groups: ImportanceGroups = DEFAULT_GROUPS,

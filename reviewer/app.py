@@ -629,45 +629,18 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                             label="Hide classes",
                         )
                     with gr.Row():
-                        input_image = gr.Image(
-                            label="Input", interactive=False, format="png", height=IMAGE_HEIGHT
-                        )
-                        gt_image = gr.Image(
-                            label="Ground truth",
-                            interactive=False,
-                            format="png",
-                            height=IMAGE_HEIGHT,
-                        )
+                        input_image = panel_image("Input")
+                        gt_image = panel_image("Ground truth")
                     with gr.Row():
-                        pred_a_image = gr.Image(
-                            label="Prediction A",
-                            interactive=False,
-                            format="png",
-                            height=IMAGE_HEIGHT,
-                            elem_id="prediction-a",
-                        )
-                        pred_b_image = gr.Image(
-                            label="Prediction B",
-                            interactive=False,
-                            format="png",
-                            height=IMAGE_HEIGHT,
-                            elem_id="prediction-b",
-                        )
+                        pred_a_image = panel_image("Prediction A", "prediction-a")
+                        pred_b_image = panel_image("Prediction B", "prediction-b")
                     slider = gr.ImageSlider(
                         label="A ◀ slide ▶ B", format="png", max_height=2 * IMAGE_HEIGHT
                     )
                     with gr.Row():
-                        error_a_image = gr.Image(
-                            label="Errors of A", interactive=False, format="png"
-                        )
-                        error_b_image = gr.Image(
-                            label="Errors of B", interactive=False, format="png"
-                        )
-                        disagreement_image = gr.Image(
-                            label="Disagreement on critical pixels",
-                            interactive=False,
-                            format="png",
-                        )
+                        error_a_image = panel_image("Errors of A")
+                        error_b_image = panel_image("Errors of B")
+                        disagreement_image = panel_image("Disagreement on critical pixels")
                     legend = gr.HTML()
                     with gr.Row():
                         scores = gr.Dataframe(
@@ -754,11 +727,9 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                         upload_summary = gr.Markdown()
                         upload_legend = gr.HTML()
                 with gr.Row():
-                    upload_a = gr.Image(label="Prediction A", interactive=False, format="png")
-                    upload_b = gr.Image(label="Prediction B", interactive=False, format="png")
-                    upload_diff = gr.Image(
-                        label="Where A and B differ", interactive=False, format="png"
-                    )
+                    upload_a = panel_image("Prediction A")
+                    upload_b = panel_image("Prediction B")
+                    upload_diff = panel_image("Where A and B differ")
                 with gr.Row():
                     upload_target = gr.Radio(
                         list(TARGET_LABELS.values())[1:], value="model A", label="What is wrong"
@@ -884,6 +855,13 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             [upload_status],
         )
     return app
+
+
+def panel_image(label: str, elem_id: str | None = None) -> gr.Image:
+    """A read-only image panel; PNG keeps label colours exact."""
+    return gr.Image(
+        label=label, interactive=False, format="png", height=IMAGE_HEIGHT, elem_id=elem_id
+    )
 
 
 def _selected_row(event: gr.SelectData) -> int:

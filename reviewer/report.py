@@ -60,7 +60,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from db.store import DatasetInfo, FlagEventRecord, FlagRecord, ModelInfo
-from reviewer.workbench import PAIR_KEYS, STORED_SCORE_KEYS
+from models.metrics import HEADLINE_SCORES
+from reviewer.workbench import PAIR_KEYS
 
 SCHEMA = "segnet-review-bench/flags-export"
 SCHEMA_VERSION = 1
@@ -134,7 +135,7 @@ def headline_scores(scores: Mapping[str, Any] | None) -> dict[str, float | None]
     if scores is None:
         return None
     result: dict[str, float | None] = {}
-    for key in STORED_SCORE_KEYS:
+    for key in HEADLINE_SCORES:
         value = scores.get(key)
         result[key] = None if value is None or math.isnan(value) else float(value)
     return result
@@ -277,8 +278,8 @@ CSV_COLUMNS = (
     "region_y0",
     "region_x1",
     "region_y1",
-    *(f"a_{k}" for k in STORED_SCORE_KEYS),
-    *(f"b_{k}" for k in STORED_SCORE_KEYS),
+    *(f"a_{k}" for k in HEADLINE_SCORES),
+    *(f"b_{k}" for k in HEADLINE_SCORES),
     *(f"critical_{k}" for k in PAIR_KEYS),
     "history_events",
     "history",
@@ -300,8 +301,8 @@ def flag_to_row(flag: ExportedFlag) -> list[Any]:
     counts = flag.critical_pixels or {}
     row = [_scalar(getattr(flag, name)) for name in _CSV_SCALARS]
     row += list(region)
-    row += [scores_a.get(k) for k in STORED_SCORE_KEYS]
-    row += [scores_b.get(k) for k in STORED_SCORE_KEYS]
+    row += [scores_a.get(k) for k in HEADLINE_SCORES]
+    row += [scores_b.get(k) for k in HEADLINE_SCORES]
     row += [counts.get(k) for k in PAIR_KEYS]
     history = json.dumps([_event_to_json(e) for e in flag.history], ensure_ascii=False)
     row += [len(flag.history), history]

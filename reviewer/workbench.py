@@ -27,6 +27,7 @@ from models.inference import InferenceEngine, LoadedModel
 from models.instances import DEFAULT_MIN_RECALL, InstanceScore, instance_scores
 from models.labels import DEFAULT_GROUPS, ImportanceGroups
 from models.metrics import (
+    HEADLINE_SCORES,
     ImageResult,
     SplitScores,
     disagreement_from_joint,
@@ -51,15 +52,6 @@ SORT_KEYS: dict[str, str] = {
 }
 """Review-queue orders; the first is the default (worst first)."""
 
-STORED_SCORE_KEYS = (
-    "miou",
-    "pixel_accuracy",
-    "critical_miss_rate",
-    "false_alarm_rate",
-    "safety_error",
-    "expected_cost",
-)
-"""Per-image scores cached in the store for each model version."""
 PAIR_KEYS = ("both_right", "only_a", "only_b", "both_wrong")
 
 
@@ -129,6 +121,34 @@ class ImageView:
     """Where A and B predict different classes (works without ground truth)."""
     instances: tuple[InstanceScore, ...]
     meta: dict = field(default_factory=dict)
+
+
+def predictions_only_view(
+    sample_id: str,
+    image: np.ndarray,
+    prediction_a: np.ndarray,
+    prediction_b: np.ndarray,
+    meta: dict | None = None,
+) -> ImageView:
+    """The view of an image without ground truth: predictions and where they differ."""
+    return ImageView(
+        sample_id=sample_id,
+        image=image,
+        ground_truth=None,
+        prediction_a=prediction_a,
+        prediction_b=prediction_b,
+        scores_a=None,
+        scores_b=None,
+        error_a=None,
+        error_b=None,
+        disagreement=None,
+        disagreement_counts=None,
+        confusion_a=None,
+        confusion_b=None,
+        models_differ=prediction_a != prediction_b,
+        instances=(),
+        meta=meta or {},
+    )
 
 
 @dataclass(frozen=True)
@@ -239,23 +259,7 @@ class Workbench:
         """Predictions of both models on a user's image without ground truth."""
         prediction_a = self.engine.predict(self.model(name_a), image).labels
         prediction_b = self.engine.predict(self.model(name_b), image).labels
-        return ImageView(
-            sample_id="upload",
-            image=image,
-            ground_truth=None,
-            prediction_a=prediction_a,
-            prediction_b=prediction_b,
-            scores_a=None,
-            scores_b=None,
-            error_a=None,
-            error_b=None,
-            disagreement=None,
-            disagreement_counts=None,
-            confusion_a=None,
-            confusion_b=None,
-            models_differ=prediction_a != prediction_b,
-            instances=(),
-        )
+        return predictions_only_view("upload", image, prediction_a, prediction_b)
 
     def add_upload(self, image: np.ndarray) -> int:
         """Keep an uploaded RGB image as a PNG named by its content and return its store id."""
@@ -286,28 +290,8 @@ class Workbench:
     ) -> ImageView:
         sample = self.dataset.sample(sample_id)
         meta = self.dataset.read_meta(sample)
-        common = {
-            "sample_id": sample_id,
-            "image": image,
-            "prediction_a": prediction_a,
-            "prediction_b": prediction_b,
-            "models_differ": prediction_a != prediction_b,
-            "meta": meta,
-        }
         if not self.dataset.has_labels:
-            return ImageView(
-                ground_truth=None,
-                scores_a=None,
-                scores_b=None,
-                error_a=None,
-                error_b=None,
-                disagreement=None,
-                disagreement_counts=None,
-                confusion_a=None,
-                confusion_b=None,
-                instances=(),
-                **common,
-            )
+            return predictions_only_view(sample_id, image, prediction_a, prediction_b, meta)
         gt = self.dataset.read_label(sample)
         annotated = self.dataset.annotated_classes
         instance_map = self.dataset.read_instances(sample)
@@ -333,7 +317,12 @@ class Workbench:
             disagreement=disagreement_map(gt, prediction_a, prediction_b, self.groups),
             disagreement_counts=disagreement_from_joint(joint, self.groups),
             instances=instances,
-            **common,
+            sample_id=sample_id,
+            image=image,
+            prediction_a=prediction_a,
+            prediction_b=prediction_b,
+            models_differ=prediction_a != prediction_b,
+            meta=meta,
         )
 
     def cached_scores(self, name_a: str, name_b: str) -> dict[str, dict] | None:
@@ -380,7 +369,7 @@ class Workbench:
         for side, name in (("A", name_a), ("B", name_b)):
             by_image = {}
             for image in result.images:
-                flat = {k: _float(image.scores[side][k]) for k in STORED_SCORE_KEYS}
+                flat = {k: _float(image.scores[side][k]) for k in HEADLINE_SCORES}
                 if side == "B" and image.disagreement is not None:
                     flat.update({f"{prefix}{k}": image.disagreement[k] for k in PAIR_KEYS})
                 by_image[self._image_ids[image.sample_id]] = flat
