@@ -335,12 +335,19 @@ ERROR_CODES = {"correct": 0, "miss": 1, "false_alarm": 2, "other_error": 3, "ign
 
 
 def disagreement_map(
-    gt: LabelMap, pred_a: LabelMap, pred_b: LabelMap, groups: ImportanceGroups = DEFAULT_GROUPS
+    gt: LabelMap,
+    pred_a: LabelMap,
+    pred_b: LabelMap,
+    groups: ImportanceGroups = DEFAULT_GROUPS,
+    critical_only: bool = True,
 ) -> np.ndarray:
-    """uint8 map for the GUI, codes in ``DISAGREEMENT_CODES``; 255 where not critical."""
+    """uint8 map for the GUI, codes in ``DISAGREEMENT_CODES``; 255 where not judged: on
+    ground-truth background, and on non-critical pixels unless ``critical_only`` is off."""
     gt, pred_a, pred_b = _label_arrays(ground_truth=gt, prediction_a=pred_a, prediction_b=pred_b)
     codes = (pred_b != gt).astype(np.uint8) + 2 * (pred_a != gt).astype(np.uint8)
     critical = groups.group_of == groups.most_important
+    if not critical_only:
+        critical[:] = True
     critical[BACKGROUND] = False
     critical = critical[gt]
     return np.where(critical, codes, np.uint8(255)).astype(np.uint8)

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 IMAGE_HEIGHT = 240
 """Display height of the image panels in pixels (they keep their aspect ratio)."""
 
+AGREEMENT_SCOPES = ("critical pixels", "all labelled pixels")
+
 State = dict[str, Any]
 """Per-browser-session state: the review queue, the position in it and the image shown."""
 
@@ -206,9 +208,12 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         shown_groups: list[str],
         hidden: list[str],
         full_matrix: str,
+        agreement_scope: str,
     ) -> tuple[Any, ...]:
         options_ = panels.DisplayOptions(
-            opacity=opacity, visible_classes=panels.visible_classes(groups, shown_groups, hidden)
+            opacity=opacity,
+            visible_classes=panels.visible_classes(groups, shown_groups, hidden),
+            disagreement_on_all_classes=agreement_scope == AGREEMENT_SCOPES[1],
         )
         drawn = panels.render_panels(view, options_)
         figure_a, figure_b = panels.confusion_figures(view, groups, full_matrix == "classes")
@@ -245,6 +250,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         shown_groups: list[str],
         hidden: list[str],
         full_matrix: str,
+        agreement_scope: str,
     ) -> tuple[Any, ...]:
         state = dict(state or {})
         queue = state.get("queue") or []
@@ -254,7 +260,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         state["position"] = position
         state["sample_id"] = queue[position]
         view = bench.view(queue[position], name_a, name_b)
-        outputs = render(view, opacity, shown_groups, hidden, full_matrix)
+        outputs = render(view, opacity, shown_groups, hidden, full_matrix, agreement_scope)
         return (state, *outputs, image_flags(state["sample_id"]), _position_text(state))
 
     def step(delta: int) -> Callable[..., tuple[Any, ...]]:
@@ -640,7 +646,12 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                     with gr.Row():
                         error_a_image = panel_image("Errors of A")
                         error_b_image = panel_image("Errors of B")
-                        disagreement_image = panel_image("Disagreement on critical pixels")
+                        disagreement_image = panel_image("Disagreement of A and B")
+                    agreement_scope = gr.Radio(
+                        list(AGREEMENT_SCOPES),
+                        value=AGREEMENT_SCOPES[0],
+                        label="Disagreement judged on",
+                    )
                     legend = gr.HTML()
                     with gr.Row():
                         scores = gr.Dataframe(
@@ -743,7 +754,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                 upload_status = gr.Markdown()
 
         # ------------------------------------------------------------- events
-        display = [opacity, shown_groups, hidden_classes, matrix_kind]
+        display = [opacity, shown_groups, hidden_classes, matrix_kind, agreement_scope]
         view_outputs = [
             state,
             meta,

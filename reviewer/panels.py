@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from models.labels import CLASS_NAMES, CLASSES, NUM_EVALUATED, ImportanceGroups
-from models.metrics import group_confusion
+from models.metrics import disagreement_map, group_confusion
 from reviewer.overlays import (
     DISAGREEMENT_CODES,
     DISAGREEMENT_PALETTE,
@@ -34,6 +34,8 @@ class DisplayOptions:
     opacity: float = 0.6
     visible_classes: frozenset[int] | None = None
     """Classes drawn in the overlays; None draws all."""
+    disagreement_on_all_classes: bool = False
+    """Judge agreement on every labelled pixel instead of the critical ones only."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,12 @@ def render_panels(view: ImageView, options: DisplayOptions) -> Panels:
     classes (in the "both wrong" colour), so an uploaded image still shows their conflict.
     """
     overlay = {"opacity": options.opacity, "visible_classes": options.visible_classes}
-    if view.disagreement is not None:
+    if view.ground_truth is not None and options.disagreement_on_all_classes:
+        codes = disagreement_map(
+            view.ground_truth, view.prediction_a, view.prediction_b, critical_only=False
+        )
+        disagreement = code_overlay(view.image, codes, DISAGREEMENT_PALETTE)
+    elif view.disagreement is not None:
         disagreement = code_overlay(view.image, view.disagreement, DISAGREEMENT_PALETTE)
     else:
         codes = np.where(view.models_differ, np.uint8(3), np.uint8(255))
@@ -106,7 +113,7 @@ def code_legends() -> str:
     agreement = legend_html(DISAGREEMENT_CODES.values())
     return (
         f"<div><b>Error maps</b> (ground-truth background is not judged){errors}</div>"
-        f"<div><b>Disagreement on critical pixels</b>{agreement}</div>"
+        f"<div><b>Disagreement of A and B</b>{agreement}</div>"
     )
 
 

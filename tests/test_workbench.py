@@ -154,3 +154,16 @@ def test_iou_figure_marks_unannotated_classes(bench: Workbench) -> None:
     figure = panels.iou_figure(view, DEFAULT_GROUPS, frozenset(range(5)))
     hover = [row[1] for row in figure.data[0].customdata]
     assert hover[10] == "not annotated" and len(hover) == NUM_EVALUATED
+
+
+def test_disagreement_can_be_judged_on_all_labelled_pixels(bench: Workbench) -> None:
+    name_a, name_b = default_pair(bench.model_names)
+    view = bench.view(bench.dataset[2].id, name_a, name_b)
+    critical = panels.render_panels(view, panels.DisplayOptions())
+    everywhere = panels.render_panels(view, panels.DisplayOptions(disagreement_on_all_classes=True))
+    gt, a, b = view.ground_truth, view.prediction_a, view.prediction_b
+    judged_critical = view.disagreement != 255
+    other_labelled = (gt != 19) & ~judged_critical & ((a != gt) | (b != gt))
+    changed = np.any(critical.disagreement != everywhere.disagreement, axis=2)
+    assert not changed[judged_critical].any()
+    assert other_labelled.any() and changed[other_labelled].all()
