@@ -62,10 +62,10 @@ def inference_floor(data: str, repeats: int = 20) -> float:
     """Median seconds for both shipped models to predict one image of the split (no cache)."""
     from models.datasets import open_dataset
     from models.inference import InferenceEngine
-    from models.synthetic import DEMO_DATA, ensure_demo_dataset
+    from models.synthetic import resolve_data
     from reviewer.workbench import SHIPPED_MODELS, default_pair, find_checkpoints
 
-    dataset = open_dataset(ensure_demo_dataset() if data == DEMO_DATA else data, "val")
+    dataset = open_dataset(resolve_data(data), "val")
     engine = InferenceEngine(device="cpu")
     checkpoints = find_checkpoints([SHIPPED_MODELS])
     models = [engine.load(checkpoints[name]) for name in default_pair(list(checkpoints))]

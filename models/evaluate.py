@@ -38,6 +38,7 @@ from models.labels import (
     ImportanceGroups,
 )
 from models.metrics import HEADLINE_SCORES, ModelScores, SplitEvaluator, SplitScores
+from models.synthetic import resolve_data
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (images done, images in all) after each batch."""
@@ -219,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
         "per-class IoU and mIoU, the recipe's pixel-weighted IoU, importance-group IoU, "
         "critical-miss and false-alarm rates, per-image and per-instance scores.",
     )
-    parser.add_argument("--data", required=True, help="dataset folder (layout is detected)")
+    parser.add_argument(
+        "--data", required=True, help="dataset folder (layout is detected), or 'demo'"
+    )
     parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
     parser.add_argument(
         "--model",
@@ -253,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         groups = ImportanceGroups.load(args.groups) if args.groups else DEFAULT_GROUPS
-        dataset = open_dataset(args.data, args.split)
+        dataset = open_dataset(resolve_data(args.data), args.split)
         engine = InferenceEngine(device=args.device)
         names = unique_model_names(args.model)
         models = {name: engine.load(path) for name, path in zip(names, args.model, strict=True)}

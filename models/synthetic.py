@@ -1948,6 +1948,11 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "segnet-review-bench"
 
 
+def resolve_data(data: str | Path) -> Path:
+    """A dataset folder from a command line's ``--data``: 'demo' means the demo set."""
+    return ensure_demo_dataset() if str(data) == DEMO_DATA else Path(data)
+
+
 def ensure_demo_dataset(cache_dir: Path | None = None, progress: bool = True) -> Path:
     """The demo set's folder, generated on first use (or when an earlier run was cut short)."""
     out = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / DEMO_FOLDER

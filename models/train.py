@@ -49,7 +49,7 @@ from models.losses import LOSSES, SegmentationLoss, class_pixel_counts, class_we
 from models.metrics import frequency_weighted_iou, mean_iou
 from models.preprocess import INTERPOLATIONS, Preprocessing
 from models.segnet import MIN_INPUT_SIZE, SegNet
-from models.synthetic import DEMO_DATA, ensure_demo_dataset
+from models.synthetic import resolve_data
 
 MAX_ROTATION = 10
 """The recipe rotates by a random integer angle in [-10, 10] degrees, with probability 0.5."""
@@ -674,9 +674,8 @@ def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     groups = DEFAULT_GROUPS if args.groups is None else ImportanceGroups.load(args.groups)
-    data = ensure_demo_dataset() if str(args.data) == DEMO_DATA else args.data
     return TrainConfig(
-        data=data,
+        data=resolve_data(args.data),
         out=args.out,
         loss=args.loss,
         width=args.width,

@@ -18,10 +18,9 @@ from models.datasets import DatasetError, open_dataset
 from models.device import DEVICE_CHOICES, DeviceError
 from models.inference import InferenceEngine
 from models.labels import DEFAULT_GROUPS, GroupsError, ImportanceGroups
+from models.synthetic import DEMO_DATA, resolve_data
 from reviewer.app import CSS, KEYBOARD_JS, AppOptions, build_app
 from reviewer.workbench import SHIPPED_MODELS, Workbench, default_pair, find_checkpoints
-
-DEMO = "demo"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--data",
-        default=DEMO,
+        default=DEMO_DATA,
         help="dataset folder (Cityscapes, KITTI, CamVid or plain images; detected), or "
         "'demo' for the synthetic demo set, generated on first use (default: demo)",
     )
@@ -81,13 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 def prepare(args: argparse.Namespace) -> tuple[Workbench, AppOptions]:
     """Build the workbench the app serves; evaluates the split once if nothing is cached."""
     groups = ImportanceGroups.load(args.groups) if args.groups else DEFAULT_GROUPS
-    if args.data == DEMO:
-        from models.synthetic import ensure_demo_dataset
-
-        data_path = ensure_demo_dataset(progress=True)
-    else:
-        data_path = Path(args.data)
-    dataset = open_dataset(data_path, args.split)
+    dataset = open_dataset(resolve_data(args.data), args.split)
     print(dataset.describe(), file=sys.stderr)
     for skipped in dataset.skipped[:20]:
         print(f"  skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
