@@ -6,14 +6,35 @@ probabilities either at the ground truth's resolution (logits upsampled bilinear
 the model's input resolution (the recipe's way of scoring). A byte-bounded LRU cache keyed
 by (checkpoint hash, image id, resolution) makes a revisited image free. All public
 methods are safe to call from several GUI sessions (threads) at once.
+
+Execution is chosen per batch (:meth:`InferenceEngine.execution`). CUDA runs float16
+autocast on channels_last tensors. The CPU follows :class:`CpuPolicy`, a fixed policy
+justified by ``bench/bench_inference.py`` on this project's 2-core AVX2 machine: BatchNorm
+folded into the convolutions (one pass less over every feature map), channels_last tensors
+(oneDNN's NHWC kernels), large batches run in chunks of ``CPU_CHUNK_PIXELS`` input pixels
+(feature maps that stay in the caches), no bfloat16 autocast (it changes too many labels,
+see :class:`CpuPolicy`), no compilation (``torch.compile`` builds C++ for every input shape
+at GUI start; ``torch.jit.trace`` rejects SegNet's input-size check) and PyTorch's default
+thread count, the physical cores. On a loaded machine, start the process with
+``OMP_WAIT_POLICY=PASSIVE``: spinning OpenMP threads otherwise wait out other processes'
+time slices (a width-0.25 forward went from 20 ms to 1 s here). ``SEGBENCH_FAST=0`` or
+``InferenceEngine(fast=False)`` forces the plain float32 NCHW eager pass, the recipe's way.
+
+Probabilities are derived on demand from the model-resolution logits a :class:`Prediction`
+keeps: the full-resolution softmax (classes x H x W) is the dearest step after the network
+and the GUI and evaluator only need the label map.
 """
 
 from __future__ import annotations
 
+import copy
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -23,18 +44,37 @@ import torch.nn.functional as F
 
 from models.checkpoints import LoadedCheckpoint, load_checkpoint
 from models.device import autocast, memory_format, select_device
+from models.segnet import ConvBlock
 
 Resolution = Literal["label", "input"]
 
+FAST_ENV = "SEGBENCH_FAST"
+"""Set to 0 to make every engine run the plain float32 NCHW eager pass."""
+CPU_CHANNELS_LAST_MIN_BATCH = 1
+"""Smallest batch run channels_last on the CPU. With BatchNorm folded, channels_last won at
+every batch size measured here (the NCHW layout ran at 0.80-0.90x of it at batch 1 and
+0.76-0.86x at batch 16, widths 0.25-1.0, ``bench/bench_inference.py``); unfolded NCHW
+BatchNorm is what made channels_last lose on single small images."""
+CPU_CHUNK_PIXELS = 1 << 17
+"""Input pixels per forward call on the CPU: a larger batch is run in chunks of this size,
+whose feature maps stay in the caches (4 images of 128x256, 14 of 96x96)."""
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, eq=False)
 class Prediction:
     """A model's answer for one image."""
 
     labels: np.ndarray
     """trainIds (H, W) uint8."""
-    probabilities: np.ndarray
-    """Softmax (classes, H, W) float16: enough precision for display and ranking."""
+    logits: torch.Tensor
+    """Network output (classes, h, w) float32 at the model's input resolution."""
+
+    @cached_property
+    def probabilities(self) -> np.ndarray:
+        """Softmax (classes, H, W) float16 at the labels' resolution (logits upsampled
+        bilinearly first): enough precision for display and ranking; computed on first use."""
+        logits = _upsampled(self.logits, self.labels.shape)
+        return torch.softmax(logits, dim=0).to(torch.float16).numpy()
 
     @property
     def confidence(self) -> np.ndarray:
@@ -43,7 +83,79 @@ class Prediction:
 
     @property
     def nbytes(self) -> int:
-        return self.labels.nbytes + self.probabilities.nbytes
+        """Bytes held, counting the probabilities whether or not computed yet, so that the
+        cache's bound holds after a caller asks for them."""
+        probabilities = self.logits.shape[0] * self.labels.size * np.dtype(np.float16).itemsize
+        return self.labels.nbytes + self.logits.nbytes + probabilities
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How one batch is run: memory layout, BatchNorm folding, autocast dtype and the most
+    images per forward call (``None``: the whole batch at once)."""
+
+    channels_last: bool
+    fold_batchnorm: bool
+    autocast: torch.dtype | None
+    chunk: int | None = None
+    """Images per forward call, balanced (16 images at most 14 a call: two calls of 8)."""
+
+    def context(self, device: torch.device) -> AbstractContextManager:
+        """The autocast to run under: the project's float16 AMP on CUDA, else this dtype's."""
+        if self.autocast is None:
+            return nullcontext()
+        if device.type == "cuda":
+            return autocast(device)
+        return torch.autocast(device_type=device.type, dtype=self.autocast)
+
+
+PLAIN = Execution(channels_last=False, fold_batchnorm=False, autocast=None)
+"""The recipe's way: eager float32 NCHW with BatchNorm as its own layer."""
+
+
+@dataclass(frozen=True)
+class CpuPolicy:
+    """The fastest CPU execution per batch size, fixed from the benchmark, not calibrated at
+    load time (a calibration would be slow and give different choices run to run).
+
+    ``bf16`` (bfloat16 autocast) is an opt-in, never the default: on the trained demo model
+    it changes 2.7% of the labels (8 demo images; bf16 rounds the same whether the CPU has
+    native bf16 or emulates it), far beyond the 0.1% the engine promises, and it is slower
+    than float32 on CPUs without native bf16 such as this machine's.
+    """
+
+    channels_last_min_batch: int = CPU_CHANNELS_LAST_MIN_BATCH
+    fold_batchnorm: bool = True
+    bf16: bool = False
+    chunk_pixels: int = CPU_CHUNK_PIXELS
+
+    def execution(self, batch_size: int, input_size: tuple[int, int]) -> Execution:
+        """The execution of ``batch_size`` images fed at ``input_size`` (height, width)."""
+        most = max(1, self.chunk_pixels // (input_size[0] * input_size[1]))
+        calls = -(-batch_size // most)
+        chunk = -(-batch_size // calls)
+        return Execution(
+            channels_last=chunk >= self.channels_last_min_batch,
+            fold_batchnorm=self.fold_batchnorm,
+            autocast=torch.bfloat16 if self.bf16 else None,
+            chunk=chunk,
+        )
+
+
+def fast_by_default() -> bool:
+    """False when the environment asks for the plain path (``SEGBENCH_FAST=0``)."""
+    return os.environ.get(FAST_ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def fold_batchnorm(network: torch.nn.Module) -> torch.nn.Module:
+    """An inference copy of ``network`` with every ConvBlock's BatchNorm folded into its conv
+    (same function up to float rounding, one pass less over each feature map)."""
+    folded = copy.deepcopy(network).eval()
+    for module in folded.modules():
+        if isinstance(module, ConvBlock) and isinstance(module.bn, torch.nn.BatchNorm2d):
+            module.conv = torch.nn.utils.fusion.fuse_conv_bn_eval(module.conv, module.bn)
+            module.bn = torch.nn.Identity()
+    return folded
 
 
 @dataclass(frozen=True)
@@ -54,6 +166,24 @@ class LoadedModel:
     checkpoint: LoadedCheckpoint
     network: torch.nn.Module
     lock: threading.Lock
+    variants: dict[tuple[bool, bool], torch.nn.Module] = field(default_factory=dict)
+    """Networks prepared for an execution, by (channels_last, fold_batchnorm), built on first
+    use under ``lock``."""
+
+    def network_for(self, execution: Execution) -> torch.nn.Module:
+        """The network laid out for ``execution``; call with ``lock`` held."""
+        key = (execution.channels_last, execution.fold_batchnorm)
+        if key == (False, False):
+            return self.network
+        network = self.variants.get(key)
+        if network is None:
+            network = fold_batchnorm(self.network) if execution.fold_batchnorm else self.network
+            if execution.channels_last:
+                if network is self.network:
+                    network = copy.deepcopy(network)
+                network = network.to(memory_format=torch.channels_last)
+            self.variants[key] = network
+        return network
 
     @property
     def hash(self) -> str:
@@ -65,17 +195,27 @@ class LoadedModel:
 
 
 class InferenceEngine:
-    """Loads checkpoints once and predicts with a shared, bounded cache."""
+    """Loads checkpoints once and predicts with a shared, bounded cache.
+
+    ``fast`` (default: unless ``SEGBENCH_FAST=0``) picks the fastest execution per batch;
+    ``fast=False`` runs the plain float32 NCHW eager pass. ``channels_last`` forces the layout
+    for every batch (default: CUDA always, the CPU per :class:`CpuPolicy`).
+    """
 
     def __init__(
         self,
         device: str = "auto",
         cache_bytes: int = 1 << 30,
         channels_last: bool | None = None,
+        fast: bool | None = None,
+        policy: CpuPolicy | None = None,
     ) -> None:
         self.device = select_device(device)
-        default_channels_last = memory_format(self.device) == torch.channels_last
-        self.channels_last = default_channels_last if channels_last is None else channels_last
+        self.fast = fast_by_default() if fast is None else fast
+        if channels_last is None and self.device.type == "cuda":
+            channels_last = memory_format(self.device) == torch.channels_last
+        self.channels_last = channels_last
+        self.policy = policy if policy is not None else CpuPolicy()
         self.cache_bytes = cache_bytes
         self._models: dict[Path, LoadedModel] = {}
         self._cache: OrderedDict[tuple[str, str, Resolution], Prediction] = OrderedDict()
@@ -91,8 +231,6 @@ class InferenceEngine:
             return model
         checkpoint = load_checkpoint(path)
         network = checkpoint.model.to(self.device).eval()
-        if self.channels_last:
-            network = network.to(memory_format=torch.channels_last)
         model = LoadedModel(path, checkpoint, network, threading.Lock())
         with self._lock:
             return self._models.setdefault(path, model)
@@ -122,11 +260,29 @@ class InferenceEngine:
         missing = [n for n, result in enumerate(results) if result is None]
         if missing:
             logits = self._forward(model, [images[n] for n in missing])
-            for n, item_logits in zip(missing, logits, strict=True):
-                target = images[n].shape[:2] if resolution == "label" else None
-                results[n] = _to_prediction(item_logits, target)
+            if resolution == "input":
+                labels = list(_argmax_classes(logits))
+            else:
+                labels = [
+                    upsampled_labels(item, images[n].shape[:2])
+                    for n, item in zip(missing, logits, strict=True)
+                ]
+            for n, item_logits, item_labels in zip(missing, logits, labels, strict=True):
+                results[n] = Prediction(item_labels.clone().numpy(), item_logits.clone())
                 self._store(model, ids[n], resolution, results[n])
         return [r for r in results if r is not None]
+
+    def execution(self, batch_size: int, input_size: tuple[int, int]) -> Execution:
+        """How ``batch_size`` images fed at ``input_size`` are run on this engine's device."""
+        if self.device.type == "cuda":
+            execution = Execution(True, False, torch.float16) if self.fast else PLAIN
+        elif self.fast:
+            execution = self.policy.execution(batch_size, input_size)
+        else:
+            execution = PLAIN
+        if self.channels_last is not None:
+            execution = replace(execution, channels_last=self.channels_last)
+        return execution
 
     def clear_cache(self) -> None:
         with self._lock:
@@ -134,14 +290,23 @@ class InferenceEngine:
             self._cached_bytes = 0
 
     def _forward(self, model: LoadedModel, images: Sequence[np.ndarray]) -> torch.Tensor:
-        batch = model.checkpoint.preprocessing.image_to_tensor(images).to(self.device)
-        if self.channels_last:
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        with model.lock, torch.inference_mode(), autocast(self.device):
-            logits = model.network(batch)
-        return logits.float().cpu()
+        """Logits (N, classes, h, w) float32 on the CPU, in the default layout."""
+        preprocessing = model.checkpoint.preprocessing
+        execution = self.execution(len(images), preprocessing.input_size)
+        batch = preprocessing.image_to_tensor(images).to(self.device)
+        layout = torch.channels_last if execution.channels_last else torch.contiguous_format
+        chunk = execution.chunk or len(batch)
+        with model.lock, torch.inference_mode(), execution.context(self.device):
+            network = model.network_for(execution)
+            logits = [
+                network(part.contiguous(memory_format=layout)).float().cpu()
+                for part in batch.split(chunk)
+            ]
+        return torch.cat(logits).contiguous()
 
-    def _cached(self, model: LoadedModel, image_id: str | None, resolution: Resolution):
+    def _cached(
+        self, model: LoadedModel, image_id: str | None, resolution: Resolution
+    ) -> Prediction | None:
         if image_id is None:
             return None
         key = (model.hash, image_id, resolution)
@@ -171,10 +336,28 @@ class InferenceEngine:
                 self._cached_bytes -= evicted.nbytes
 
 
-def _to_prediction(logits: torch.Tensor, size: tuple[int, int] | None) -> Prediction:
-    """Softmax and argmax of one image's logits, upsampled bilinearly to ``size`` first."""
-    if size is not None and tuple(logits.shape[-2:]) != tuple(size):
-        logits = F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0]
-    probabilities = torch.softmax(logits, dim=0)
-    labels = probabilities.argmax(dim=0).to(torch.uint8)
-    return Prediction(labels.numpy(), probabilities.to(torch.float16).numpy())
+def _upsampled(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """One image's logits (classes, h, w) bilinearly resized to ``size`` (unchanged if there)."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
+
+
+def _argmax_classes(logits: torch.Tensor) -> torch.Tensor:
+    """``logits.argmax(-3)`` as uint8, of (classes, H, W) or (N, classes, H, W) logits (first
+    maximum wins, as argmax; softmax keeps the order): one pass per class plane instead of a
+    reduction across planes, about 4x faster on the CPU at 256x512."""
+    planes = logits.unbind(-3)
+    best = planes[0].clone()
+    labels = torch.zeros(best.shape, dtype=torch.uint8)
+    better = torch.empty(best.shape, dtype=torch.bool)
+    for index, plane in enumerate(planes[1:], start=1):
+        torch.gt(plane, best, out=better)
+        torch.maximum(best, plane, out=best)
+        labels.masked_fill_(better, index)
+    return labels
+
+
+def upsampled_labels(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """trainIds (H, W) uint8 of one image's logits (classes, h, w) upsampled to ``size``."""
+    return _argmax_classes(_upsampled(logits, size))

@@ -12,7 +12,14 @@ import torch
 import torch.nn.functional as F
 
 from models.checkpoints import CheckpointMetadata, save_checkpoint
-from models.inference import InferenceEngine
+from models.inference import (
+    CPU_CHANNELS_LAST_MIN_BATCH,
+    CPU_CHUNK_PIXELS,
+    FAST_ENV,
+    PLAIN,
+    CpuPolicy,
+    InferenceEngine,
+)
 from models.preprocess import Preprocessing
 from models.segnet import SegNet
 
@@ -116,8 +123,193 @@ def test_concurrent_sessions_get_their_own_answers(checkpoint: Path) -> None:
 def test_cuda_path_uses_amp_and_channels_last(checkpoint: Path) -> None:
     engine = InferenceEngine(device="cuda")
     assert engine.channels_last
+    for batch in (1, 16):
+        execution = engine.execution(batch, (32, 64))
+        assert execution.channels_last and execution.autocast is torch.float16
     cpu = InferenceEngine(device="cpu")
     image = _images(1)[0]
     gpu_labels = engine.predict(engine.load(checkpoint), image).labels
     cpu_labels = cpu.predict(cpu.load(checkpoint), image).labels
     assert (gpu_labels != cpu_labels).mean() < 0.01
+
+
+# The fast CPU path: policy, override, agreement with the plain eager pass.
+
+DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "models" / "checkpoints" / "segnet-ce.pt"
+SAMPLE_IMAGE = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared"
+    / "data"
+    / "cityscapes-sample"
+    / "leftImg8bit/val/frankfurt/frankfurt_000000_000294_leftImg8bit.png"
+)
+
+
+def _smooth_images(count: int, shape: tuple[int, int], seed: int = 0) -> list[np.ndarray]:
+    """Blurred noise: regions and edges like a photo, not per-pixel static."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (count, shape[0] // 8, shape[1] // 8, 3), dtype=np.uint8)
+    return [cv2.resize(c, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC) for c in coarse]
+
+
+@pytest.fixture(scope="module")
+def trained_like_checkpoint(tmp_path_factory) -> Path:
+    """A small SegNet whose BatchNorm layers hold real statistics and affine terms, so that
+    folding them into the convolutions is not the identity."""
+    torch.manual_seed(1)
+    model = SegNet(width=0.125)
+    preprocessing = Preprocessing(input_size=(64, 96), channel_order="BGR", interpolation="area")
+    model.train()
+    with torch.no_grad():
+        for layer in model.modules():
+            if isinstance(layer, torch.nn.BatchNorm2d):
+                layer.momentum = None
+                layer.weight.uniform_(0.5, 1.5)
+                layer.bias.uniform_(-0.2, 0.2)
+        model(preprocessing.image_to_tensor(_smooth_images(8, (64, 96), seed=2)))
+    path = tmp_path_factory.mktemp("ckpt") / "trained-like.pt"
+    save_checkpoint(path, model.eval(), CheckpointMetadata(0.125, 20, preprocessing))
+    return path
+
+
+def _labels(engine: InferenceEngine, path: Path, images: list[np.ndarray], batch: int):
+    model = engine.load(path)
+    labels = []
+    for start in range(0, len(images), batch):
+        labels += [
+            p.labels.ravel() for p in engine.predict_batch(model, images[start : start + batch])
+        ]
+    return np.concatenate(labels)
+
+
+def _differing_share(path: Path, images: list[np.ndarray], fast: InferenceEngine) -> float:
+    plain = InferenceEngine(device="cpu", fast=False)
+    worst = 0.0
+    for batch in (1, len(images)):
+        ours, theirs = _labels(fast, path, images, batch), _labels(plain, path, images, batch)
+        worst = max(worst, float((ours != theirs).mean()))
+    return worst
+
+
+def test_cpu_policy_picks_channels_last_from_its_threshold() -> None:
+    policy = InferenceEngine(device="cpu").policy
+    assert policy == CpuPolicy() and policy.fold_batchnorm and not policy.bf16
+    assert CPU_CHANNELS_LAST_MIN_BATCH == 1
+    for size in ((96, 96), (128, 256)):
+        assert policy.execution(1, size).channels_last
+        assert policy.execution(16, size).channels_last
+        assert policy.execution(1, size).autocast is None
+    from_four = CpuPolicy(channels_last_min_batch=4)
+    assert not from_four.execution(3, (96, 96)).channels_last
+    assert from_four.execution(4, (96, 96)).channels_last
+    assert not from_four.execution(16, (CPU_CHUNK_PIXELS // 128, 128)).channels_last
+    assert CPU_CHUNK_PIXELS // (128 * 256) == 4 and CPU_CHUNK_PIXELS // (96 * 96) == 14
+    assert policy.execution(16, (128, 256)).chunk == 4
+    assert policy.execution(16, (96, 96)).chunk == 8
+    assert policy.execution(30, (96, 96)).chunk == 10
+    assert policy.execution(16, (CPU_CHUNK_PIXELS // 64, 64)).chunk == 1
+
+
+def test_fast_path_agrees_with_plain_eager(trained_like_checkpoint: Path) -> None:
+    fast = InferenceEngine(device="cpu")
+    assert fast.execution(1, (64, 96)) != PLAIN and fast.execution(16, (64, 96)).fold_batchnorm
+    images = _smooth_images(6, (96, 160), seed=3)
+    assert _differing_share(trained_like_checkpoint, images, fast) <= 0.001
+    model = fast.load(trained_like_checkpoint)
+    batch = model.checkpoint.preprocessing.image_to_tensor(images)
+    with torch.no_grad():
+        eager = model.checkpoint.model(batch)
+    scale = float(eager.abs().max())
+    np.testing.assert_allclose(fast._forward(model, images), eager, atol=1e-3 * scale)
+
+
+def test_fast_path_leaves_the_plain_network_untouched(trained_like_checkpoint: Path) -> None:
+    engine = InferenceEngine(device="cpu", policy=CpuPolicy(channels_last_min_batch=4))
+    model = engine.load(trained_like_checkpoint)
+    engine.predict_batch(model, _smooth_images(5, (64, 96)))
+    assert set(model.variants) == {(True, True)}
+    engine.predict(model, _smooth_images(1, (64, 96))[0])
+    assert set(model.variants) == {(False, True), (True, True)}
+    assert isinstance(model.network.conv1.bn, torch.nn.BatchNorm2d)
+    assert model.network.conv1.conv.weight.is_contiguous()
+    folded = model.variants[(True, True)]
+    assert isinstance(folded.conv1.bn, torch.nn.Identity)
+    assert folded.conv1.conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_plain_path_is_the_recipes_eager_pass(
+    trained_like_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(FAST_ENV, "0")
+    from_env = InferenceEngine(device="cpu")
+    monkeypatch.delenv(FAST_ENV)
+    assert InferenceEngine(device="cpu").fast
+    for engine in (from_env, InferenceEngine(device="cpu", fast=False)):
+        assert not engine.fast
+        assert engine.execution(1, (64, 96)) == engine.execution(16, (64, 96)) == PLAIN
+        model = engine.load(trained_like_checkpoint)
+        images = _smooth_images(4, (64, 96))
+        with torch.no_grad():
+            eager = model.checkpoint.model(model.checkpoint.preprocessing.image_to_tensor(images))
+        assert torch.equal(engine._forward(model, images), eager)
+        assert model.variants == {}
+
+
+def test_channels_last_argument_overrides_the_policy() -> None:
+    assert InferenceEngine(device="cpu", channels_last=True).execution(1, (96, 96)).channels_last
+    forced = InferenceEngine(device="cpu", channels_last=False).execution(16, (96, 96))
+    assert not forced.channels_last
+
+
+def test_bf16_opt_in_runs_the_convolutions_in_bfloat16(trained_like_checkpoint: Path) -> None:
+    engine = InferenceEngine(device="cpu", policy=CpuPolicy(bf16=True))
+    model = engine.load(trained_like_checkpoint)
+    network = model.network_for(engine.execution(1, (64, 96)))
+    dtypes: list[torch.dtype] = []
+    handle = network.conv1.conv.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
+    try:
+        prediction = engine.predict(model, _smooth_images(1, (64, 96))[0])
+    finally:
+        handle.remove()
+    assert dtypes == [torch.bfloat16]
+    assert prediction.logits.dtype == torch.float32
+
+
+def test_trained_demo_checkpoint_agrees_with_plain_eager() -> None:
+    if not DEMO_CHECKPOINT.is_file():
+        pytest.skip(f"no trained demo checkpoint at {DEMO_CHECKPOINT} (python -m models.train)")
+    images = _smooth_images(4, (256, 512), seed=5)
+    if SAMPLE_IMAGE.is_file():
+        images.append(cv2.cvtColor(cv2.imread(str(SAMPLE_IMAGE)), cv2.COLOR_BGR2RGB))
+    assert _differing_share(DEMO_CHECKPOINT, images, InferenceEngine(device="cpu")) <= 0.001
+
+
+def test_probabilities_are_computed_on_demand_and_counted_up_front(checkpoint: Path) -> None:
+    engine = InferenceEngine(device="cpu")
+    image = _images(1)[0]
+    prediction = engine.predict(engine.load(checkpoint), image)
+    assert "probabilities" not in vars(prediction)
+    expected_bytes = 48 * 80 + 20 * 32 * 64 * 4 + 20 * 48 * 80 * 2
+    assert prediction.nbytes == expected_bytes
+    logits = _reference_logits(engine, checkpoint, image)
+    upsampled = F.interpolate(logits[None], size=(48, 80), mode="bilinear", align_corners=False)
+    softmax = torch.softmax(upsampled[0], dim=0).numpy()
+    assert prediction.probabilities.dtype == np.float16
+    np.testing.assert_allclose(prediction.probabilities, softmax, atol=1e-3)
+    np.testing.assert_allclose(prediction.confidence, softmax.max(0), atol=1e-3)
+    assert prediction.nbytes == expected_bytes
+
+
+def test_large_batches_run_in_chunks_in_order(trained_like_checkpoint: Path) -> None:
+    one_per_call = CpuPolicy(chunk_pixels=64 * 96)
+    engine = InferenceEngine(device="cpu", policy=one_per_call)
+    assert engine.execution(5, (64, 96)).chunk == 1
+    model = engine.load(trained_like_checkpoint)
+    images = _smooth_images(5, (80, 120), seed=6)
+    for resolution in ("label", "input"):
+        batch = engine.predict_batch(model, images, resolution=resolution)
+        for image, prediction in zip(images, batch, strict=True):
+            single = engine.predict(model, image, resolution=resolution)
+            assert torch.equal(single.logits, prediction.logits)
+            assert np.array_equal(single.labels, prediction.labels)
+        assert batch[0].labels.shape == ((64, 96) if resolution == "input" else (80, 120))
