@@ -6,7 +6,7 @@ import os
 # multiplies the GUI's latency many times. Passive waiting must be chosen before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from reviewer.launcher import main  # noqa: E402
+from reviewer.launcher import main
 
 if __name__ == "__main__":
     raise SystemExit(main())
