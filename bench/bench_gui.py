@@ -94,20 +94,23 @@ def measure(url: str, count: int) -> tuple[list[float], list[float]]:
         page.wait_for_function("() => document.querySelector('#image-title strong')")
 
         def press(key: str) -> float:
+            """Seconds from the key press until the new image's panels are on the page."""
             before = title.inner_text()
             begin = time.perf_counter()
             page.keyboard.press(key)
             page.wait_for_function(
                 """([before, panels]) => {
                     const t = document.querySelector('#image-title strong');
-                    const busy = document.querySelectorAll('.progress-text, .eta-bar').length;
                     const images = document.querySelectorAll('img').length;
-                    return t && t.innerText !== before && busy === 0 && images >= panels;
+                    return t && t.innerText !== before && images >= panels;
                 }""",
                 arg=[before, PANEL_IMAGES],
                 timeout=30_000,
+                polling=10,
             )
-            return time.perf_counter() - begin
+            elapsed = time.perf_counter() - begin
+            page.wait_for_timeout(400)
+            return elapsed
 
         page.locator("body").click(position={"x": 5, "y": 5})
         press("n")

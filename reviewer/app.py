@@ -207,7 +207,6 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         opacity: float,
         shown_groups: list[str],
         hidden: list[str],
-        full_matrix: str,
         agreement_scope: str,
     ) -> tuple[Any, ...]:
         options_ = panels.DisplayOptions(
@@ -216,7 +215,6 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             disagreement_on_all_classes=agreement_scope == AGREEMENT_SCOPES[1],
         )
         drawn = panels.render_panels(view, options_)
-        figure_a, figure_b = panels.confusion_figures(view, groups, full_matrix == "classes")
         return (
             panels.meta_markdown(view),
             drawn.image,
@@ -230,10 +228,17 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             panels.class_legend(view) + panels.code_legends(),
             _frame(panels.scores_table(view), panels.SCORE_HEADERS),
             _frame(panels.instance_rows(view), panels.INSTANCE_HEADERS),
-            panels.iou_figure(view, groups, annotated),
-            figure_a,
-            figure_b,
         )
+
+    @friendly
+    def show_figures(state: State, name_a: str, name_b: str, full_matrix: str) -> tuple[Any, ...]:
+        """The plots of the image shown, sent after the panels so the images appear first."""
+        sample_id = (state or {}).get("sample_id")
+        if not sample_id:
+            return None, None, None
+        view = bench.view(sample_id, name_a, name_b)
+        figure_a, figure_b = panels.confusion_figures(view, groups, full_matrix == "classes")
+        return panels.iou_figure(view, groups, annotated), figure_a, figure_b
 
     def image_flags(sample_id: str | None) -> pd.DataFrame:
         if not sample_id or sample_id == "upload":
@@ -255,12 +260,13 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         state = dict(state or {})
         queue = state.get("queue") or []
         if not queue:
-            return (state, *([None] * 15), image_flags(None), _position_text(state))
+            return (state, *([None] * 12), image_flags(None), _position_text(state))
         position = min(max(int(state.get("position", 0)), 0), len(queue) - 1)
         state["position"] = position
         state["sample_id"] = queue[position]
         view = bench.view(queue[position], name_a, name_b)
-        outputs = render(view, opacity, shown_groups, hidden, full_matrix, agreement_scope)
+        del full_matrix  # drawn by show_figures, which runs right after
+        outputs = render(view, opacity, shown_groups, hidden, agreement_scope)
         return (state, *outputs, image_flags(state["sample_id"]), _position_text(state))
 
     def step(delta: int) -> Callable[..., tuple[Any, ...]]:
@@ -769,12 +775,11 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             legend,
             scores,
             instances,
-            iou_plot,
-            confusion_a,
-            confusion_b,
             this_image_flags,
             position,
         ]
+        figure_inputs = [state, model_a, model_b, matrix_kind]
+        figure_outputs = [iou_plot, confusion_a, confusion_b]
         queue_inputs = [
             model_a,
             model_b,
@@ -814,12 +819,18 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         for event in queue_events:
             event(refresh_queue, queue_inputs, [queue_table, state, position]).then(
                 show, show_inputs, view_outputs
-            )
+            ).then(show_figures, figure_inputs, figure_outputs)
         for control in display:
             control.change(show, show_inputs, view_outputs)
-        next_button.click(step(1), show_inputs, view_outputs)
-        previous_button.click(step(-1), show_inputs, view_outputs)
-        queue_table.select(pick_from_table, show_inputs, view_outputs)
+        matrix_kind.change(show_figures, figure_inputs, figure_outputs)
+        for event, handler in (
+            (next_button.click, step(1)),
+            (previous_button.click, step(-1)),
+            (queue_table.select, pick_from_table),
+        ):
+            event(handler, show_inputs, view_outputs).then(
+                show_figures, figure_inputs, figure_outputs
+            )
         instances.select(fill_region_from_instance, [instances], [region])
         reviewer.change(lambda name: name, [reviewer], [reviewer_memory])
         save_button.click(
@@ -831,7 +842,9 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             refresh_queue, queue_inputs, [queue_table, state, position]
         )
 
-        worst_table.select(open_worst, [worst_table, *show_inputs], [tabs, *view_outputs])
+        worst_table.select(open_worst, [worst_table, *show_inputs], [tabs, *view_outputs]).then(
+            show_figures, figure_inputs, figure_outputs
+        )
         flag_filters = [flags_status, flags_severity, flags_category, flags_reviewer]
         refresh_flags.click(list_all_flags, flag_filters, [all_flags])
         tabs.select(list_all_flags, flag_filters, [all_flags])
