@@ -299,6 +299,30 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         shown = show(state, *view_inputs)
         return (gr.Tabs(selected="review"), *shown)
 
+    def create_flag(
+        image_id: int,
+        name_a: str,
+        name_b: str,
+        reviewer: str,
+        target: str,
+        severity: str,
+        category: str,
+        note: str,
+        region_text: str = "",
+    ) -> FlagRecord:
+        """A flag from the form's values; the store validates and writes it with its event."""
+        return store.create_flag(
+            image_id=image_id,
+            reviewer=reviewer or "",
+            target=_target_key(target),
+            model_a_id=bench.model_id(name_a),
+            model_b_id=bench.model_id(name_b),
+            severity=severity,
+            category=category,
+            note=note or "",
+            region=parse_region(region_text),
+        )
+
     @friendly
     def save_flag(
         state: State,
@@ -314,17 +338,8 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         sample_id = (state or {}).get("sample_id")
         if not sample_id:
             raise ValueError("Pick an image before flagging it.")
-        flag = store.create_flag(
-            image_id=bench.image_id(sample_id),
-            reviewer=reviewer or "",
-            target=_target_key(target),
-            model_a_id=bench.model_id(name_a),
-            model_b_id=bench.model_id(name_b),
-            severity=severity,
-            category=category,
-            note=note or "",
-            region=parse_region(region_text),
-        )
+        judgement = (reviewer, target, severity, category, note)
+        flag = create_flag(bench.image_id(sample_id), name_a, name_b, *judgement, region_text)
         message = (
             f"✅ Saved flag #{flag.id} on {escape(sample_id)} "
             f"({flag.severity}, {escape(flag.category)}) by {escape(flag.reviewer)}."
@@ -547,16 +562,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         if image is None:
             raise ValueError("Upload an image first.")
         upload_id = bench.add_upload(np.ascontiguousarray(image[..., :3]).astype(np.uint8))
-        flag = store.create_flag(
-            image_id=upload_id,
-            reviewer=reviewer or "",
-            target=_target_key(target),
-            model_a_id=bench.model_id(name_a),
-            model_b_id=bench.model_id(name_b),
-            severity=severity,
-            category=category,
-            note=note or "",
-        )
+        flag = create_flag(upload_id, name_a, name_b, reviewer, target, severity, category, note)
         return f"✅ Saved flag #{flag.id} on your image (stored as {escape(flag.image_key)})."
 
     # ------------------------------------------------------------------ layout
