@@ -113,7 +113,6 @@ class AppOptions:
     """What the app needs besides the workbench."""
 
     export_dir: Path
-    upload_dir: Path
 
 
 def _frame(rows: list[list], headers: list[str]) -> pd.DataFrame:

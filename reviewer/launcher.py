@@ -97,7 +97,6 @@ def prepare(args: argparse.Namespace) -> tuple[Workbench, AppOptions]:
     )
     options = AppOptions(
         export_dir=(args.export_dir or data_dir / "exports").expanduser().resolve(),
-        upload_dir=data_dir / "uploads",
     )
     names = bench.model_names
     first, second = default_pair(names)

@@ -28,7 +28,6 @@ from models.instances import DEFAULT_MIN_RECALL, InstanceScore, instance_scores
 from models.labels import DEFAULT_GROUPS, ImportanceGroups
 from models.metrics import (
     HEADLINE_SCORES,
-    ImageResult,
     SplitScores,
     disagreement_from_joint,
     disagreement_map,
@@ -441,9 +440,6 @@ class Workbench:
             if sample.meta_path is not None:
                 tags.update(condition_tags(self.dataset.read_meta(sample)))
         return sorted(tags)
-
-    def worst_images(self, result: SplitScores, side: str, n: int = 20) -> list[ImageResult]:
-        return result.worst(side, "safety_error", n)
 
 
 def condition_tags(meta: dict) -> list[str]:

@@ -24,7 +24,7 @@ def handlers(tiny_synthetic: Path, tiny_models: Path, tmp_path: Path):
         checkpoints=find_checkpoints([tiny_models]),
         upload_dir=tmp_path / "uploads",
     )
-    app = build_app(bench, AppOptions(tmp_path / "exports", tmp_path / "uploads"))
+    app = build_app(bench, AppOptions(tmp_path / "exports"))
     functions = {}
     for block_function in app.fns.values():
         functions.setdefault(block_function.fn.__name__, block_function.fn)
