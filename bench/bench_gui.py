@@ -1,17 +1,23 @@
 """How fast the review app answers a person, measured in a real headless Chromium.
 
-    python -m bench.bench_gui [--data demo] [--images 30]
+    python -m bench.bench_gui [--data demo] [--images 20]
 
 Starts ``launch.py`` on the data (the demo set by default, which must already exist for
 the start-up figure to mean anything) with the shipped models, and reports:
 
 * start-up: seconds from process start until the page is served (goal: at most 20 s);
-* selecting a new image (the "n" key): latency until every panel shows it, median and
-  95th percentile (goals: 300 ms and 600 ms);
-* revisiting an image ("p" back over seen images): median latency (goal: 100 ms).
+* picking a new image from the queue table (a click on a row nobody looked at, so nothing
+  was prepared): latency until every image panel shows it, loaded, median and 95th
+  percentile (goals: 300 ms and 600 ms), and until the three plots are drawn too;
+* the next image of the queue ("n"), which the app prepares while the reviewer looks at
+  the current one: the same two latencies;
+* revisiting an image ("p" back over seen images): latency until every panel shows it
+  (goal: 100 ms).
 
-Each latency is printed beside the reference measured in the same run: the time the two
-models alone take to predict one image on this machine (the floor any GUI pays), as a ratio.
+After each step the benchmark waits until the plots are drawn and then "looks" for
+0.3 s, as a reviewer would, before the next step. Each latency is printed beside the
+reference measured in the same run: the time the two models alone take to predict one
+image on this machine (the floor any GUI pays for an unprepared image), as a ratio.
 """
 
 from __future__ import annotations
@@ -25,14 +31,14 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-PANEL_IMAGES = 8
-"""Image panels that must show the new image: input, truth, A, B, slider, 2 errors, agreement."""
 
 
 def free_port() -> int:
@@ -79,8 +85,31 @@ def inference_floor(data: str, repeats: int = 20) -> float:
     return statistics.median(times[2:])
 
 
-def measure(url: str, count: int) -> tuple[list[float], list[float]]:
-    """Latencies (s) of new images via "n" and of revisits via "p"."""
+PANELS_READY = """(before) => {
+    const view = document.querySelector('#review-view');
+    const title = view.querySelector('#image-title strong');
+    const images = [...view.querySelectorAll('img')];
+    return title && title.innerText !== before.title && images.length >= before.panels
+        && images.every(i => i.complete && i.naturalWidth > 0 && !before.sources.includes(i.src));
+}"""
+"""True once the title names a new image and every image panel holds a new, loaded picture."""
+
+PLOTS_READY = """(image) => {
+    const titles = [...document.querySelectorAll('#review-view .gtitle')];
+    return titles.length >= 3 && titles.every(t => t.textContent.includes(image));
+}"""
+"""True once the IoU bars and both confusion heatmaps are drawn for ``image``."""
+
+
+@dataclass
+class Latencies:
+    panels: list[float] = field(default_factory=list)
+    plots: list[float] = field(default_factory=list)
+
+
+def measure(url: str, count: int) -> dict[str, Latencies]:
+    """Latencies (s) of picked new images, of "n" (prepared) and of "p" (revisits)."""
+    results = {"pick": Latencies(), "next": Latencies(), "revisit": Latencies()}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
@@ -89,35 +118,40 @@ def measure(url: str, count: int) -> tuple[list[float], list[float]]:
         )
         page = browser.new_page(viewport={"width": 1500, "height": 1800})
         page.goto(url)
-        title = page.locator("#image-title strong")
+        title = page.locator("#review-view #image-title strong")
         title.wait_for(timeout=120_000)
-        page.wait_for_function("() => document.querySelector('#image-title strong')")
+        page.wait_for_function(PLOTS_READY, arg=title.inner_text(), timeout=60_000)
 
-        def press(key: str) -> float:
-            """Seconds from the key press until the new image's panels are on the page."""
-            before = title.inner_text()
-            begin = time.perf_counter()
-            page.keyboard.press(key)
-            page.wait_for_function(
-                """([before, panels]) => {
-                    const t = document.querySelector('#image-title strong');
-                    const images = document.querySelectorAll('img').length;
-                    return t && t.innerText !== before && images >= panels;
-                }""",
-                arg=[before, PANEL_IMAGES],
-                timeout=30_000,
-                polling=10,
+        def timed(action: Callable[[], None], into: Latencies) -> None:
+            before = page.evaluate(
+                """() => ({
+                    title: document.querySelector('#review-view #image-title strong').innerText,
+                    sources: [...document.querySelectorAll('#review-view img')].map(i => i.src),
+                    panels: document.querySelectorAll('#review-view img').length,
+                })"""
             )
-            elapsed = time.perf_counter() - begin
-            page.wait_for_timeout(400)
-            return elapsed
+            begin = time.perf_counter()
+            action()
+            page.wait_for_function(PANELS_READY, arg=before, timeout=30_000, polling=5)
+            into.panels.append(time.perf_counter() - begin)
+            page.wait_for_function(PLOTS_READY, arg=title.inner_text(), timeout=30_000)
+            into.plots.append(time.perf_counter() - begin)
+            page.wait_for_timeout(300)
 
-        page.locator("body").click(position={"x": 5, "y": 5})
-        press("n")
-        fresh = [press("n") for _ in range(count)]
-        revisits = [press("p") for _ in range(count // 2)]
+        viewport = page.locator("#queue-table .virtual-table-viewport")
+        row_height = page.locator("#queue-table [data-testid='cell-0-0']").bounding_box()["height"]
+        for row in range(30, 30 + 3 * count, 3):
+            viewport.evaluate("(e, top) => { e.scrollTop = top; }", max(0, (row - 3) * row_height))
+            cell = page.locator(f"#queue-table [data-testid='cell-{row}-0']")
+            cell.wait_for(timeout=10_000)
+            timed(cell.click, results["pick"])
+        page.locator("h2").first.click()
+        for _ in range(count):
+            timed(lambda: page.keyboard.press("n"), results["next"])
+        for _ in range(count // 2):
+            timed(lambda: page.keyboard.press("p"), results["revisit"])
         browser.close()
-    return fresh, revisits
+    return results
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -128,34 +162,36 @@ def percentile(values: list[float], share: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="demo", help="dataset folder or 'demo'")
-    parser.add_argument("--images", type=int, default=30, help="new images to select")
+    parser.add_argument("--images", type=int, default=20, help="images per kind of step")
     args = parser.parse_args()
     floor = inference_floor(args.data)
     port = free_port()
     with tempfile.TemporaryDirectory() as workdir:
         process, startup = start_app(args.data, port, Path(workdir))
         try:
-            fresh, revisits = measure(f"http://127.0.0.1:{port}/", args.images)
+            results = measure(f"http://127.0.0.1:{port}/", args.images)
         finally:
             process.terminate()
             process.wait(timeout=30)
-    median, p95 = statistics.median(fresh), percentile(fresh, 0.95)
-    revisit = statistics.median(revisits)
     print(f"reference: both models predict one image in {floor * 1000:.0f} ms (median)")
+    pick, following, revisit = results["pick"], results["next"], results["revisit"]
     rows = [
         ("start-up until served", startup, 20.0, None),
-        ("new image, median", median, 0.300, floor),
-        ("new image, 95th percentile", p95, 0.600, floor),
-        ("revisited image, median", revisit, 0.100, floor),
+        ("picked new image, median", statistics.median(pick.panels), 0.300, floor),
+        ("picked new image, p95", percentile(pick.panels, 0.95), 0.600, floor),
+        ("  ... and its plots, median", statistics.median(pick.plots), None, floor),
+        ("next in queue, median", statistics.median(following.panels), 0.300, floor),
+        ("next in queue, p95", percentile(following.panels, 0.95), 0.600, floor),
+        ("  ... and its plots, median", statistics.median(following.plots), None, floor),
+        ("revisited image, median", statistics.median(revisit.panels), 0.100, floor),
     ]
     failed = False
     for label, value, goal, reference in rows:
         ratio = f"{value / reference:5.1f}x the inference floor" if reference else ""
-        verdict = "ok" if value <= goal else "MISSED"
-        failed |= value > goal
-        print(
-            f"{label:<28} {value * 1000:8.0f} ms  goal {goal * 1000:6.0f} ms  {verdict:6} {ratio}"
-        )
+        verdict = "" if goal is None else ("ok" if value <= goal else "MISSED")
+        target = "" if goal is None else f"goal {goal * 1000:6.0f} ms"
+        failed |= goal is not None and value > goal
+        print(f"{label:<28} {value * 1000:8.0f} ms  {target:<14} {verdict:6} {ratio}")
     return 1 if failed else 0
 
 

@@ -264,6 +264,8 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         state["position"] = position
         state["sample_id"] = queue[position]
         view = bench.view(queue[position], name_a, name_b)
+        neighbours = [queue[(position + step) % len(queue)] for step in (1, -1)]
+        bench.prefetch(neighbours, name_a, name_b)
         del full_matrix  # drawn by show_figures, which runs right after
         outputs = render(view, opacity, shown_groups, hidden, agreement_scope)
         return (state, *outputs, image_flags(state["sample_id"]), _position_text(state))
@@ -630,7 +632,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                         )
                         save_button = gr.Button("Save flag", variant="primary", elem_id="save-flag")
                         flag_status = gr.Markdown(elem_id="flag-status")
-                with gr.Column(scale=3):
+                with gr.Column(scale=3, elem_id="review-view"):
                     meta = gr.Markdown(elem_id="image-title")
                     with gr.Row():
                         opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")

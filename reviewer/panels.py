@@ -186,7 +186,8 @@ def iou_figure(view: ImageView, groups: ImportanceGroups, annotated: Collection[
     return class_iou_bars(
         {"A": view.scores_a["iou"], "B": view.scores_b["iou"]},
         groups,
-        title="Per-class IoU on this image (A solid, B hatched; colour = importance group)",
+        title=f"Per-class IoU on {escape(view.sample_id)} "
+        "(A solid, B hatched; colour = importance group)",
         annotated=[i in annotated for i in range(NUM_EVALUATED)],
     )
 
@@ -197,14 +198,17 @@ def confusion_figures(
     """Importance-group (or full 20x20) confusion of A and of B on this image."""
     if view.confusion_a is None or view.confusion_b is None:
         return None, None
+    image = escape(view.sample_id)
     if full:
         return (
-            class_confusion_figure(view.confusion_a, groups, "A: class confusion"),
-            class_confusion_figure(view.confusion_b, groups, "B: class confusion"),
+            class_confusion_figure(view.confusion_a, groups, f"A: class confusion · {image}"),
+            class_confusion_figure(view.confusion_b, groups, f"B: class confusion · {image}"),
         )
+    matrix_a = group_confusion(view.confusion_a, groups)
+    matrix_b = group_confusion(view.confusion_b, groups)
     return (
-        group_confusion_figure(group_confusion(view.confusion_a, groups), groups, "A: groups"),
-        group_confusion_figure(group_confusion(view.confusion_b, groups), groups, "B: groups"),
+        group_confusion_figure(matrix_a, groups, f"A: groups · {image}"),
+        group_confusion_figure(matrix_b, groups, f"B: groups · {image}"),
     )
 
 

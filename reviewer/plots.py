@@ -20,6 +20,19 @@ MODEL_PATTERNS = ("", "/")
 """Bar fill pattern of model A (solid) and model B (hatched)."""
 
 
+PLOT_TEMPLATE = go.layout.Template(
+    layout={
+        "plot_bgcolor": "white",
+        "paper_bgcolor": "white",
+        "font": {"color": "#2a3f5f"},
+        "xaxis": {"gridcolor": "#ebf0f8", "zerolinecolor": "#ebf0f8"},
+        "yaxis": {"gridcolor": "#ebf0f8", "zerolinecolor": "#ebf0f8"},
+    }
+)
+"""The look of every figure, built once: naming a stock template ("plotly_white") makes
+plotly deep-copy it into each figure, about 20 ms apiece, and sends all of it to the page."""
+
+
 def group_color(index: int) -> str:
     return GROUP_COLORS[index % len(GROUP_COLORS)]
 
@@ -29,7 +42,7 @@ def _layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
         title={"text": title, "x": 0.01, "font": {"size": 14}},
         height=height,
         margin={"l": 50, "r": 20, "t": 50, "b": 40},
-        template="plotly_white",
+        template=PLOT_TEMPLATE,
         legend={"orientation": "h", "y": -0.25},
     )
     return fig
@@ -103,8 +116,9 @@ def confusion_heatmap(
 ) -> go.Figure:
     """Row-normalised heatmap (rows: truth, columns: prediction) with counts on hover.
 
-    Cells where ``dangerous`` is true and anything was counted get a red border and a
-    warning sign: the errors the importance-aware loss is meant to remove.
+    Cells where ``dangerous`` is true and anything was counted get a red border: the
+    errors the importance-aware loss is meant to remove. The borders are set in one layout
+    update (adding them one by one took seconds for a 20x20 matrix).
     """
     counts = np.asarray(matrix, dtype=np.float64)
     totals = counts.sum(axis=1, keepdims=True)
@@ -126,15 +140,20 @@ def confusion_heatmap(
         )
     )
     if dangerous is not None:
-        for row, col in zip(*np.nonzero(np.asarray(dangerous) & (counts > 0)), strict=True):
-            fig.add_shape(
-                type="rect",
-                x0=col - 0.5,
-                x1=col + 0.5,
-                y0=row - 0.5,
-                y1=row + 0.5,
-                line={"color": "#d00", "width": 2},
-            )
+        cells = zip(*np.nonzero(np.asarray(dangerous) & (counts > 0)), strict=True)
+        fig.update_layout(
+            shapes=[
+                {
+                    "type": "rect",
+                    "x0": col - 0.5,
+                    "x1": col + 0.5,
+                    "y0": row - 0.5,
+                    "y1": row + 0.5,
+                    "line": {"color": "#d00", "width": 2},
+                }
+                for row, col in cells
+            ]
+        )
     fig.update_yaxes(autorange="reversed", title="ground truth")
     fig.update_xaxes(title="prediction", tickangle=-45 if len(labels) > 8 else -20)
     size = 360 if len(labels) <= 8 else 560

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import gradio as gr
@@ -11,7 +12,7 @@ import pytest
 from db.store import ReviewStore
 from models.datasets import open_dataset
 from models.inference import InferenceEngine
-from reviewer.app import AppOptions, build_app
+from reviewer.app import AGREEMENT_SCOPES, AppOptions, build_app
 from reviewer.workbench import Workbench, default_pair, find_checkpoints
 
 
@@ -55,3 +56,26 @@ def test_bad_form_values_become_readable_messages(handlers) -> None:
     with pytest.raises(gr.Error, match="Pick an image"):
         functions["save_flag"]({}, *form[1:], "")
     assert bench.store.list_flags() == []
+
+
+def test_showing_an_image_prepares_its_neighbours_in_the_queue(
+    handlers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench, functions = handlers
+    name_a, name_b = default_pair(bench.model_names)
+    threads: dict[str, set[str]] = {}
+    original = bench.engine.predict
+
+    def recording(model, image, image_id=None):
+        threads.setdefault(image_id, set()).add(threading.current_thread().name)
+        return original(model, image, image_id)
+
+    monkeypatch.setattr(bench.engine, "predict", recording)
+    queue = [sample.id for sample in bench.dataset]
+    display = [0.6, list(bench.groups.names), [], "groups", AGREEMENT_SCOPES[0]]
+    state, title, *_ = functions["show"]({"queue": queue, "position": 1}, name_a, name_b, *display)
+    assert state["sample_id"] == queue[1] and queue[1] in title
+    for neighbour in (queue[0], queue[2]):
+        assert bench.view(neighbour, name_a, name_b).sample_id == neighbour
+        assert [name.split("_")[0] for name in threads[neighbour]] == ["prefetch"]
+    assert queue[3] not in threads

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -167,3 +168,60 @@ def test_disagreement_can_be_judged_on_all_labelled_pixels(bench: Workbench) -> 
     changed = np.any(critical.disagreement != everywhere.disagreement, axis=2)
     assert not changed[judged_critical].any()
     assert other_labelled.any() and changed[other_labelled].all()
+
+
+def _count_predictions(bench: Workbench, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the image id of every prediction the bench's engine makes."""
+    predicted: list[str] = []
+    original = bench.engine.predict
+
+    def counting(model, image, image_id=None):
+        predicted.append(image_id)
+        return original(model, image, image_id)
+
+    monkeypatch.setattr(bench.engine, "predict", counting)
+    return predicted
+
+
+def test_prefetched_view_is_computed_once_and_equals_a_fresh_one(
+    bench: Workbench, monkeypatch: pytest.MonkeyPatch, tiny_synthetic: Path, tmp_path: Path
+) -> None:
+    name_a, name_b = default_pair(bench.model_names)
+    predicted = _count_predictions(bench, monkeypatch)
+    sample_id = bench.dataset[1].id
+    bench.prefetch([sample_id], name_a, name_b)
+    view = bench.view(sample_id, name_a, name_b)
+    assert predicted == [sample_id, sample_id]
+    fresh = Workbench(
+        dataset=open_dataset(tiny_synthetic, "val"),
+        engine=InferenceEngine(device="cpu"),
+        store=ReviewStore.open(f"sqlite:///{tmp_path / 'other.db'}"),
+        checkpoints=bench.checkpoints,
+    ).view(sample_id, name_a, name_b)
+    assert np.array_equal(view.prediction_a, fresh.prediction_a)
+    assert np.array_equal(view.error_b, fresh.error_b)
+    assert view.scores_a == fresh.scores_a
+
+
+def test_prefetch_drops_queued_work_nobody_wants_any_more(
+    bench: Workbench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name_a, name_b = default_pair(bench.model_names)
+    first, second, third = (sample.id for sample in bench.dataset.samples[:3])
+    release = threading.Event()
+    original = bench.engine.predict
+    predicted: list[str] = []
+
+    def held(model, image, image_id=None):
+        release.wait(timeout=30)
+        predicted.append(image_id)
+        return original(model, image, image_id)
+
+    monkeypatch.setattr(bench.engine, "predict", held)
+    bench.prefetch([first, second], name_a, name_b)
+    bench.prefetch([first, third], name_a, name_b)
+    release.set()
+    assert bench.view(third, name_a, name_b).sample_id == third
+    assert bench.view(first, name_a, name_b).sample_id == first
+    assert second not in predicted
+    assert predicted.count(first) == 2 and predicted.count(third) == 2
