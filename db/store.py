@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Row, Select, and_, func, insert, or_, select
+from sqlalchemy import Engine, Row, Select, and_, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, aliased
@@ -85,6 +85,7 @@ class ImageRecord:
     image_key: str
     path: str
     content_hash: str
+    """Hash of everything the image's scores depend on (its file and its annotation)."""
     width: int
     height: int
 
@@ -406,7 +407,11 @@ class ReviewStore:
             return [DatasetInfo(*row) for row in rows]
 
     def register_images(self, dataset_id: int, images: Iterable[ImageRecord]) -> dict[str, int]:
-        """Add or refresh images in bulk; returns image_key -> id. Ids never change for a key."""
+        """Add or refresh images in bulk; returns image_key -> id. Ids never change for a key.
+
+        An image whose content hash changed (its file or annotation was replaced) loses its
+        cached scores, which described the old content; its flags stay.
+        """
         records = list(images)
         seen: set[str] = set()
         for rec in records:
@@ -424,6 +429,18 @@ class ReviewStore:
         def work(session: Session) -> dict[str, int]:
             self._require(session, Dataset, dataset_id, "dataset")
             for start in range(0, len(records), _BULK_CHUNK):
+                chunk = {r.image_key.strip(): r for r in records[start : start + _BULK_CHUNK]}
+                changed = [
+                    image_id
+                    for image_id, key, content_hash in session.execute(
+                        select(Image.id, Image.image_key, Image.content_hash).where(
+                            Image.dataset_id == dataset_id, Image.image_key.in_(list(chunk))
+                        )
+                    )
+                    if chunk[key].content_hash != content_hash
+                ]
+                if changed:
+                    session.execute(delete(ImageScore).where(ImageScore.image_id.in_(changed)))
                 rows = [
                     {
                         "dataset_id": dataset_id,

@@ -1734,6 +1734,22 @@ def _compose(rng: np.random.Generator, size: tuple[int, int], force: bool) -> Sc
     return Scene(image=image, label_ids=label_ids, instance_ids=instance_ids, meta=meta)
 
 
+WEATHER_TAGS = ("fog", "rain", "blur")
+"""Sidecar strengths that become a filter tag of the same name when above zero."""
+
+
+def condition_tags(meta: Mapping) -> list[str]:
+    """The filterable conditions of a scene, read from its sidecar (empty for real data):
+    hard-case tags, time of day, weather and blur present, a pedestrian crossing."""
+    tags = [str(tag) for tag in meta.get("tags", ())]
+    if "time_of_day" in meta:
+        tags.append(str(meta["time_of_day"]))
+    tags += [key for key in WEATHER_TAGS if float(meta.get(key, 0.0)) > 0.0]
+    if meta.get("crossing"):
+        tags.append("crossing")
+    return tags
+
+
 def _train_ids_present(scene: Scene) -> frozenset[int]:
     counts = np.bincount(LABEL_ID_TO_TRAIN_ID[scene.label_ids].ravel(), minlength=20)
     return frozenset(int(i) for i in np.flatnonzero(counts[:NUM_EVALUATED]))

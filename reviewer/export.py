@@ -127,14 +127,6 @@ class ExportResult:
         return path if path in self.files else None
 
 
-class _StoredSplit(Workbench):
-    """A workbench over a dataset the store already knows: the export registers nothing and
-    keeps no views (each image is shown once), but composes them exactly as the GUI does."""
-
-    def __post_init__(self) -> None:
-        self.view_cache_size = 0
-
-
 # ----------------------------------------------------------------------------- input checks
 
 
@@ -212,7 +204,7 @@ class _Sources:
 
     datasets: dict[int, DatasetInfo]
     models: dict[int, ModelInfo]
-    opened: dict[int, _StoredSplit]
+    opened: dict[int, Workbench]
     checkpoints: dict[str, Path]
     """Checkpoint file sha256 -> path."""
     searched: tuple[Path, ...]
@@ -281,9 +273,7 @@ class _Rendered:
     """trainIds, for the ground-truth masks even when no prediction could be made."""
 
 
-def _read_input(
-    bench: _StoredSplit, image: StoredImage
-) -> tuple[np.ndarray | None, str | None, bool]:
+def _read_input(bench: Workbench, image: StoredImage) -> tuple[np.ndarray | None, str | None, bool]:
     """(photo, problem, in the dataset): a dataset sample, or a stored file for uploads."""
     dataset = bench.dataset
     try:
@@ -300,7 +290,7 @@ def _read_input(
 
 
 def _pair_view(
-    bench: _StoredSplit,
+    bench: Workbench,
     sources: _Sources,
     image: StoredImage,
     photo: np.ndarray,
@@ -565,13 +555,15 @@ def export_report(
         datasets=datasets,
         models=models,
         opened={
-            i: _StoredSplit(
+            i: Workbench(
                 dataset=ds,
                 engine=engine,
                 store=store,
                 checkpoints=dict(checkpoints),  # catalogue names are the file hashes
                 groups=groups,
                 min_recall=min_recall,
+                view_cache_size=0,  # each image is shown once
+                register=False,
             )
             for i, ds in opened.items()
         },

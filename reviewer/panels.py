@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 
 from models.labels import CLASS_NAMES, CLASSES, NUM_EVALUATED, ImportanceGroups
 from models.metrics import disagreement_map, group_confusion
+from models.synthetic import condition_tags
 from reviewer.overlays import (
     DISAGREEMENT_CODES,
     DISAGREEMENT_PALETTE,
@@ -215,11 +216,7 @@ def confusion_figures(
 def meta_markdown(view: ImageView) -> str:
     """The image's id and, for synthetic scenes, its conditions (escaped)."""
     text = f"**{escape(view.sample_id)}**"
-    conditions = view.meta.get("conditions") if view.meta else None
-    if conditions:
-        parts = ", ".join(f"{escape(str(k))}: {escape(str(v))}" for k, v in conditions.items())
-        text += f" · {parts}"
-    hard = view.meta.get("hard_cases") if view.meta else None
-    if hard:
-        text += " · hard cases: " + ", ".join(escape(str(h)) for h in hard)
+    tags = condition_tags(view.meta or {})
+    if tags:
+        text += " · " + ", ".join(escape(tag) for tag in tags)
     return text

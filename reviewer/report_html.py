@@ -24,6 +24,7 @@ import numpy as np
 from db.store import ModelInfo
 from models.labels import CLASS_NAMES, NUM_EVALUATED, ImportanceGroups
 from models.metrics import SplitScores
+from models.synthetic import condition_tags
 from reviewer.overlays import draw_box
 from reviewer.panels import (
     INSTANCE_HEADERS,
@@ -36,7 +37,7 @@ from reviewer.panels import (
     scores_table,
 )
 from reviewer.report import ExportedFlag
-from reviewer.workbench import ImageView, condition_tags
+from reviewer.workbench import ImageView
 
 PANEL_WIDTH = 640
 """Images wider than this are shrunk for the report (the masks keep full resolution)."""

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -36,6 +37,7 @@ from models.metrics import (
     error_map,
     image_scores_from_matrix,
 )
+from models.synthetic import condition_tags
 
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models" / "checkpoints"
 """The demo checkpoints that come with the project."""
@@ -94,11 +96,13 @@ def default_pair(names: Sequence[str]) -> tuple[str, str]:
     return first, second
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(*paths: Path) -> str:
+    """SHA-256 of the files' bytes, one after the other."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -177,6 +181,9 @@ class Workbench:
     groups: ImportanceGroups = DEFAULT_GROUPS
     min_recall: float = DEFAULT_MIN_RECALL
     view_cache_size: int = 64
+    register: bool = True
+    """False for a split the store already knows (the export): nothing is registered, and
+    only :meth:`view` and :meth:`model` may be used."""
     _dataset_id: int = field(init=False)
     _image_ids: dict[str, int] = field(init=False)
     _model_ids: dict[str, ModelInfo] = field(init=False, default_factory=dict)
@@ -191,6 +198,8 @@ class Workbench:
     _lock: threading.RLock = field(init=False, default_factory=threading.RLock)
 
     def __post_init__(self) -> None:
+        if not self.register:
+            return
         if not self.checkpoints:
             raise CheckpointError("no model checkpoint found; pass --models FILE_OR_DIR")
         info = self.store.register_dataset(
@@ -207,7 +216,9 @@ class Workbench:
                 ImageRecord(
                     image_key=sample.id,
                     path=str(sample.image_path),
-                    content_hash=file_sha256(sample.image_path),
+                    content_hash=file_sha256(
+                        sample.image_path, *([sample.label_path] if sample.label_path else [])
+                    ),
                     width=width,
                     height=height,
                 )
@@ -457,7 +468,7 @@ class Workbench:
                 continue
             if group != "any" and sample.group != group:
                 continue
-            if condition != "any" and condition not in self.conditions_of(sample.id):
+            if condition != "any" and condition not in self._condition_tags.get(sample.id, ()):
                 continue
             value = None if scores is None else _sort_value(sort_key, sample.id, scores)
             rows.append(
@@ -472,27 +483,20 @@ class Workbench:
 
     def conditions_of(self, sample_id: str) -> list[str]:
         """Condition tags of a synthetic image (weather, time of day, hard cases)."""
-        meta = self.dataset.read_meta(self.dataset.sample(sample_id))
-        return condition_tags(meta)
+        self.dataset.sample(sample_id)  # KeyError naming an unknown id
+        return sorted(self._condition_tags.get(sample_id, ()))
 
     def conditions_available(self) -> list[str]:
-        tags: set[str] = set()
-        for sample in self.dataset.samples:
-            if sample.meta_path is not None:
-                tags.update(condition_tags(self.dataset.read_meta(sample)))
-        return sorted(tags)
+        return sorted(set().union(*self._condition_tags.values()))
 
-
-def condition_tags(meta: dict) -> list[str]:
-    """Flat tags from a synthetic sidecar: hard-case tags and true boolean/str conditions."""
-    tags = [str(t) for t in meta.get("hard_cases", meta.get("tags", []))]
-    conditions = meta.get("conditions", {})
-    for key, value in conditions.items():
-        if value is True:
-            tags.append(key)
-        elif isinstance(value, str):
-            tags.append(f"{key}: {value}")
-    return tags
+    @cached_property
+    def _condition_tags(self) -> dict[str, frozenset[str]]:
+        """Tags of every image with a sidecar, read once: the queue filters by them often."""
+        return {
+            sample.id: frozenset(condition_tags(self.dataset.read_meta(sample)))
+            for sample in self.dataset.samples
+            if sample.meta_path is not None
+        }
 
 
 def _pair_prefix(hash_a: str) -> str:

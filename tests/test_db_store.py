@@ -344,6 +344,26 @@ def test_scores_round_trip_with_nan_and_overwrite(world: World) -> None:
     }
 
 
+def test_replaced_image_content_drops_only_its_cached_scores(world: World) -> None:
+    img = world.images
+    scores = {img[key]: {"miou": 0.5} for key in ("img0", "img1", "img2")}
+    world.store.put_scores_bulk(world.model_a, scores)
+    world.store.put_scores(world.model_b, img["img1"], {"miou": 0.25})
+    flag = world.flag(image_id=img["img1"])
+    records = [
+        ImageRecord(
+            f"img{i}", f"/data/cs/img{i}.png", "relabelled" if i == 1 else f"hash{i}", 64, 32
+        )
+        for i in range(5)
+    ]
+    assert world.store.register_images(world.dataset_id, records) == img
+    assert set(world.store.get_scores(world.model_a)) == {"img0", "img2"}
+    assert world.store.get_scores(world.model_b) == {}
+    assert [f.id for f in world.store.list_flags(image_id=img["img1"])] == [flag.id]
+    world.store.register_images(world.dataset_id, records)
+    assert set(world.store.get_scores(world.model_a)) == {"img0", "img2"}
+
+
 def test_scores_for_same_key_in_two_datasets_need_a_dataset(world: World) -> None:
     other = world.store.register_dataset("cityscapes", "/data/cs", "cityscapes", "train")
     other_img = world.store.register_images(other.id, [ImageRecord("img0", "p", "h", 64, 32)])

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from db.store import ReviewStore
 from models.datasets import open_dataset
 from models.inference import InferenceEngine
-from models.labels import DEFAULT_GROUPS, NUM_EVALUATED
+from models.labels import CLASSES, DEFAULT_GROUPS, NUM_EVALUATED
 from models.metrics import image_scores
 from reviewer import panels
 from reviewer.app import parse_region
@@ -70,6 +73,40 @@ def test_queue_is_worst_first_after_evaluation_and_cached_in_the_store(
     for sample_id, value in values.items():
         assert value == pytest.approx(expected_b[sample_id] - expected[sample_id])
     assert [r.value for r in reordered] == sorted(values.values(), reverse=True)
+
+
+def test_corrected_ground_truth_is_scored_again_not_served_from_the_cache(
+    tiny_synthetic: Path, tiny_models: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(tiny_synthetic, data)
+    url = f"sqlite:///{tmp_path / 'review.db'}"
+
+    def open_bench() -> Workbench:
+        return Workbench(
+            dataset=open_dataset(data, "val"),
+            engine=InferenceEngine(device="cpu"),
+            store=ReviewStore.open(url),
+            checkpoints=find_checkpoints([tiny_models]),
+        )
+
+    bench = open_bench()
+    name_a, name_b = default_pair(bench.model_names)
+    bench.evaluate(name_a, name_b)
+    corrected = bench.dataset[0]
+    before = bench.cached_scores(name_a, name_b)["A"][corrected.id]["safety_error"]
+    label = cv2.imread(str(corrected.label_path), cv2.IMREAD_UNCHANGED)
+    label[: label.shape[0] // 2] = CLASSES[11].label_id  # a person where sky and buildings were
+    cv2.imwrite(str(corrected.label_path), label)
+
+    reopened = open_bench()
+    assert reopened.cached_scores(name_a, name_b) is None
+    reopened.evaluate(name_a, name_b)
+    expected = _independent_safety(reopened, name_a)
+    assert expected[corrected.id] != pytest.approx(before)
+    stored = reopened.cached_scores(name_a, name_b)
+    assert stored is not None
+    assert stored["A"][corrected.id]["safety_error"] == pytest.approx(expected[corrected.id])
 
 
 def test_flag_status_filter_and_view_contents(bench: Workbench) -> None:
@@ -225,3 +262,27 @@ def test_prefetch_drops_queued_work_nobody_wants_any_more(
     assert bench.view(first, name_a, name_b).sample_id == first
     assert second not in predicted
     assert predicted.count(first) == 2 and predicted.count(third) == 2
+
+
+def test_condition_filter_and_title_follow_the_synthetic_sidecars(bench: Workbench) -> None:
+    name_a, name_b = default_pair(bench.model_names)
+    sidecars = {s.id: json.loads(s.meta_path.read_text()) for s in bench.dataset}
+
+    def has(meta: dict, tag: str) -> bool:
+        if tag in ("fog", "rain", "blur"):
+            return meta[tag] > 0
+        return (
+            tag in meta["tags"]
+            or tag == meta["time_of_day"]
+            or (tag == "crossing" and meta["crossing"])
+        )
+
+    available = bench.conditions_available()
+    assert {m["time_of_day"] for m in sidecars.values()} <= set(available)
+    for tag in available:
+        expected = {sample_id for sample_id, meta in sidecars.items() if has(meta, tag)}
+        shown = bench.queue(name_a, name_b, "name", condition=tag)
+        assert expected and {row.sample_id for row in shown} == expected
+    first = bench.dataset[0].id
+    title = panels.meta_markdown(bench.view(first, name_a, name_b))
+    assert title.startswith(f"**{first}**") and sidecars[first]["time_of_day"] in title
