@@ -825,18 +825,18 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         ]
         for event in queue_events:
             event(refresh_queue, queue_inputs, [queue_table, state, position]).then(
-                show, show_inputs, view_outputs
-            ).then(show_figures, figure_inputs, figure_outputs)
+                show, show_inputs, view_outputs, show_progress=STEP_PROGRESS
+            ).then(show_figures, figure_inputs, figure_outputs, show_progress=STEP_PROGRESS)
         for control in display:
-            control.change(show, show_inputs, view_outputs)
-        matrix_kind.change(show_figures, figure_inputs, figure_outputs)
+            control.change(show, show_inputs, view_outputs, show_progress=STEP_PROGRESS)
+        matrix_kind.change(show_figures, figure_inputs, figure_outputs, show_progress=STEP_PROGRESS)
         for event, handler in (
             (next_button.click, step(1)),
             (previous_button.click, step(-1)),
             (queue_table.select, pick_from_table),
         ):
-            event(handler, show_inputs, view_outputs).then(
-                show_figures, figure_inputs, figure_outputs
+            event(handler, show_inputs, view_outputs, show_progress=STEP_PROGRESS).then(
+                show_figures, figure_inputs, figure_outputs, show_progress=STEP_PROGRESS
             )
         instances.select(fill_region_from_instance, [instances], [region])
         reviewer.change(lambda name: name, [reviewer], [reviewer_memory])
@@ -849,9 +849,12 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             refresh_queue, queue_inputs, [queue_table, state, position]
         )
 
-        worst_table.select(open_worst, [worst_table, *show_inputs], [tabs, *view_outputs]).then(
-            show_figures, figure_inputs, figure_outputs
-        )
+        worst_table.select(
+            open_worst,
+            [worst_table, *show_inputs],
+            [tabs, *view_outputs],
+            show_progress=STEP_PROGRESS,
+        ).then(show_figures, figure_inputs, figure_outputs, show_progress=STEP_PROGRESS)
         flag_filters = [flags_status, flags_severity, flags_category, flags_reviewer]
         refresh_flags.click(list_all_flags, flag_filters, [all_flags])
         tabs.select(list_all_flags, flag_filters, [all_flags])
@@ -887,6 +890,11 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         )
     return app
 
+
+STEP_PROGRESS = "minimal"
+"""How a step to another image shows that it is under way: Gradio's default ("full")
+lays a loading overlay over each of the 15 outputs and takes it off again, which cost the
+page about 250 ms per step; "minimal" shows a small timer instead."""
 
 PANEL_FORMAT = "jpeg"
 """Image panels are sent as JPEG: PNG encoding took about 45 ms per 256x512 panel, nine
