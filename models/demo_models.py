@@ -34,7 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Train the CE and IAL demo SegNets on the synthetic demo set "
         f"({', '.join(f'{k} {v}' for k, v in DEMO_TRAINING.items())}), in parallel.",
     )
-    parser.add_argument("--epochs", type=int, default=16, help="epochs (default 16)")
+    parser.add_argument(
+        "--epochs", type=int, default=56, help="epochs (default 56, as the shipped models)"
+    )
     parser.add_argument("--out", type=Path, default=CHECKPOINTS, help="output folder")
     parser.add_argument(
         "--resume", action="store_true", help="continue interrupted runs or add epochs"
