@@ -224,20 +224,26 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             drawn.error_a,
             drawn.error_b,
             drawn.disagreement,
-            panels.class_legend(view) + panels.code_legends(),
-            _frame(panels.scores_table(view), panels.SCORE_HEADERS),
-            _frame(panels.instance_rows(view), panels.INSTANCE_HEADERS),
         )
 
     @friendly
-    def show_figures(state: State, name_a: str, name_b: str, full_matrix: str) -> tuple[Any, ...]:
-        """The plots of the image shown, sent after the panels so the images appear first."""
+    def show_details(state: State, name_a: str, name_b: str, full_matrix: str) -> tuple[Any, ...]:
+        """Legend, tables and plots of the image shown, sent right after its panels: every
+        output of an event costs the page work, so the panels come first on their own."""
         sample_id = (state or {}).get("sample_id")
         if not sample_id:
-            return None, None, None
+            return (None, None, None, image_flags(None), None, None, None)
         view = bench.view(sample_id, name_a, name_b)
         figure_a, figure_b = panels.confusion_figures(view, groups, full_matrix == "classes")
-        return panels.iou_figure(view, groups, annotated), figure_a, figure_b
+        return (
+            panels.class_legend(view) + panels.code_legends(),
+            _frame(panels.scores_table(view), panels.SCORE_HEADERS),
+            _frame(panels.instance_rows(view), panels.INSTANCE_HEADERS),
+            image_flags(sample_id),
+            panels.iou_figure(view, groups, annotated),
+            figure_a,
+            figure_b,
+        )
 
     def image_flags(sample_id: str | None) -> pd.DataFrame:
         if not sample_id or sample_id == "upload":
@@ -259,16 +265,16 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         state = dict(state or {})
         queue = state.get("queue") or []
         if not queue:
-            return (state, *([None] * 12), image_flags(None), _position_text(state))
+            return (state, *([None] * 9), _position_text(state))
         position = min(max(int(state.get("position", 0)), 0), len(queue) - 1)
         state["position"] = position
         state["sample_id"] = queue[position]
         view = bench.view(queue[position], name_a, name_b)
         neighbours = [queue[(position + step) % len(queue)] for step in (1, -1)]
         bench.prefetch(neighbours, name_a, name_b)
-        del full_matrix  # drawn by show_figures, which runs right after
+        del full_matrix  # drawn by show_details, which runs right after
         outputs = render(view, opacity, shown_groups, hidden, agreement_scope)
-        return (state, *outputs, image_flags(state["sample_id"]), _position_text(state))
+        return (state, *outputs, _position_text(state))
 
     def step(delta: int) -> Callable[..., tuple[Any, ...]]:
         def move(state: State, *rest: Any) -> tuple[Any, ...]:
@@ -779,14 +785,18 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             error_a_image,
             error_b_image,
             disagreement_image,
+            position,
+        ]
+        detail_inputs = [state, model_a, model_b, matrix_kind]
+        detail_outputs = [
             legend,
             scores,
             instances,
             this_image_flags,
-            position,
+            iou_plot,
+            confusion_a,
+            confusion_b,
         ]
-        figure_inputs = [state, model_a, model_b, matrix_kind]
-        figure_outputs = [iou_plot, confusion_a, confusion_b]
         queue_inputs = [
             model_a,
             model_b,
@@ -826,17 +836,17 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         for event in queue_events:
             event(refresh_queue, queue_inputs, [queue_table, state, position]).then(
                 show, show_inputs, view_outputs, show_progress=STEP_PROGRESS
-            ).then(show_figures, figure_inputs, figure_outputs, show_progress=STEP_PROGRESS)
+            ).then(show_details, detail_inputs, detail_outputs, show_progress=STEP_PROGRESS)
         for control in display:
             control.change(show, show_inputs, view_outputs, show_progress=STEP_PROGRESS)
-        matrix_kind.change(show_figures, figure_inputs, figure_outputs, show_progress=STEP_PROGRESS)
+        matrix_kind.change(show_details, detail_inputs, detail_outputs, show_progress=STEP_PROGRESS)
         for event, handler in (
             (next_button.click, step(1)),
             (previous_button.click, step(-1)),
             (queue_table.select, pick_from_table),
         ):
             event(handler, show_inputs, view_outputs, show_progress=STEP_PROGRESS).then(
-                show_figures, figure_inputs, figure_outputs, show_progress=STEP_PROGRESS
+                show_details, detail_inputs, detail_outputs, show_progress=STEP_PROGRESS
             )
         instances.select(fill_region_from_instance, [instances], [region])
         reviewer.change(lambda name: name, [reviewer], [reviewer_memory])
@@ -854,7 +864,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             [worst_table, *show_inputs],
             [tabs, *view_outputs],
             show_progress=STEP_PROGRESS,
-        ).then(show_figures, figure_inputs, figure_outputs, show_progress=STEP_PROGRESS)
+        ).then(show_details, detail_inputs, detail_outputs, show_progress=STEP_PROGRESS)
         flag_filters = [flags_status, flags_severity, flags_category, flags_reviewer]
         refresh_flags.click(list_all_flags, flag_filters, [all_flags])
         tabs.select(list_all_flags, flag_filters, [all_flags])
@@ -893,7 +903,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
 
 STEP_PROGRESS = "minimal"
 """How a step to another image shows that it is under way: Gradio's default ("full")
-lays a loading overlay over each of the 15 outputs and takes it off again, which cost the
+lays a loading overlay over each output and takes it off again, which cost the
 page about 250 ms per step; "minimal" shows a small timer instead."""
 
 PANEL_FORMAT = "jpeg"
