@@ -225,14 +225,20 @@ def parse_case(text: str) -> tuple[float, tuple[int, int]]:
         raise argparse.ArgumentTypeError(f"case {text!r}: expected WIDTH@HxW, {error}") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def case_parser(doc: str, cases: Sequence[str]) -> argparse.ArgumentParser:
+    """A benchmark's parser, described by its docstring, with the repeatable ``--case``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument(
         "--case",
         action="append",
         type=parse_case,
-        help=f"width multiplier and input size as WIDTH@HxW, repeatable (default {CASES})",
+        help=f"width multiplier and input size as WIDTH@HxW, repeatable (default {cases})",
     )
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = case_parser(__doc__, CASES)
     parser.add_argument(
         "--repeats", type=int, default=5, help="timed repeats per figure, median reported"
     )

@@ -28,6 +28,7 @@ import torch
 from bench.bench_inference import (
     MATMUL_SIZE,
     calibrated_network,
+    case_parser,
     conv_flops,
     matmul_gflops,
     median_seconds,
@@ -84,13 +85,7 @@ def measure(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--case",
-        action="append",
-        type=parse_case,
-        help=f"width multiplier and input size as WIDTH@HxW, repeatable (default {CASES})",
-    )
+    parser = case_parser(__doc__, CASES)
     parser.add_argument("--batch", type=int, default=8, help="images per step (default 8)")
     parser.add_argument("--loss", choices=LOSSES, default="ial", help="loss to train with")
     parser.add_argument(

@@ -481,11 +481,6 @@ class Workbench:
     def groups_available(self) -> list[str]:
         return sorted({s.group for s in self.dataset.samples if s.group})
 
-    def conditions_of(self, sample_id: str) -> list[str]:
-        """Condition tags of a synthetic image (weather, time of day, hard cases)."""
-        self.dataset.sample(sample_id)  # KeyError naming an unknown id
-        return sorted(self._condition_tags.get(sample_id, ()))
-
     def conditions_available(self) -> list[str]:
         return sorted(set().union(*self._condition_tags.values()))
 
