@@ -6,7 +6,7 @@ Starts ``launch.py`` on the data (the demo set by default, which must already ex
 the start-up figure to mean anything) with the shipped models, and reports:
 
 * start-up: seconds from process start until the page is served (goal: at most 20 s);
-* picking a new image from the queue table (a click on a row nobody looked at, so nothing
+* picking a new image from the queue list (a click on a row nobody looked at, so nothing
   was prepared): latency until every image panel shows it, loaded, median and 95th
   percentile (goals: 300 ms and 600 ms), and until the three plots are drawn too;
 * the next image of the queue ("n"), which the app prepares while the reviewer looks at
@@ -14,9 +14,11 @@ the start-up figure to mean anything) with the shipped models, and reports:
 * revisiting an image ("p" back over seen images): latency until every panel shows it
   (goal: 100 ms).
 
-After each step the benchmark waits until the plots are drawn and the page is idle, then
-"looks" for 0.3 s before the next step: each latency is that of a person acting on a page
-that has finished showing the previous image. Each latency is printed beside the
+Each latency runs from the key or pointer press as the page received it to the frame that
+shows the result, timed inside the page, so the benchmark's own round trips to the browser
+do not count. After each step the benchmark waits until the plots are drawn and the page
+is idle, then "looks" for 0.3 s before the next step: each latency is that of a person
+acting on a page that has finished showing the previous image. Each latency is printed beside the
 reference measured in the same run: the time the two models alone take to predict one
 image on this machine (the floor any GUI pays for an unprepared image), as a ratio.
 """
@@ -86,21 +88,50 @@ def inference_floor(data: str, repeats: int = 20) -> float:
     return statistics.median(times[2:])
 
 
-PANELS_READY = """(before) => {
-    const view = document.querySelector('#review-view');
-    const title = view.querySelector('#image-title strong');
-    const images = [...view.querySelectorAll('img')];
-    return title && title.innerText !== before.title && images.length >= before.panels
-        && images.every(i => i.complete && i.naturalWidth > 0 && !before.sources.includes(i.src));
+STEP_CLOCK = """() => {
+    for (const type of ['keydown', 'pointerdown']) {
+        document.addEventListener(type, (event) => {
+            const step = window.benchStep;
+            if (step && step.start === null) step.start = event.timeStamp;
+        }, true);
+    }
 }"""
-"""True once the title names a new image and every image panel holds a new, loaded picture."""
+"""Installed once: a step's clock starts at the key press or pointer press that causes it,
+as the page received it (the benchmark's own round trips to the browser do not count)."""
 
-PLOTS_READY = """(image) => {
-    const titles = [...document.querySelectorAll('#review-view .gtitle')];
-    return titles.length >= 3 && titles.every(t => t.textContent.includes(image));
+STEP_WATCH = """() => {
+    const panels = () => [...document.querySelectorAll('#review-board img')]
+        .filter(i => i.checkVisibility());
+    const title = () => document.querySelector('#review-board #image-title strong').innerText;
+    const before = { title: title(), sources: panels().map(i => i.src) };
+    const step = window.benchStep = { start: null, panels: null, plots: null };
+    const frame = () => new Promise(done => requestAnimationFrame(done));
+    (async () => {
+        let image = null;
+        while (step.plots === null) {
+            await frame();
+            if (step.start === null) continue;
+            if (image === null) {
+                const shown = panels();
+                if (title() === before.title || shown.length < before.sources.length) continue;
+                if (!shown.every(i => i.complete && i.naturalWidth > 0
+                                      && !before.sources.includes(i.src))) continue;
+                image = title();
+                await frame();
+                step.panels = performance.now() - step.start;
+            } else {
+                const titles = [...document.querySelectorAll('#review-details .gtitle')];
+                const named = titles.filter(t => t.textContent.includes(image));
+                if (titles.length < 3 || named.length < titles.length) continue;
+                await frame();
+                step.plots = performance.now() - step.start;
+            }
+        }
+    })();
 }"""
-"""True once the IoU bars and both confusion heatmaps are drawn for ``image``."""
-
+"""Armed before each step: watches every frame until the title names another image and
+every visible panel holds a new, loaded picture, then until the IoU bars and both confusion
+heatmaps name that image; each time is taken at the next frame, when it is on screen."""
 
 PAGE_IDLE = """() => new Promise(done => requestIdleCallback(() => requestIdleCallback(done)))"""
 """Resolves once the page has finished drawing (twice idle: plotly lays out after drawing)."""
@@ -123,34 +154,22 @@ def measure(url: str, count: int) -> dict[str, Latencies]:
         )
         page = browser.new_page(viewport={"width": 1500, "height": 1800})
         page.goto(url)
-        title = page.locator("#review-view #image-title strong")
-        title.wait_for(timeout=120_000)
-        page.wait_for_function(PLOTS_READY, arg=title.inner_text(), timeout=60_000)
+        page.locator("#review-board #image-title strong").wait_for(timeout=120_000)
+        page.wait_for_selector("#review-details .gtitle", timeout=60_000)
+        page.evaluate(STEP_CLOCK)
 
         def timed(action: Callable[[], None], into: Latencies) -> None:
-            before = page.evaluate(
-                """() => ({
-                    title: document.querySelector('#review-view #image-title strong').innerText,
-                    sources: [...document.querySelectorAll('#review-view img')].map(i => i.src),
-                    panels: document.querySelectorAll('#review-view img').length,
-                })"""
-            )
-            begin = time.perf_counter()
+            page.evaluate(STEP_WATCH)
             action()
-            page.wait_for_function(PANELS_READY, arg=before, timeout=30_000, polling="raf")
-            into.panels.append(time.perf_counter() - begin)
-            page.wait_for_function(PLOTS_READY, arg=title.inner_text(), timeout=30_000)
-            into.plots.append(time.perf_counter() - begin)
+            page.wait_for_function("() => window.benchStep.plots !== null", timeout=30_000)
+            step = page.evaluate("() => window.benchStep")
+            into.panels.append(step["panels"] / 1000)
+            into.plots.append(step["plots"] / 1000)
             page.evaluate(PAGE_IDLE)
             page.wait_for_timeout(300)
 
-        viewport = page.locator("#queue-table .virtual-table-viewport")
-        row_height = page.locator("#queue-table [data-testid='cell-0-0']").bounding_box()["height"]
         for row in range(30, 30 + 3 * count, 3):
-            viewport.evaluate("(e, top) => { e.scrollTop = top; }", max(0, (row - 3) * row_height))
-            cell = page.locator(f"#queue-table [data-testid='cell-{row}-0']")
-            cell.wait_for(timeout=10_000)
-            timed(cell.click, results["pick"])
+            timed(page.locator(f"#review-board tr[data-index='{row}']").click, results["pick"])
         page.locator("h2").first.click()
         for _ in range(count):
             timed(lambda: page.keyboard.press("n"), results["next"])

@@ -1,6 +1,7 @@
 """The Gradio review app: wiring only. Everything it shows comes from the workbench service,
-the panel and plot functions, and the review store; per-browser-session state lives in
-``gr.State`` so several people can review at once without seeing each other's selection."""
+the panel and plot functions, and the review store. Per-browser-session state lives in
+component values (the review board's above all), so several people can review at once
+without seeing each other's selection."""
 
 from __future__ import annotations
 
@@ -24,14 +25,13 @@ from models.checkpoints import CheckpointError
 from models.datasets import DatasetError
 from models.labels import CLASS_NAMES, NUM_EVALUATED
 from models.metrics import SplitScores
-from reviewer import panels
+from models.synthetic import condition_tags
+from reviewer import board, panels
 from reviewer.export import FORMATS, ExportError, export_report, zip_export
 from reviewer.plots import class_iou_bars, group_confusion_figure, group_iou_bars
 from reviewer.workbench import (
     FLAG_STATES,
     SORT_KEYS,
-    ImageView,
-    QueueRow,
     Workbench,
     default_pair,
 )
@@ -42,9 +42,6 @@ IMAGE_HEIGHT = 240
 """Display height of the image panels in pixels (they keep their aspect ratio)."""
 
 AGREEMENT_SCOPES = ("critical pixels", "all labelled pixels")
-
-State = dict[str, Any]
-"""Per-browser-session state: the review queue, the position in it and the image shown."""
 
 TARGET_LABELS = {
     "ground_truth": "ground truth",
@@ -61,20 +58,6 @@ CSS = """
 #flag-status { min-height: 1.5em; }
 """
 
-KEYBOARD_JS = """
-<script>
-document.addEventListener('keydown', (event) => {
-  const tag = (event.target && event.target.tagName) || '';
-  if (['INPUT', 'TEXTAREA', 'SELECT'].includes(tag) || event.target.isContentEditable) return;
-  const ids = {'n': 'next-image', 'j': 'next-image', 'p': 'previous-image', 'k': 'previous-image'};
-  const id = ids[event.key];
-  if (!id) return;
-  const button = document.getElementById(id);
-  if (button) { button.click(); event.preventDefault(); }
-});
-</script>
-"""
-
 EXPECTED_ERRORS = (
     ValueError,
     KeyError,
@@ -87,6 +70,16 @@ EXPECTED_ERRORS = (
 )
 
 
+def readable(error: Exception, where: str) -> str:
+    """The message a person sees for a failure; unexpected ones are logged in full."""
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])
+    if isinstance(error, EXPECTED_ERRORS):
+        return str(error)
+    log.error("unexpected error in %s:\n%s", where, traceback.format_exc())
+    return f"Unexpected error ({type(error).__name__}): {error}"
+
+
 def friendly(handler: Callable[..., Any]) -> Callable[..., Any]:
     """Show failures as a readable message in the page, never as a traceback."""
 
@@ -96,14 +89,8 @@ def friendly(handler: Callable[..., Any]) -> Callable[..., Any]:
             return handler(*args, **kwargs)
         except gr.Error:
             raise
-        except EXPECTED_ERRORS as error:
-            message = error.args[0] if isinstance(error, KeyError) and error.args else error
-            raise gr.Error(str(message), print_exception=False) from None
         except Exception as error:
-            log.error("unexpected error in %s:\n%s", handler.__name__, traceback.format_exc())
-            raise gr.Error(
-                f"Unexpected error ({type(error).__name__}): {error}", print_exception=False
-            ) from None
+            raise gr.Error(readable(error, handler.__name__), print_exception=False) from None
 
     return wrapped
 
@@ -119,7 +106,6 @@ def _frame(rows: list[list], headers: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=headers)
 
 
-QUEUE_HEADERS = ["image", "group", "score", "flags", "status"]
 FLAG_HEADERS = [
     "id",
     "image",
@@ -142,12 +128,6 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
     default_a, default_b = default_pair(names)
     annotated = bench.dataset.annotated_classes
     store = bench.store
-
-    def queue_frame(rows: list[QueueRow]) -> pd.DataFrame:
-        return _frame(
-            [[r.sample_id, r.group or "", _round(r.value), r.flags, r.flag_status] for r in rows],
-            QUEUE_HEADERS,
-        )
 
     def model_card(name: str) -> str:
         model = bench.model(name)
@@ -179,61 +159,68 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         return model_card(name_a), model_card(name_b)
 
     @friendly
-    def refresh_queue(
+    def refresh_board(
         name_a: str,
         name_b: str,
         sort_key: str,
         status: str,
         group: str,
         condition: str,
-        state: State,
-    ) -> tuple[pd.DataFrame, State, str]:
-        rows = bench.queue(name_a, name_b, sort_key, status, group, condition)
-        state = dict(state or {})
-        state["queue"] = [r.sample_id for r in rows]
-        current = state.get("sample_id")
-        state["position"] = state["queue"].index(current) if current in state["queue"] else 0
-        return queue_frame(rows), state, _position_text(state)
-
-    def _position_text(state: dict) -> str:
-        queue = state.get("queue") or []
-        if not queue:
-            return "No image matches the filters."
-        return f"Image {state.get('position', 0) + 1} of {len(queue)} · keys: n / p"
-
-    def render(
-        view: ImageView,
         opacity: float,
         shown_groups: list[str],
         hidden: list[str],
         agreement_scope: str,
-    ) -> tuple[Any, ...]:
-        options_ = panels.DisplayOptions(
-            opacity=opacity,
-            visible_classes=panels.visible_classes(groups, shown_groups, hidden),
-            disagreement_on_all_classes=agreement_scope == AGREEMENT_SCOPES[1],
+        board_value: str,
+    ) -> str:
+        """The board with the queue for the filters and the display options chosen."""
+        rows = bench.queue(name_a, name_b, sort_key, status, group, condition)
+        display = board.Display(
+            model_a=name_a,
+            model_b=name_b,
+            opacity=float(opacity),
+            shown_groups=tuple(shown_groups or ()),
+            hidden_classes=tuple(hidden or ()),
+            agreement_on_all_pixels=agreement_scope == AGREEMENT_SCOPES[1],
         )
-        drawn = panels.render_panels(view, options_)
-        return (
-            panels.meta_markdown(view),
-            drawn.image,
-            drawn.ground_truth,
-            drawn.prediction_a,
-            drawn.prediction_b,
-            (drawn.prediction_a, drawn.prediction_b),
-            drawn.error_a,
-            drawn.error_b,
-            drawn.disagreement,
+        queue = tuple(
+            board.QueueEntry(r.sample_id, r.group or "", _round(r.value), r.flags, r.flag_status)
+            for r in rows
         )
+        state = board.BoardState.from_json(board_value)
+        return state.updated(queue=queue, display=display, score_label=sort_key).to_json()
+
+    def fetch_panels(request: list) -> dict[str, Any]:
+        """Answer the board script: the panels of one image as the person wants them drawn.
+        Failures come back as ``{"error": message}`` for the board to show."""
+        try:
+            sample_id, display_data = request
+            display = board.display_from_request(display_data)
+            view = bench.view(str(sample_id), display.model_a, display.model_b)
+            drawn = panels.render_panels(
+                view,
+                panels.DisplayOptions(
+                    opacity=min(max(display.opacity, 0.0), 1.0),
+                    visible_classes=panels.visible_classes(
+                        groups, display.shown_groups, display.hidden_classes
+                    ),
+                    disagreement_on_all_classes=display.agreement_on_all_pixels,
+                ),
+            )
+            return board.panel_payload(view.sample_id, condition_tags(view.meta or {}), drawn)
+        except Exception as error:
+            return {"error": readable(error, "fetch_panels")}
+
+    def shown_image(board_value: str) -> tuple[str | None, board.Display | None]:
+        state = board.BoardState.from_json(board_value)
+        return state.current, state.display
 
     @friendly
-    def show_details(state: State, name_a: str, name_b: str, full_matrix: str) -> tuple[Any, ...]:
-        """Legend, tables and plots of the image shown, sent right after its panels: every
-        output of an event costs the page work, so the panels come first on their own."""
-        sample_id = (state or {}).get("sample_id")
-        if not sample_id:
+    def show_details(board_value: str, full_matrix: str) -> tuple[Any, ...]:
+        """Legend, tables and plots of the image the board shows, sent once it is drawn."""
+        sample_id, display = shown_image(board_value)
+        if not sample_id or display is None:
             return (None, None, None, image_flags(None), None, None, None)
-        view = bench.view(sample_id, name_a, name_b)
+        view = bench.view(sample_id, display.model_a, display.model_b)
         figure_a, figure_b = panels.confusion_figures(view, groups, full_matrix == "classes")
         return (
             panels.class_legend(view) + panels.code_legends(),
@@ -246,65 +233,16 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         )
 
     def image_flags(sample_id: str | None) -> pd.DataFrame:
-        if not sample_id or sample_id == "upload":
+        if not sample_id:
             return _frame([], FLAG_HEADERS)
         flags = store.list_flags(image_id=bench.image_id(sample_id))
         return _frame([_flag_row(f) for f in flags], FLAG_HEADERS)
 
     @friendly
-    def show(
-        state: State,
-        name_a: str,
-        name_b: str,
-        opacity: float,
-        shown_groups: list[str],
-        hidden: list[str],
-        full_matrix: str,
-        agreement_scope: str,
-    ) -> tuple[Any, ...]:
-        state = dict(state or {})
-        queue = state.get("queue") or []
-        if not queue:
-            return (state, *([None] * 9), _position_text(state))
-        position = min(max(int(state.get("position", 0)), 0), len(queue) - 1)
-        state["position"] = position
-        state["sample_id"] = queue[position]
-        view = bench.view(queue[position], name_a, name_b)
-        neighbours = [queue[(position + step) % len(queue)] for step in (1, -1)]
-        bench.prefetch(neighbours, name_a, name_b)
-        del full_matrix  # drawn by show_details, which runs right after
-        outputs = render(view, opacity, shown_groups, hidden, agreement_scope)
-        return (state, *outputs, _position_text(state))
-
-    def step(delta: int) -> Callable[..., tuple[Any, ...]]:
-        def move(state: State, *rest: Any) -> tuple[Any, ...]:
-            state = dict(state or {})
-            queue = state.get("queue") or []
-            if queue:
-                state["position"] = (int(state.get("position", 0)) + delta) % len(queue)
-            return show(state, *rest)
-
-        return move
-
-    @friendly
-    def pick_from_table(event: gr.SelectData, state: State, *view_inputs: Any) -> tuple[Any, ...]:
-        state = dict(state or {})
-        state["position"] = _selected_row(event)
-        return show(state, *view_inputs)
-
-    @friendly
-    def open_worst(
-        event: gr.SelectData, table: pd.DataFrame, state: State, *view_inputs: Any
-    ) -> tuple[Any, ...]:
+    def open_worst(event: gr.SelectData, table: pd.DataFrame, board_value: str) -> tuple[Any, ...]:
         sample_id = str(table.iloc[_selected_row(event)]["image"])
-        state = dict(state or {})
-        queue = list(state.get("queue") or [])
-        if sample_id not in queue:
-            queue.insert(0, sample_id)
-        state["queue"] = queue
-        state["position"] = queue.index(sample_id)
-        shown = show(state, *view_inputs)
-        return (gr.Tabs(selected="review"), *shown)
+        opened = board.BoardState.from_json(board_value).opening(sample_id)
+        return gr.Tabs(selected="review"), opened.to_json()
 
     def create_flag(
         image_id: int,
@@ -332,9 +270,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
 
     @friendly
     def save_flag(
-        state: State,
-        name_a: str,
-        name_b: str,
+        board_value: str,
         reviewer: str,
         target: str,
         severity: str,
@@ -342,11 +278,14 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         note: str,
         region_text: str,
     ) -> tuple[str, pd.DataFrame, str, str]:
-        sample_id = (state or {}).get("sample_id")
-        if not sample_id:
+        """Flag the image the board shows, against the pair of models it shows."""
+        sample_id, display = shown_image(board_value)
+        if not sample_id or display is None:
             raise ValueError("Pick an image before flagging it.")
         judgement = (reviewer, target, severity, category, note)
-        flag = create_flag(bench.image_id(sample_id), name_a, name_b, *judgement, region_text)
+        flag = create_flag(
+            bench.image_id(sample_id), display.model_a, display.model_b, *judgement, region_text
+        )
         message = (
             f"✅ Saved flag #{flag.id} on {escape(sample_id)} "
             f"({flag.severity}, {escape(flag.category)}) by {escape(flag.reviewer)}."
@@ -575,7 +514,6 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
     # ------------------------------------------------------------------ layout
 
     with gr.Blocks(title="SegNet review bench") as app:
-        state = gr.State({})
         reviewer_memory = gr.BrowserState("", storage_key="segbench-reviewer")
         gr.Markdown(
             f"## SegNet review bench\n{escape(bench.dataset.describe())} · "
@@ -589,35 +527,37 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                 model_b = gr.Dropdown(names, value=default_b, label="Model B")
                 card_b = gr.Markdown(elem_id="model-b-card")
         with gr.Tabs() as tabs:
-            with gr.Tab("Review", id="review"), gr.Row():
-                with gr.Column(scale=1, min_width=320):
+            with gr.Tab("Review", id="review"):
+                with gr.Row():
                     sort_key = gr.Dropdown(
                         list(SORT_KEYS), value=next(iter(SORT_KEYS)), label="Order (worst first)"
                     )
-                    with gr.Row():
-                        status_filter = gr.Dropdown(
-                            list(FLAG_STATES), value="any", label="Flag status"
-                        )
-                        group_filter = gr.Dropdown(
-                            ["any", *bench.groups_available()], value="any", label="City / sequence"
-                        )
+                    status_filter = gr.Dropdown(list(FLAG_STATES), value="any", label="Flag status")
+                    group_filter = gr.Dropdown(
+                        ["any", *bench.groups_available()], value="any", label="City / sequence"
+                    )
                     condition_filter = gr.Dropdown(
                         ["any", *bench.conditions_available()],
                         value="any",
                         label="Condition (synthetic set)",
                     )
-                    queue_table = gr.Dataframe(
-                        headers=QUEUE_HEADERS,
-                        interactive=False,
-                        max_height=420,
-                        label="Review queue (click a row)",
-                        elem_id="queue-table",
+                with gr.Row():
+                    opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
+                    shown_groups = gr.CheckboxGroup(
+                        list(groups.names), value=list(groups.names), label="Show groups"
                     )
-                    with gr.Row():
-                        previous_button = gr.Button("◀ Previous", elem_id="previous-image")
-                        next_button = gr.Button("Next ▶", variant="primary", elem_id="next-image")
-                    position = gr.Markdown()
-                    with gr.Group():
+                    hidden_classes = gr.Dropdown(
+                        list(CLASS_NAMES), value=[], multiselect=True, label="Hide classes"
+                    )
+                    agreement_scope = gr.Radio(
+                        list(AGREEMENT_SCOPES),
+                        value=AGREEMENT_SCOPES[0],
+                        label="Disagreement judged on",
+                    )
+                with gr.Row():
+                    with gr.Column(scale=4):
+                        review_board = board.review_board(fetch_panels, elem_id="review-board")
+                    with gr.Column(scale=1, min_width=300), gr.Group():
                         gr.Markdown("### Flag this image")
                         reviewer = gr.Textbox(
                             label="Reviewer", placeholder="your name", elem_id="reviewer-name"
@@ -638,39 +578,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                         )
                         save_button = gr.Button("Save flag", variant="primary", elem_id="save-flag")
                         flag_status = gr.Markdown(elem_id="flag-status")
-                with gr.Column(scale=3, elem_id="review-view"):
-                    meta = gr.Markdown(elem_id="image-title")
-                    with gr.Row():
-                        opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
-                        shown_groups = gr.CheckboxGroup(
-                            list(groups.names),
-                            value=list(groups.names),
-                            label="Show groups",
-                        )
-                        hidden_classes = gr.Dropdown(
-                            list(CLASS_NAMES),
-                            value=[],
-                            multiselect=True,
-                            label="Hide classes",
-                        )
-                    with gr.Row():
-                        input_image = panel_image("Input")
-                        gt_image = panel_image("Ground truth")
-                    with gr.Row():
-                        pred_a_image = panel_image("Prediction A", "prediction-a")
-                        pred_b_image = panel_image("Prediction B", "prediction-b")
-                    slider = gr.ImageSlider(
-                        label="A ◀ slide ▶ B", format=PANEL_FORMAT, max_height=2 * IMAGE_HEIGHT
-                    )
-                    with gr.Row():
-                        error_a_image = panel_image("Errors of A")
-                        error_b_image = panel_image("Errors of B")
-                        disagreement_image = panel_image("Disagreement of A and B")
-                    agreement_scope = gr.Radio(
-                        list(AGREEMENT_SCOPES),
-                        value=AGREEMENT_SCOPES[0],
-                        label="Disagreement judged on",
-                    )
+                with gr.Column(elem_id="review-details"):
                     legend = gr.HTML()
                     with gr.Row():
                         scores = gr.Dataframe(
@@ -773,21 +681,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                 upload_status = gr.Markdown()
 
         # ------------------------------------------------------------- events
-        display = [opacity, shown_groups, hidden_classes, matrix_kind, agreement_scope]
-        view_outputs = [
-            state,
-            meta,
-            input_image,
-            gt_image,
-            pred_a_image,
-            pred_b_image,
-            slider,
-            error_a_image,
-            error_b_image,
-            disagreement_image,
-            position,
-        ]
-        detail_inputs = [state, model_a, model_b, matrix_kind]
+        detail_inputs = [review_board, matrix_kind]
         detail_outputs = [
             legend,
             scores,
@@ -797,16 +691,19 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             confusion_a,
             confusion_b,
         ]
-        queue_inputs = [
+        board_inputs = [
             model_a,
             model_b,
             sort_key,
             status_filter,
             group_filter,
             condition_filter,
-            state,
+            opacity,
+            shown_groups,
+            hidden_classes,
+            agreement_scope,
+            review_board,
         ]
-        show_inputs = [state, model_a, model_b, *display]
 
         app.load(on_models, [model_a, model_b], [card_a, card_b])
         dataset_views = [
@@ -824,47 +721,45 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         app.load(lambda remembered: remembered or "", [reviewer_memory], [reviewer])
         for trigger in (model_a, model_b):
             trigger.change(on_models, [model_a, model_b], [card_a, card_b])
-        queue_events = [
+        board_events = [
             app.load,
-            sort_key.change,
-            status_filter.change,
-            group_filter.change,
-            condition_filter.change,
-            model_a.change,
-            model_b.change,
+            *(
+                control.change
+                for control in (
+                    sort_key,
+                    status_filter,
+                    group_filter,
+                    condition_filter,
+                    model_a,
+                    model_b,
+                    opacity,
+                    shown_groups,
+                    hidden_classes,
+                    agreement_scope,
+                )
+            ),
         ]
-        for event in queue_events:
-            event(refresh_queue, queue_inputs, [queue_table, state, position]).then(
-                show, show_inputs, view_outputs, show_progress=STEP_PROGRESS
-            ).then(show_details, detail_inputs, detail_outputs, show_progress=STEP_PROGRESS)
-        for control in display:
-            control.change(show, show_inputs, view_outputs, show_progress=STEP_PROGRESS)
-        matrix_kind.change(show_details, detail_inputs, detail_outputs, show_progress=STEP_PROGRESS)
-        for event, handler in (
-            (next_button.click, step(1)),
-            (previous_button.click, step(-1)),
-            (queue_table.select, pick_from_table),
-        ):
-            event(handler, show_inputs, view_outputs, show_progress=STEP_PROGRESS).then(
-                show_details, detail_inputs, detail_outputs, show_progress=STEP_PROGRESS
+        for event in board_events:
+            event(refresh_board, board_inputs, [review_board], show_progress=QUIET_PROGRESS)
+        for event in (review_board.navigate, matrix_kind.change):
+            event(
+                show_details,
+                detail_inputs,
+                detail_outputs,
+                show_progress=QUIET_PROGRESS,
+                trigger_mode="always_last",
             )
         instances.select(fill_region_from_instance, [instances], [region])
         reviewer.change(lambda name: name, [reviewer], [reviewer_memory])
         save_button.click(
             save_flag,
-            [state, model_a, model_b, reviewer, target, severity, category, note, region],
+            [review_board, reviewer, target, severity, category, note, region],
             [flag_status, this_image_flags, note, reviewer_memory],
-        )
+        ).success(refresh_board, board_inputs, [review_board], show_progress=QUIET_PROGRESS)
         evaluate_button.click(evaluate_split, [model_a, model_b], dataset_views).then(
-            refresh_queue, queue_inputs, [queue_table, state, position]
+            refresh_board, board_inputs, [review_board]
         )
-
-        worst_table.select(
-            open_worst,
-            [worst_table, *show_inputs],
-            [tabs, *view_outputs],
-            show_progress=STEP_PROGRESS,
-        ).then(show_details, detail_inputs, detail_outputs, show_progress=STEP_PROGRESS)
+        worst_table.select(open_worst, [worst_table, review_board], [tabs, review_board])
         flag_filters = [flags_status, flags_severity, flags_category, flags_reviewer]
         refresh_flags.click(list_all_flags, flag_filters, [all_flags])
         tabs.select(list_all_flags, flag_filters, [all_flags])
@@ -901,14 +796,14 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
     return app
 
 
-STEP_PROGRESS = "minimal"
-"""How a step to another image shows that it is under way: Gradio's default ("full")
-lays a loading overlay over each output and takes it off again, which cost the
-page about 250 ms per step; "minimal" shows a small timer instead."""
+QUIET_PROGRESS = "minimal"
+"""Updates that follow a step to another image show a small timer: Gradio's default
+("full") lays a loading overlay over each output and takes it off again, which cost the
+page about 250 ms per step."""
 
 PANEL_FORMAT = "jpeg"
-"""Image panels are sent as JPEG: PNG encoding took about 45 ms per 256x512 panel, nine
-times per image; exact label maps are in the exported masks, not in the page."""
+"""Panels of an uploaded image are sent as JPEG, as the board's are (see
+:data:`reviewer.board.PANEL_JPEG_QUALITY`)."""
 
 
 def panel_image(label: str, elem_id: str | None = None) -> gr.Image:

@@ -19,7 +19,7 @@ from models.device import DEVICE_CHOICES, DeviceError
 from models.inference import InferenceEngine
 from models.labels import DEFAULT_GROUPS, GroupsError, ImportanceGroups
 from models.synthetic import DEMO_DATA, resolve_data
-from reviewer.app import CSS, KEYBOARD_JS, AppOptions, build_app
+from reviewer.app import CSS, AppOptions, build_app
 from reviewer.workbench import SHIPPED_MODELS, Workbench, default_pair, find_checkpoints
 
 
@@ -130,7 +130,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             server_port=args.port,
             allowed_paths=[str(options.export_dir)],
             css=CSS,
-            head=KEYBOARD_JS,
             show_error=False,
             footer_links=[],
         )

@@ -14,7 +14,6 @@ import plotly.graph_objects as go
 
 from models.labels import CLASS_NAMES, CLASSES, NUM_EVALUATED, ImportanceGroups
 from models.metrics import disagreement_map, group_confusion
-from models.synthetic import condition_tags
 from reviewer.overlays import (
     DISAGREEMENT_CODES,
     DISAGREEMENT_PALETTE,
@@ -211,12 +210,3 @@ def confusion_figures(
         group_confusion_figure(matrix_a, groups, f"A: groups · {image}"),
         group_confusion_figure(matrix_b, groups, f"B: groups · {image}"),
     )
-
-
-def meta_markdown(view: ImageView) -> str:
-    """The image's id and, for synthetic scenes, its conditions (escaped)."""
-    text = f"**{escape(view.sample_id)}**"
-    tags = condition_tags(view.meta or {})
-    if tags:
-        text += " · " + ", ".join(escape(tag) for tag in tags)
-    return text

@@ -8,12 +8,10 @@ and a split into a ranked review queue. Nothing here knows about Gradio.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -188,11 +186,6 @@ class Workbench:
     _image_ids: dict[str, int] = field(init=False)
     _model_ids: dict[str, ModelInfo] = field(init=False, default_factory=dict)
     _views: OrderedDict = field(init=False, default_factory=OrderedDict)
-    _pending: dict[ViewKey, Future[ImageView]] = field(init=False, default_factory=dict)
-    _prefetcher: ThreadPoolExecutor = field(
-        init=False,
-        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch"),
-    )
     _pairs: dict[tuple[str, str], dict[str, dict]] = field(init=False, default_factory=dict)
     _results: dict[tuple[str, str], SplitScores] = field(init=False, default_factory=dict)
     _lock: threading.RLock = field(init=False, default_factory=threading.RLock)
@@ -264,34 +257,7 @@ class Workbench:
             if cached is not None:
                 self._views.move_to_end(key)
                 return cached
-            pending = self._pending.get(key)
-        if pending is not None:
-            with contextlib.suppress(CancelledError):
-                return pending.result()
         return self._compute_view(key)
-
-    def prefetch(self, sample_ids: Iterable[str], name_a: str, name_b: str) -> None:
-        """Compute, in the background, the views a reviewer is likely to open next.
-
-        Stepping through the queue then finds the next image ready. Prefetches that have
-        not started and are no longer wanted are dropped, so fast stepping never queues
-        up stale work; a failed prefetch is forgotten and fails again, visibly, on view.
-        """
-        wanted = [(sample_id, name_a, name_b) for sample_id in dict.fromkeys(sample_ids)]
-        with self._lock:
-            for key, future in list(self._pending.items()):
-                if key not in wanted:
-                    future.cancel()
-            for key in wanted:
-                if key in self._views or key in self._pending:
-                    continue
-                future = self._prefetcher.submit(self._compute_view, key)
-                self._pending[key] = future
-                future.add_done_callback(lambda _, key=key: self._forget_pending(key))
-
-    def _forget_pending(self, key: ViewKey) -> None:
-        with self._lock:
-            self._pending.pop(key, None)
 
     def _compute_view(self, key: ViewKey) -> ImageView:
         sample_id, name_a, name_b = key

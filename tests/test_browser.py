@@ -83,6 +83,11 @@ def _playwright():
     return sync_api
 
 
+def _queue_cell(page, row: int):
+    """The image id cell of a row of the review board's queue list."""
+    return page.locator(f"#review-board tr[data-index='{row}'] td").first
+
+
 def test_review_switch_model_and_flag_in_a_real_browser(running_app, tmp_path: Path) -> None:
     sync_api = _playwright()
     url, db_url = running_app
@@ -94,22 +99,31 @@ def test_review_switch_model_and_flag_in_a_real_browser(running_app, tmp_path: P
         page = browser.new_page(viewport={"width": 1500, "height": 1800})
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         page.goto(url)
-        title = page.locator("#image-title strong")
-        queue_cell = page.locator("#queue-table [data-testid='cell-0-0']")
+        title = page.locator("#review-board #image-title strong")
+        queue_cell = _queue_cell(page, 0)
         sync_api.expect(queue_cell).to_contain_text("val/", timeout=60_000)
         sync_api.expect(title).to_have_text(queue_cell.inner_text().strip(), timeout=60_000)
 
-        second = page.locator("#queue-table [data-testid='cell-1-0']")
+        second = _queue_cell(page, 1)
         picked = second.inner_text().strip()
         second.click()
         sync_api.expect(title).to_have_text(picked, timeout=30_000)
+        sync_api.expect(page.locator("#review-board .position")).to_contain_text("Image 2 of 4")
+        sync_api.expect(page.locator("#review-details .gtitle").first).to_contain_text(picked)
 
-        third = page.locator("#queue-table [data-testid='cell-2-0']").inner_text().strip()
+        third = _queue_cell(page, 2).inner_text().strip()
         page.locator("h2").first.click()
         page.keyboard.press("n")
         sync_api.expect(title).to_have_text(third, timeout=30_000)
+        panel_requests: list[str] = []
+        page.on("request", lambda request: panel_requests.append(request.url))
         page.keyboard.press("p")
         sync_api.expect(title).to_have_text(picked, timeout=30_000)
+        revisit_requests = [url for url in panel_requests if "component_server" in url]
+        assert revisit_requests == [], "a revisited image comes from the browser's memory"
+        panels = page.locator("#review-board figure:not([hidden]) img")
+        assert panels.count() == 9
+        assert all(panels.nth(index).evaluate("i => i.naturalWidth > 0") for index in range(9))
 
         page.get_by_role("combobox", name="Model B").click()
         page.get_by_role("option", name="segnet-ce", exact=True).click()
@@ -157,11 +171,11 @@ def test_two_sessions_keep_their_own_selection(running_app) -> None:
         titles = []
         for page in pages:
             page.goto(url)
-            titles.append(page.locator("#image-title strong"))
+            titles.append(page.locator("#review-board #image-title strong"))
             sync_api.expect(titles[-1]).to_contain_text("val/", timeout=60_000)
         wanted = []
         for index, page in enumerate(pages):
-            cell = page.locator(f"#queue-table [data-testid='cell-{index + 1}-0']")
+            cell = _queue_cell(page, index + 1)
             wanted.append(cell.inner_text().strip())
             cell.click()
             sync_api.expect(titles[index]).to_have_text(wanted[index], timeout=30_000)

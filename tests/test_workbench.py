@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 from pathlib import Path
 
 import cv2
@@ -16,6 +15,7 @@ from models.datasets import open_dataset
 from models.inference import InferenceEngine
 from models.labels import CLASSES, DEFAULT_GROUPS, NUM_EVALUATED
 from models.metrics import image_scores
+from models.synthetic import condition_tags
 from reviewer import panels
 from reviewer.app import parse_region
 from reviewer.workbench import Workbench, default_pair, find_checkpoints
@@ -220,13 +220,13 @@ def _count_predictions(bench: Workbench, monkeypatch: pytest.MonkeyPatch) -> lis
     return predicted
 
 
-def test_prefetched_view_is_computed_once_and_equals_a_fresh_one(
+def test_a_view_is_computed_once_and_equals_a_fresh_one(
     bench: Workbench, monkeypatch: pytest.MonkeyPatch, tiny_synthetic: Path, tmp_path: Path
 ) -> None:
     name_a, name_b = default_pair(bench.model_names)
     predicted = _count_predictions(bench, monkeypatch)
     sample_id = bench.dataset[1].id
-    bench.prefetch([sample_id], name_a, name_b)
+    bench.view(sample_id, name_a, name_b)
     view = bench.view(sample_id, name_a, name_b)
     assert predicted == [sample_id, sample_id]
     fresh = Workbench(
@@ -238,30 +238,6 @@ def test_prefetched_view_is_computed_once_and_equals_a_fresh_one(
     assert np.array_equal(view.prediction_a, fresh.prediction_a)
     assert np.array_equal(view.error_b, fresh.error_b)
     assert view.scores_a == fresh.scores_a
-
-
-def test_prefetch_drops_queued_work_nobody_wants_any_more(
-    bench: Workbench, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    name_a, name_b = default_pair(bench.model_names)
-    first, second, third = (sample.id for sample in bench.dataset.samples[:3])
-    release = threading.Event()
-    original = bench.engine.predict
-    predicted: list[str] = []
-
-    def held(model, image, image_id=None):
-        release.wait(timeout=30)
-        predicted.append(image_id)
-        return original(model, image, image_id)
-
-    monkeypatch.setattr(bench.engine, "predict", held)
-    bench.prefetch([first, second], name_a, name_b)
-    bench.prefetch([first, third], name_a, name_b)
-    release.set()
-    assert bench.view(third, name_a, name_b).sample_id == third
-    assert bench.view(first, name_a, name_b).sample_id == first
-    assert second not in predicted
-    assert predicted.count(first) == 2 and predicted.count(third) == 2
 
 
 def test_condition_filter_and_title_follow_the_synthetic_sidecars(bench: Workbench) -> None:
@@ -284,5 +260,5 @@ def test_condition_filter_and_title_follow_the_synthetic_sidecars(bench: Workben
         shown = bench.queue(name_a, name_b, "name", condition=tag)
         assert expected and {row.sample_id for row in shown} == expected
     first = bench.dataset[0].id
-    title = panels.meta_markdown(bench.view(first, name_a, name_b))
-    assert title.startswith(f"**{first}**") and sidecars[first]["time_of_day"] in title
+    tags = condition_tags(bench.view(first, name_a, name_b).meta)
+    assert sidecars[first]["time_of_day"] in tags

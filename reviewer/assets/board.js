@@ -1,0 +1,218 @@
+// The review board's script (Gradio runs it with `element`, `props`, `server`, `trigger`
+// and `watch` in scope). It draws the queue list and the panels, keeps the panels of the
+// images it has seen, fetches the neighbours of the current image ahead of the reviewer,
+// and tells the server which image is shown (the "navigate" event) once it is drawn.
+const CACHE_LIMIT = 48;
+const $ = (selector) => element.querySelector(selector);
+const cache = new Map();
+let board = { queue: [], position: 0, display: null, score_label: 'score', goto: null, revision: -1 };
+let written = null;
+let wanted = null;
+let announced = null;
+
+const images = {};
+for (const [key, caption] of props.panel_layout) {
+  const figure = document.createElement('figure');
+  figure.className = 'panel';
+  figure.dataset.panel = key;
+  if (key === 'slider') {
+    const frame = document.createElement('div');
+    frame.className = 'ab-frame';
+    images.slider_b = frame.appendChild(document.createElement('img'));
+    images.slider_a = frame.appendChild(document.createElement('img'));
+    images.slider_a.className = 'ab-a';
+    images.slider_b.alt = 'Prediction B';
+    images.slider_a.alt = 'Prediction A';
+    const range = document.createElement('input');
+    Object.assign(range, { type: 'range', min: 0, max: 100, value: 50, className: 'ab-position' });
+    range.setAttribute('aria-label', caption);
+    const clip = () => { images.slider_a.style.clipPath = `inset(0 ${100 - range.value}% 0 0)`; };
+    range.addEventListener('input', clip);
+    clip();
+    figure.append(frame, range);
+  } else {
+    images[key] = figure.appendChild(document.createElement('img'));
+    images[key].alt = caption;
+  }
+  const label = document.createElement('figcaption');
+  label.textContent = caption;
+  figure.prepend(label);
+  $('.panels').appendChild(figure);
+}
+
+function keyOf(id) {
+  return `${id}\n${JSON.stringify(board.display)}`;
+}
+
+function request(id) {
+  const key = keyOf(id);
+  let promise = cache.get(key);
+  if (promise) {
+    cache.delete(key);
+  } else {
+    promise = server.fetch_panels(id, board.display).then((answer) => {
+      if (!answer || answer.error) throw new Error(answer ? answer.error : 'no answer from the server');
+      return prepare(answer);
+    });
+    promise.catch(() => cache.delete(key));
+  }
+  cache.set(key, promise);
+  while (cache.size > CACHE_LIMIT) cache.delete(cache.keys().next().value);
+  return promise;
+}
+
+// Each answer's pictures are decoded as soon as it arrives (a prefetched neighbour too),
+// and kept with it: showing an image again is then only a swap of elements.
+function prepare(answer) {
+  const sources = { ...answer.panels, slider_a: answer.panels.prediction_a, slider_b: answer.panels.prediction_b };
+  answer.images = {};
+  answer.ready = Promise.all(Object.keys(images).map(async (name) => {
+    if (!sources[name]) return;
+    const image = new Image();
+    image.src = sources[name];
+    await image.decode().catch(() => {});
+    answer.images[name] = image;
+  }));
+  return answer;
+}
+
+async function draw(answer, key) {
+  await answer.ready;
+  if (wanted !== key) return false;
+  for (const [name, shown] of Object.entries(images)) {
+    const image = answer.images[name];
+    shown.closest('figure').hidden = !image;
+    if (!image || image === shown) continue;
+    image.className = shown.className;
+    image.alt = shown.alt;
+    image.style.cssText = shown.style.cssText;
+    shown.replaceWith(image);
+    images[name] = image;
+  }
+  const title = $('.title');
+  title.replaceChildren();
+  title.appendChild(document.createElement('strong')).textContent = answer.id;
+  if (answer.tags.length) title.append(` · ${answer.tags.join(', ')}`);
+  return true;
+}
+
+// The follow-up work (the Gradio event for the details, the neighbours' requests) waits
+// until the frame showing the panels is out: the start of a Gradio event alone keeps the
+// page busy for longer than drawing them.
+function afterPaint() {
+  const frame = () => new Promise((done) => requestAnimationFrame(done));
+  return frame().then(frame).then(() => new Promise((done) => setTimeout(done, 0)));
+}
+
+function markCurrent() {
+  const rows = element.querySelectorAll('.queue tbody tr');
+  rows.forEach((row) => row.classList.remove('current'));
+  const row = rows[board.position];
+  if (row) {
+    row.classList.add('current');
+    row.scrollIntoView({ block: 'nearest' });
+  }
+  $('.position').textContent = board.queue.length
+    ? `Image ${board.position + 1} of ${board.queue.length} · keys: n / p`
+    : 'No image matches the filters.';
+}
+
+async function show() {
+  markCurrent();
+  const entry = board.queue[board.position];
+  if (!entry || !board.display) {
+    wanted = null;
+    return;
+  }
+  const key = keyOf(entry.id);
+  wanted = key;
+  const pending = request(entry.id);
+  const timer = setTimeout(() => { if (wanted === key) $('.panels').classList.add('loading'); }, 80);
+  let answer;
+  try {
+    answer = await pending;
+  } catch (error) {
+    if (wanted === key) $('.board-error').textContent = `Could not show ${entry.id}: ${error.message}`;
+    return;
+  } finally {
+    clearTimeout(timer);
+  }
+  if (wanted !== key || !(await draw(answer, key))) return;
+  $('.panels').classList.remove('loading');
+  $('.board-error').textContent = '';
+  await afterPaint();
+  if (wanted !== key) return;
+  const shown = `${entry.id}\n${board.display.model_a}\n${board.display.model_b}`;
+  if (shown !== announced) {
+    announced = shown;
+    trigger('navigate');
+  }
+  for (const step of [1, -1]) {
+    const neighbour = board.queue[(board.position + step + board.queue.length) % board.queue.length];
+    request(neighbour.id).catch(() => {});
+  }
+}
+
+function write() {
+  written = JSON.stringify(board);
+  props.value = written;
+}
+
+function go(position) {
+  const count = board.queue.length;
+  if (!count) return;
+  board.position = ((position % count) + count) % count;
+  write();
+  show();
+}
+
+function receive() {
+  if (!props.value || props.value === written) return;
+  let incoming;
+  try {
+    incoming = JSON.parse(props.value);
+  } catch (error) {
+    $('.board-error').textContent = `The review board got a malformed state: ${error.message}`;
+    return;
+  }
+  const shown = board.queue[board.position];
+  const target = incoming.goto ?? (shown && shown.id);
+  const index = incoming.queue.findIndex((entry) => entry.id === target);
+  board = { ...incoming, goto: null, position: index >= 0 ? index : 0 };
+  const rows = board.queue.map((entry, index) => {
+    const row = document.createElement('tr');
+    row.dataset.index = index;
+    const score = entry.score === null ? '–' : entry.score.toFixed(3);
+    for (const text of [entry.id, entry.group, score, entry.flags, entry.status]) {
+      row.appendChild(document.createElement('td')).textContent = text;
+    }
+    row.title = entry.id;
+    return row;
+  });
+  $('.queue tbody').replaceChildren(...rows);
+    $('.queue-caption').textContent = `${board.queue.length} images · score: ${board.score_label}`;
+  write();
+  show();
+}
+
+$('.queue tbody').addEventListener('click', (event) => {
+  const row = event.target.closest('tr');
+  if (row) go(Number(row.dataset.index));
+});
+$('#next-image').addEventListener('click', () => go(board.position + 1));
+$('#previous-image').addEventListener('click', () => go(board.position - 1));
+
+if (window.segbenchBoardKeys) document.removeEventListener('keydown', window.segbenchBoardKeys);
+window.segbenchBoardKeys = (event) => {
+  const target = event.target || {};
+  if (['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName) || target.isContentEditable) return;
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  const steps = { n: 1, j: 1, p: -1, k: -1 };
+  if (!(event.key in steps)) return;
+  event.preventDefault();
+  go(board.position + steps[event.key]);
+};
+document.addEventListener('keydown', window.segbenchBoardKeys);
+
+watch('value', receive);
+receive();

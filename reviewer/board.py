@@ -1,0 +1,192 @@
+"""The review board: the queue list and the image panels of the Review tab in one HTML
+component. Its script asks the server for an image's panels directly and keeps the ones
+it has seen, so stepping through the queue waits for no Gradio event.
+
+Why one component with its own script: every Gradio event rewrites the loading status of
+each component of the page several times, about 300 ms of browser work per step on a
+2-core machine whatever the event sends. A server-function call is a plain request
+(about 25 ms), and a revisited image comes from the browser's memory at once.
+
+The board's value is a JSON text, written by the server (queue, display options) and by
+the script (the position a person moved to); :class:`BoardState` reads and writes it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import gradio as gr
+import numpy as np
+
+from reviewer.panels import Panels
+
+ASSETS = Path(__file__).with_name("assets")
+
+SLIDER = "slider"
+
+PANEL_LABELS: tuple[tuple[str, str], ...] = (
+    ("image", "Input"),
+    ("ground_truth", "Ground truth"),
+    ("prediction_a", "Prediction A"),
+    ("prediction_b", "Prediction B"),
+    ("error_a", "Errors of A"),
+    ("error_b", "Errors of B"),
+    ("disagreement", "Disagreement of A and B"),
+    (SLIDER, "A ◀ slide ▶ B"),
+)
+"""The board's panels in reading order, two to a row: :class:`Panels` field (or the A/B
+slider over both predictions) and caption."""
+
+PANEL_JPEG = [
+    cv2.IMWRITE_JPEG_QUALITY,
+    90,
+    cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+    cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+]
+"""Panels travel as JPEG, a fraction of PNG's bytes and encoding time, at full colour
+resolution (4:4:4) so class colours do not bleed across boundaries; exact label maps are
+in the exported masks, not in the page."""
+
+
+@dataclass(frozen=True)
+class Display:
+    """What a person chose to see: the model pair and how the panels are drawn."""
+
+    model_a: str
+    model_b: str
+    opacity: float = 0.6
+    shown_groups: tuple[str, ...] = ()
+    hidden_classes: tuple[str, ...] = ()
+    agreement_on_all_pixels: bool = False
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """One row of the queue list."""
+
+    id: str
+    group: str
+    score: float | None
+    flags: int
+    status: str
+
+
+@dataclass(frozen=True)
+class BoardState:
+    """The board's value: the queue, where the person is in it and what the panels show.
+
+    The script owns ``position`` (the server's copy may be a step behind, so the script
+    ignores it in server updates); the server moves the board only through ``goto``.
+    """
+
+    queue: tuple[QueueEntry, ...] = ()
+    position: int = 0
+    display: Display | None = None
+    score_label: str = "score"
+    goto: str | None = None
+    """An image the server wants shown (opened from another tab); None keeps the current."""
+    revision: int = 0
+    """Bumped by every server update, so the script notices even an unchanged queue."""
+
+    @property
+    def current(self) -> str | None:
+        """Id of the image shown, None when the queue is empty."""
+        if not self.queue:
+            return None
+        return self.queue[min(max(self.position, 0), len(self.queue) - 1)].id
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> BoardState:
+        """Read a value the script sent back; anything malformed is a clear ValueError."""
+        if not text:
+            return cls()
+        try:
+            data = json.loads(text)
+            display = data.get("display")
+            goto = data.get("goto")
+            return cls(
+                queue=tuple(QueueEntry(**entry) for entry in data.get("queue", [])),
+                position=int(data.get("position", 0)),
+                display=None if display is None else _display(display),
+                score_label=str(data.get("score_label", "score")),
+                goto=None if goto is None else str(goto),
+                revision=int(data.get("revision", 0)),
+            )
+        except (TypeError, ValueError, AttributeError) as error:
+            raise ValueError(f"the review board sent a malformed state: {error}") from None
+
+    def updated(self, **changes: Any) -> BoardState:
+        """A server update with ``changes``; it keeps the script's image unless it says goto."""
+        changes.setdefault("goto", None)
+        return replace(self, revision=self.revision + 1, **changes)
+
+    def opening(self, sample_id: str) -> BoardState:
+        """A server update showing ``sample_id``, put first in the queue if not there."""
+        if sample_id in (entry.id for entry in self.queue):
+            return self.updated(goto=sample_id)
+        entry = QueueEntry(sample_id, "", None, 0, "")
+        return self.updated(queue=(entry, *self.queue), goto=sample_id)
+
+
+def _display(data: dict) -> Display:
+    return Display(
+        model_a=str(data["model_a"]),
+        model_b=str(data["model_b"]),
+        opacity=float(data.get("opacity", 0.6)),
+        shown_groups=tuple(str(name) for name in data.get("shown_groups", ())),
+        hidden_classes=tuple(str(name) for name in data.get("hidden_classes", ())),
+        agreement_on_all_pixels=bool(data.get("agreement_on_all_pixels", False)),
+    )
+
+
+def display_from_request(data: object) -> Display:
+    """The display options a board script sent with a panel request."""
+    if not isinstance(data, dict):
+        raise ValueError("the review board sent no display options")
+    try:
+        return _display(data)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"the review board sent malformed display options: {error}") from None
+
+
+def jpeg_data_url(image: np.ndarray) -> str:
+    """An RGB image as a ``data:`` URL the browser shows without another request."""
+    bgr = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".jpg", bgr, PANEL_JPEG)
+    if not ok:
+        raise ValueError("could not encode a panel as JPEG")
+    return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+
+
+def panel_payload(sample_id: str, title_tags: Sequence[str], drawn: Panels) -> dict[str, Any]:
+    """What the board script draws for one image: its id, tags and panel pictures
+    (None for a panel the image has not, such as ground truth of an unlabelled image)."""
+    pictures = {}
+    for key, _ in PANEL_LABELS:
+        if key == SLIDER:
+            continue
+        picture = getattr(drawn, key)
+        pictures[key] = None if picture is None else jpeg_data_url(picture)
+    return {"id": sample_id, "tags": list(title_tags), "panels": pictures}
+
+
+def review_board(fetch_panels: Callable[[list], dict], elem_id: str) -> gr.HTML:
+    """The board component; ``fetch_panels([sample_id, display])`` answers its script."""
+    return gr.HTML(
+        value=BoardState().to_json(),
+        html_template=(ASSETS / "board.html").read_text(encoding="utf-8"),
+        css_template=(ASSETS / "board.css").read_text(encoding="utf-8"),
+        js_on_load=(ASSETS / "board.js").read_text(encoding="utf-8"),
+        server_functions=[fetch_panels],
+        panel_layout=[list(panel) for panel in PANEL_LABELS],
+        elem_id=elem_id,
+    )
