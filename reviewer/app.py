@@ -76,7 +76,7 @@ def readable(error: Exception, where: str) -> str:
         return str(error.args[0])
     if isinstance(error, EXPECTED_ERRORS):
         return str(error)
-    log.error("unexpected error in %s:\n%s", where, traceback.format_exc())
+    log.error("unexpected error in %s:\n%s", where, "".join(traceback.format_exception(error)))
     return f"Unexpected error ({type(error).__name__}): {error}"
 
 
@@ -171,6 +171,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         hidden: list[str],
         agreement_scope: str,
         board_value: str,
+        to_top: bool = False,
     ) -> str:
         """The board with the queue for the filters and the display options chosen."""
         rows = bench.queue(name_a, name_b, sort_key, status, group, condition)
@@ -187,7 +188,33 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             for r in rows
         )
         state = board.BoardState.from_json(board_value)
-        return state.updated(queue=queue, display=display, score_label=sort_key).to_json()
+        changes = {"queue": queue, "display": display, "score_label": sort_key, "to_top": to_top}
+        return state.updated(**changes).to_json()
+
+    def reorder_board(*controls: Any) -> str:
+        """The board once the split's scores are in: its queue is ranked now."""
+        return refresh_board(*controls, to_top=True)
+
+    def check_scoring() -> tuple[str, gr.Timer, Any]:
+        """Progress of the split's first evaluation while it runs behind the app; the last
+        output turns True (once, in each page that waited) when its scores are in."""
+        scoring = bench.background
+        if scoring is None:
+            return "", gr.Timer(active=False), gr.skip()
+        if scoring.running:
+            message = (
+                f"⏳ Scoring the split with both models: {scoring.done} of {scoring.total} "
+                "images. The queue is in name order until the scores are in."
+            )
+            return message, gr.Timer(active=True), gr.skip()
+        failure = scoring.failure()
+        if failure is not None:
+            message = (
+                f"⚠️ Scoring the split failed: {escape(readable(failure, 'scoring'))}. "
+                "*Evaluate* in the Dataset tab tries again."
+            )
+            return message, gr.Timer(active=False), gr.skip()
+        return "", gr.Timer(active=False), True
 
     def fetch_panels(request: list) -> dict[str, Any]:
         """Answer the board script: the panels of one image as the person wants them drawn.
@@ -526,6 +553,9 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             with gr.Column():
                 model_b = gr.Dropdown(names, value=default_b, label="Model B")
                 card_b = gr.Markdown(elem_id="model-b-card")
+        scoring_status = gr.Markdown(elem_id="scoring-status")
+        scoring_timer = gr.Timer(1.0, active=False)
+        scores_in = gr.State(False)
         with gr.Tabs() as tabs:
             with gr.Tab("Review", id="review"):
                 with gr.Row():
@@ -741,6 +771,12 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         ]
         for event in board_events:
             event(refresh_board, board_inputs, [review_board], show_progress=QUIET_PROGRESS)
+        scoring_outputs = [scoring_status, scoring_timer, scores_in]
+        app.load(check_scoring, None, scoring_outputs[:2], show_progress="hidden")
+        scoring_timer.tick(check_scoring, None, scoring_outputs, show_progress="hidden")
+        scores_in.change(reorder_board, board_inputs, [review_board]).then(
+            show_dataset, [model_a, model_b], dataset_views
+        )
         for event in (review_board.navigate, matrix_kind.change):
             event(
                 show_details,

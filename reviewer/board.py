@@ -91,6 +91,9 @@ class BoardState:
     score_label: str = "score"
     goto: str | None = None
     """An image the server wants shown (opened from another tab); None keeps the current."""
+    to_top: bool = False
+    """The queue was just ranked (the split's scores came in): a person who has not moved
+    yet is taken to its top, the worst image."""
     revision: int = 0
     """Bumped by every server update, so the script notices even an unchanged queue."""
 
@@ -119,14 +122,17 @@ class BoardState:
                 display=None if display is None else _display(display),
                 score_label=str(data.get("score_label", "score")),
                 goto=None if goto is None else str(goto),
+                to_top=bool(data.get("to_top", False)),
                 revision=int(data.get("revision", 0)),
             )
         except (TypeError, ValueError, AttributeError) as error:
             raise ValueError(f"the review board sent a malformed state: {error}") from None
 
     def updated(self, **changes: Any) -> BoardState:
-        """A server update with ``changes``; it keeps the script's image unless it says goto."""
+        """A server update with ``changes``; it keeps the script's image unless it says
+        goto or to_top."""
         changes.setdefault("goto", None)
+        changes.setdefault("to_top", False)
         return replace(self, revision=self.revision + 1, **changes)
 
     def opening(self, sample_id: str) -> BoardState:

@@ -77,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def prepare(args: argparse.Namespace) -> tuple[Workbench, AppOptions]:
-    """Build the workbench the app serves; evaluates the split once if nothing is cached."""
+def prepare(args: argparse.Namespace) -> tuple[Workbench, Path]:
+    """The workbench the app serves and its export folder; when the split has no cached
+    scores for the default pair, their first evaluation starts behind the app."""
     groups = ImportanceGroups.load(args.groups) if args.groups else DEFAULT_GROUPS
     dataset = open_dataset(resolve_data(args.data), args.split)
     print(dataset.describe(), file=sys.stderr)
@@ -95,22 +96,20 @@ def prepare(args: argparse.Namespace) -> tuple[Workbench, AppOptions]:
         upload_dir=data_dir / "uploads",
         groups=groups,
     )
-    options = AppOptions(
-        export_dir=(args.export_dir or data_dir / "exports").expanduser().resolve(),
-    )
-    names = bench.model_names
-    first, second = default_pair(names)
+    export_dir = (args.export_dir or data_dir / "exports").expanduser().resolve()
+    first, second = default_pair(bench.model_names)
     if dataset.has_labels and not args.no_evaluate and bench.cached_scores(first, second) is None:
-        with tqdm(total=len(dataset), desc="first evaluation of the split", unit="img") as bar:
-            bench.evaluate(first, second, progress=lambda done, _: bar.update(done - bar.n))
-    return bench, options
+        bar = tqdm(total=len(dataset), desc="first evaluation of the split", unit="img")
+        scoring = bench.score_in_background(first, second, lambda done, _: bar.update(done - bar.n))
+        scoring.future.add_done_callback(lambda _: bar.close())
+    return bench, export_dir
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
-        bench, options = prepare(args)
+        bench, export_dir = prepare(args)
     except (
         DatasetError,
         CheckpointError,
@@ -122,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    options = AppOptions(export_dir)
     app = build_app(bench, options)
     options.export_dir.mkdir(parents=True, exist_ok=True)
     try:

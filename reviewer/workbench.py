@@ -12,6 +12,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -167,6 +168,24 @@ class QueueRow:
 
 
 @dataclass
+class BackgroundScoring:
+    """An evaluation of the split running in its own thread while people already review."""
+
+    names: tuple[str, str]
+    total: int
+    future: Future[SplitScores] = field(default_factory=Future)
+    done: int = 0
+
+    @property
+    def running(self) -> bool:
+        return not self.future.done()
+
+    def failure(self) -> BaseException | None:
+        """The error that stopped it, None while it runs or once it succeeded."""
+        return None if self.running else self.future.exception()
+
+
+@dataclass
 class Workbench:
     """Shared state of one running review app; thread-safe for several browser sessions."""
 
@@ -189,6 +208,8 @@ class Workbench:
     _pairs: dict[tuple[str, str], dict[str, dict]] = field(init=False, default_factory=dict)
     _results: dict[tuple[str, str], SplitScores] = field(init=False, default_factory=dict)
     _lock: threading.RLock = field(init=False, default_factory=threading.RLock)
+    background: BackgroundScoring | None = field(init=False, default=None)
+    """The split's first evaluation when it runs behind the app (:meth:`score_in_background`)."""
 
     def __post_init__(self) -> None:
         if not self.register:
@@ -397,6 +418,32 @@ class Workbench:
             }
             self._results[(name_a, name_b)] = result
         return result
+
+    def score_in_background(
+        self, name_a: str, name_b: str, progress: ProgressCallback | None = None
+    ) -> BackgroundScoring:
+        """Evaluate the split with the pair in a thread of its own, so the app can serve
+        at once: a large split takes minutes, and its images can be reviewed meanwhile
+        (the queue is in name order until the scores are in)."""
+        scoring = BackgroundScoring((name_a, name_b), len(self.dataset))
+
+        def report(done: int, total: int) -> None:
+            scoring.done = done
+            if progress is not None:
+                progress(done, total)
+
+        scoring.future.set_running_or_notify_cancel()
+
+        def run() -> None:
+            try:
+                scoring.future.set_result(self.evaluate(name_a, name_b, report))
+            except BaseException as error:
+                scoring.future.set_exception(error)
+
+        self.background = scoring
+        # A daemon thread: quitting the app must not wait for the evaluation to finish.
+        threading.Thread(target=run, name="scoring", daemon=True).start()
+        return scoring
 
     def split_results(self) -> dict[tuple[int, int, int], SplitScores]:
         """Every evaluation since start, keyed (dataset id, model A id, model B id)."""

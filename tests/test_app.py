@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 
 from db.store import ReviewStore
-from models.datasets import open_dataset
+from models.datasets import DatasetError, open_dataset
 from models.inference import InferenceEngine
 from models.synthetic import condition_tags
 from reviewer import panels
 from reviewer.app import AGREEMENT_SCOPES, AppOptions, build_app
 from reviewer.board import PANEL_LABELS, SLIDER, BoardState, Display, QueueEntry
-from reviewer.workbench import Workbench, default_pair, find_checkpoints
+from reviewer.workbench import BackgroundScoring, Workbench, default_pair, find_checkpoints
 
 
 @pytest.fixture()
@@ -171,3 +171,20 @@ def test_details_follow_the_image_the_board_shows(handlers) -> None:
     assert ids[2] in iou.layout.title.text and ids[2] in confusion_b.layout.title.text
     assert list(flags.columns)[1] == "image" and flags.empty
     assert functions["show_details"](BoardState().to_json(), "groups")[4] is None
+
+
+def test_the_page_follows_the_scoring_that_runs_behind_it(handlers) -> None:
+    bench, functions = handlers
+    assert functions["check_scoring"]()[0] == ""
+    scoring = BackgroundScoring(("segnet-ce", "segnet-ial"), total=4, done=1)
+    bench.background = scoring
+    message, timer, scores_in = functions["check_scoring"]()
+    assert "1 of 4 images" in message and timer.active and scores_in == gr.skip()
+    scoring.future.set_exception(DatasetError("cannot read val/x.png"))
+    message, timer, scores_in = functions["check_scoring"]()
+    assert "failed: cannot read val/x.png" in message and not timer.active
+    done = BackgroundScoring(("segnet-ce", "segnet-ial"), total=4, done=4)
+    done.future.set_result(None)
+    bench.background = done
+    message, timer, scores_in = functions["check_scoring"]()
+    assert message == "" and not timer.active and scores_in is True

@@ -83,6 +83,17 @@ def _playwright():
     return sync_api
 
 
+def _chromium(playwright):
+    """Debian's Chromium, headless (Playwright never downloads a browser here)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+
+
+def _wait_for_scores(sync_api, page) -> None:
+    """Until the split's first evaluation, which runs behind the app, is over."""
+    page.locator("#review-board #image-title strong").wait_for(timeout=60_000)
+    sync_api.expect(page.locator("#scoring-status")).not_to_contain_text("Scoring", timeout=60_000)
+
+
 def _queue_cell(page, row: int):
     """The image id cell of a row of the review board's queue list."""
     return page.locator(f"#review-board tr[data-index='{row}'] td").first
@@ -93,13 +104,14 @@ def test_review_switch_model_and_flag_in_a_real_browser(running_app, tmp_path: P
     url, db_url = running_app
     dialogs: list[str] = []
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS
-        )
+        browser = _chromium(playwright)
         page = browser.new_page(viewport={"width": 1500, "height": 1800})
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         page.goto(url)
         title = page.locator("#review-board #image-title strong")
+        _wait_for_scores(sync_api, page)
+        scores = page.locator("#review-board tbody td:nth-child(3)").all_inner_texts()
+        assert scores == sorted(scores, reverse=True), "the queue is worst first"
         queue_cell = _queue_cell(page, 0)
         sync_api.expect(queue_cell).to_contain_text("val/", timeout=60_000)
         sync_api.expect(title).to_have_text(queue_cell.inner_text().strip(), timeout=60_000)
@@ -144,6 +156,8 @@ def test_review_switch_model_and_flag_in_a_real_browser(running_app, tmp_path: P
         sync_api.expect(page.locator("#export-message")).to_contain_text(
             "Exported 1 flags on 1 images", timeout=120_000
         )
+        page.get_by_role("tab", name="Review").click()
+        sync_api.expect(title).to_have_text(picked, timeout=30_000)
         artifacts = os.environ.get("SEGBENCH_ARTIFACTS")
         if artifacts:
             Path(artifacts).mkdir(parents=True, exist_ok=True)
@@ -164,13 +178,12 @@ def test_two_sessions_keep_their_own_selection(running_app) -> None:
     sync_api = _playwright()
     url, _ = running_app
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS
-        )
+        browser = _chromium(playwright)
         pages = [browser.new_context().new_page() for _ in range(2)]
         titles = []
         for page in pages:
             page.goto(url)
+            _wait_for_scores(sync_api, page)
             titles.append(page.locator("#review-board #image-title strong"))
             sync_api.expect(titles[-1]).to_contain_text("val/", timeout=60_000)
         wanted = []
@@ -183,6 +196,30 @@ def test_two_sessions_keep_their_own_selection(running_app) -> None:
         pages[1].keyboard.press("n")
         sync_api.expect(titles[1]).not_to_have_text(wanted[1], timeout=30_000)
         sync_api.expect(titles[0]).to_have_text(wanted[0])
+        browser.close()
+
+
+def test_a_filter_matching_nothing_leaves_no_panels_of_another_image(running_app) -> None:
+    sync_api = _playwright()
+    url, _ = running_app
+    with sync_api.sync_playwright() as playwright:
+        browser = _chromium(playwright)
+        page = browser.new_page(viewport={"width": 1500, "height": 1800})
+        page.goto(url)
+        title = page.locator("#review-board #image-title strong")
+        sync_api.expect(title).to_contain_text("val/", timeout=60_000)
+        shown_panels = page.locator("#review-board figure:not([hidden])")
+        sync_api.expect(shown_panels).to_have_count(8)
+        page.get_by_role("combobox", name="Flag status").click()
+        page.get_by_role("option", name="dismissed", exact=True).click()
+        position = page.locator("#review-board .position")
+        sync_api.expect(position).to_have_text("No image matches the filters.", timeout=30_000)
+        sync_api.expect(shown_panels).to_have_count(0)
+        sync_api.expect(page.locator("#review-board .title")).to_have_text("")
+        page.get_by_role("combobox", name="Flag status").click()
+        page.get_by_role("option", name="any", exact=True).click()
+        sync_api.expect(shown_panels).to_have_count(8, timeout=30_000)
+        sync_api.expect(position).to_contain_text("Image 1 of 4")
         browser.close()
 
 

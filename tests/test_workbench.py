@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from db.store import ReviewStore
-from models.datasets import open_dataset
+from models.datasets import DatasetError, open_dataset
 from models.inference import InferenceEngine
 from models.labels import CLASSES, DEFAULT_GROUPS, NUM_EVALUATED
 from models.metrics import image_scores
@@ -262,3 +262,41 @@ def test_condition_filter_and_title_follow_the_synthetic_sidecars(bench: Workben
     first = bench.dataset[0].id
     tags = condition_tags(bench.view(first, name_a, name_b).meta)
     assert sidecars[first]["time_of_day"] in tags
+
+
+def test_background_scoring_fills_the_cache_as_an_evaluation_does(
+    bench: Workbench, tiny_synthetic: Path, tmp_path: Path
+) -> None:
+    name_a, name_b = default_pair(bench.model_names)
+    assert bench.cached_scores(name_a, name_b) is None
+    reported: list[tuple[int, int]] = []
+    scoring = bench.score_in_background(name_a, name_b, lambda *done: reported.append(done))
+    result = scoring.future.result(timeout=120)
+    count = len(bench.dataset)
+    assert not scoring.running and scoring.failure() is None and bench.background is scoring
+    assert scoring.done == count and reported[-1] == (count, count)
+    assert bench.split_result(name_a, name_b) is result
+    cached = bench.cached_scores(name_a, name_b)
+    assert cached is not None and len(cached["A"]) == count
+    alone = Workbench(
+        dataset=open_dataset(tiny_synthetic, "val"),
+        engine=InferenceEngine(device="cpu"),
+        store=ReviewStore.open(f"sqlite:///{tmp_path / 'alone.db'}"),
+        checkpoints=bench.checkpoints,
+    ).evaluate(name_a, name_b)
+    assert result.models["B"].miou == alone.models["B"].miou
+    assert result.models["A"].critical_miss_rate == alone.models["A"].critical_miss_rate
+
+
+def test_a_failed_background_scoring_keeps_its_error(
+    bench: Workbench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreadable(sample):
+        raise DatasetError(f"cannot read {sample.image_path}")
+
+    monkeypatch.setattr(bench.dataset, "read_image", unreadable)
+    scoring = bench.score_in_background(*default_pair(bench.model_names))
+    with pytest.raises(DatasetError):
+        scoring.future.result(timeout=60)
+    assert isinstance(scoring.failure(), DatasetError) and not scoring.running
+    assert bench.cached_scores(*default_pair(bench.model_names)) is None

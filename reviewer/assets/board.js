@@ -5,10 +5,11 @@
 const CACHE_LIMIT = 48;
 const $ = (selector) => element.querySelector(selector);
 const cache = new Map();
-let board = { queue: [], position: 0, display: null, score_label: 'score', goto: null, revision: -1 };
+let board = { queue: [], position: 0, display: null, score_label: 'score', goto: null, to_top: false, revision: -1 };
 let written = null;
 let wanted = null;
-let announced = null;
+let announced = '';
+let moved = false;
 
 const images = {};
 for (const [key, caption] of props.panel_layout) {
@@ -117,14 +118,31 @@ function markCurrent() {
     : 'No image matches the filters.';
 }
 
+// Panels of another image never stay up under a title they do not belong to.
+function blank(titleText, message) {
+  wanted = null;
+  $('.panels').classList.remove('loading');
+  element.querySelectorAll('.panels figure').forEach((figure) => { figure.hidden = true; });
+  $('.title').textContent = titleText;
+  $('.board-error').textContent = message;
+}
+
+function announce(shown) {
+  if (shown === announced) return;
+  announced = shown;
+  trigger('navigate');
+}
+
 async function show() {
   markCurrent();
   const entry = board.queue[board.position];
   if (!entry || !board.display) {
-    wanted = null;
+    blank('', '');
+    announce('');
     return;
   }
   const key = keyOf(entry.id);
+  const shown = `${entry.id}\n${board.display.model_a}\n${board.display.model_b}`;
   wanted = key;
   const pending = request(entry.id);
   const timer = setTimeout(() => { if (wanted === key) $('.panels').classList.add('loading'); }, 80);
@@ -132,7 +150,9 @@ async function show() {
   try {
     answer = await pending;
   } catch (error) {
-    if (wanted === key) $('.board-error').textContent = `Could not show ${entry.id}: ${error.message}`;
+    if (wanted !== key) return;
+    blank(entry.id, `Could not show ${entry.id}: ${error.message}`);
+    announce(shown);
     return;
   } finally {
     clearTimeout(timer);
@@ -142,11 +162,7 @@ async function show() {
   $('.board-error').textContent = '';
   await afterPaint();
   if (wanted !== key) return;
-  const shown = `${entry.id}\n${board.display.model_a}\n${board.display.model_b}`;
-  if (shown !== announced) {
-    announced = shown;
-    trigger('navigate');
-  }
+  announce(shown);
   for (const step of [1, -1]) {
     const neighbour = board.queue[(board.position + step + board.queue.length) % board.queue.length];
     request(neighbour.id).catch(() => {});
@@ -159,6 +175,7 @@ function write() {
 }
 
 function go(position) {
+  moved = true;
   const count = board.queue.length;
   if (!count) return;
   board.position = ((position % count) + count) % count;
@@ -175,10 +192,13 @@ function receive() {
     $('.board-error').textContent = `The review board got a malformed state: ${error.message}`;
     return;
   }
-  const shown = board.queue[board.position];
-  const target = incoming.goto ?? (shown && shown.id);
+  // The image to keep: the one the server names, else the one on screen, else (a board
+  // drawn anew, as after switching tabs) the one its value was left at.
+  const onScreen = board.queue[board.position] || incoming.queue[incoming.position];
+  const top = incoming.to_top && !moved && incoming.queue[0];
+  const target = incoming.goto ?? (top ? top.id : onScreen && onScreen.id);
   const index = incoming.queue.findIndex((entry) => entry.id === target);
-  board = { ...incoming, goto: null, position: index >= 0 ? index : 0 };
+  board = { ...incoming, goto: null, to_top: false, position: index >= 0 ? index : 0 };
   const rows = board.queue.map((entry, index) => {
     const row = document.createElement('tr');
     row.dataset.index = index;
