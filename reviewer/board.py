@@ -29,6 +29,8 @@ from reviewer.panels import Panels
 ASSETS = Path(__file__).with_name("assets")
 
 SLIDER = "slider"
+SLIDER_SIDES = ("prediction_a", "prediction_b")
+"""The A/B slider's panel key and the two panels it lays over each other (left, right)."""
 
 PANEL_LABELS: tuple[tuple[str, str], ...] = (
     ("image", "Input"),
@@ -194,5 +196,6 @@ def review_board(fetch_panels: Callable[[list], dict], elem_id: str) -> gr.HTML:
         js_on_load=(ASSETS / "board.js").read_text(encoding="utf-8"),
         server_functions=[fetch_panels],
         panel_layout=[list(panel) for panel in PANEL_LABELS],
+        slider={"key": SLIDER, "left": SLIDER_SIDES[0], "right": SLIDER_SIDES[1]},
         elem_id=elem_id,
     )

@@ -12,21 +12,22 @@ let announced = '';
 let moved = false;
 
 const images = {};
+const captions = Object.fromEntries(props.panel_layout);
 for (const [key, caption] of props.panel_layout) {
   const figure = document.createElement('figure');
   figure.className = 'panel';
   figure.dataset.panel = key;
-  if (key === 'slider') {
+  if (key === props.slider.key) {
     const frame = document.createElement('div');
     frame.className = 'ab-frame';
     images.slider_b = frame.appendChild(document.createElement('img'));
     images.slider_a = frame.appendChild(document.createElement('img'));
     images.slider_a.className = 'ab-a';
-    images.slider_b.alt = 'Prediction B';
-    images.slider_a.alt = 'Prediction A';
     const range = document.createElement('input');
     Object.assign(range, { type: 'range', min: 0, max: 100, value: 50, className: 'ab-position' });
     range.setAttribute('aria-label', caption);
+    images.slider_a.alt = captions[props.slider.left];
+    images.slider_b.alt = captions[props.slider.right];
     const clip = () => { images.slider_a.style.clipPath = `inset(0 ${100 - range.value}% 0 0)`; };
     range.addEventListener('input', clip);
     clip();
@@ -65,7 +66,8 @@ function request(id) {
 // Each answer's pictures are decoded as soon as it arrives (a prefetched neighbour too),
 // and kept with it: showing an image again is then only a swap of elements.
 function prepare(answer) {
-  const sources = { ...answer.panels, slider_a: answer.panels.prediction_a, slider_b: answer.panels.prediction_b };
+  const { left, right } = props.slider;
+  const sources = { ...answer.panels, slider_a: answer.panels[left], slider_b: answer.panels[right] };
   answer.images = {};
   answer.ready = Promise.all(Object.keys(images).map(async (name) => {
     if (!sources[name]) return;
@@ -210,7 +212,7 @@ function receive() {
     return row;
   });
   $('.queue tbody').replaceChildren(...rows);
-    $('.queue-caption').textContent = `${board.queue.length} images · score: ${board.score_label}`;
+  $('.queue-caption').textContent = `${board.queue.length} images · score: ${board.score_label}`;
   write();
   show();
 }
