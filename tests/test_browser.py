@@ -94,9 +94,13 @@ def _wait_for_scores(sync_api, page) -> None:
     sync_api.expect(page.locator("#scoring-status")).not_to_contain_text("Scoring", timeout=60_000)
 
 
-def _queue_cell(page, row: int):
-    """The image id cell of a row of the review board's queue list."""
-    return page.locator(f"#review-board tr[data-index='{row}'] td").first
+def _queue_row(page, row: int):
+    """A row of the review board's queue list (its data-id is the image id)."""
+    return page.locator(f"#review-board tr[data-index='{row}']")
+
+
+def _image_id(page, row: int) -> str:
+    return _queue_row(page, row).get_attribute("data-id", timeout=60_000) or ""
 
 
 def test_review_switch_model_and_flag_in_a_real_browser(running_app, tmp_path: Path) -> None:
@@ -110,20 +114,19 @@ def test_review_switch_model_and_flag_in_a_real_browser(running_app, tmp_path: P
         page.goto(url)
         title = page.locator("#review-board #image-title strong")
         _wait_for_scores(sync_api, page)
-        scores = page.locator("#review-board tbody td:nth-child(3)").all_inner_texts()
+        scores = page.locator("#review-board tbody td:nth-child(2)").all_inner_texts()
         assert scores == sorted(scores, reverse=True), "the queue is worst first"
-        queue_cell = _queue_cell(page, 0)
-        sync_api.expect(queue_cell).to_contain_text("val/", timeout=60_000)
-        sync_api.expect(title).to_have_text(queue_cell.inner_text().strip(), timeout=60_000)
+        first = _image_id(page, 0)
+        assert first.startswith("val/")
+        sync_api.expect(title).to_have_text(first, timeout=60_000)
 
-        second = _queue_cell(page, 1)
-        picked = second.inner_text().strip()
-        second.click()
+        picked = _image_id(page, 1)
+        _queue_row(page, 1).click()
         sync_api.expect(title).to_have_text(picked, timeout=30_000)
         sync_api.expect(page.locator("#review-board .position")).to_contain_text("Image 2 of 4")
         sync_api.expect(page.locator("#review-details .gtitle").first).to_contain_text(picked)
 
-        third = _queue_cell(page, 2).inner_text().strip()
+        third = _image_id(page, 2)
         page.locator("h2").first.click()
         page.keyboard.press("n")
         sync_api.expect(title).to_have_text(third, timeout=30_000)
@@ -188,9 +191,8 @@ def test_two_sessions_keep_their_own_selection(running_app) -> None:
             sync_api.expect(titles[-1]).to_contain_text("val/", timeout=60_000)
         wanted = []
         for index, page in enumerate(pages):
-            cell = _queue_cell(page, index + 1)
-            wanted.append(cell.inner_text().strip())
-            cell.click()
+            wanted.append(_image_id(page, index + 1))
+            _queue_row(page, index + 1).click()
             sync_api.expect(titles[index]).to_have_text(wanted[index], timeout=30_000)
         pages[1].locator("h2").first.click()
         pages[1].keyboard.press("n")

@@ -204,11 +204,12 @@ function receive() {
   const rows = board.queue.map((entry, index) => {
     const row = document.createElement('tr');
     row.dataset.index = index;
+    row.dataset.id = entry.id;
+    row.title = entry.group ? `${entry.id} (${entry.group})` : entry.id;
     const score = entry.score === null ? '–' : entry.score.toFixed(3);
-    for (const text of [entry.id, entry.group, score, entry.flags, entry.status]) {
+    for (const text of [entry.id.split('/').pop(), score, entry.flags, entry.status]) {
       row.appendChild(document.createElement('td')).textContent = text;
     }
-    row.title = entry.id;
     return row;
   });
   $('.queue tbody').replaceChildren(...rows);
