@@ -554,7 +554,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                 model_b = gr.Dropdown(names, value=default_b, label="Model B")
                 card_b = gr.Markdown(elem_id="model-b-card")
         scoring_status = gr.Markdown(elem_id="scoring-status")
-        scoring_timer = gr.Timer(1.0, active=False)
+        scoring_timer = gr.Timer(SCORING_POLL_SECONDS, active=False)
         scores_in = gr.State(False)
         with gr.Tabs() as tabs:
             with gr.Tab("Review", id="review"):
@@ -836,6 +836,10 @@ QUIET_PROGRESS = "minimal"
 """Updates that follow a step to another image show a small timer: Gradio's default
 ("full") lays a loading overlay over each output and takes it off again, which cost the
 page about 250 ms per step."""
+
+SCORING_POLL_SECONDS = 2.0
+"""How often a page asks for the progress of the scoring behind the app: each poll is a
+Gradio event, which costs the page (and the 2-core machine it shares) a few hundred ms."""
 
 PANEL_FORMAT = "jpeg"
 """Panels of an uploaded image are sent as JPEG, as the board's are (see
