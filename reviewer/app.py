@@ -216,6 +216,11 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             return message, gr.Timer(active=False), gr.skip()
         return "", gr.Timer(active=False), True
 
+    def show_scoring() -> tuple[str, gr.Timer]:
+        """On page load: the scoring's progress, and its poll started if it still runs."""
+        message, timer, _ = check_scoring()
+        return message, timer
+
     def fetch_panels(request: list) -> dict[str, Any]:
         """Answer the board script: the panels of one image as the person wants them drawn.
         Failures come back as ``{"error": message}`` for the board to show."""
@@ -772,7 +777,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         for event in board_events:
             event(refresh_board, board_inputs, [review_board], show_progress=QUIET_PROGRESS)
         scoring_outputs = [scoring_status, scoring_timer, scores_in]
-        app.load(check_scoring, None, scoring_outputs[:2], show_progress="hidden")
+        app.load(show_scoring, None, scoring_outputs[:2], show_progress="hidden")
         scoring_timer.tick(check_scoring, None, scoring_outputs, show_progress="hidden")
         scores_in.change(reorder_board, board_inputs, [review_board]).then(
             show_dataset, [model_a, model_b], dataset_views
