@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from db.store import ReviewStore
+from tests.chromium import launch_chromium, playwright_api
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 pytestmark = pytest.mark.browser
 
@@ -67,27 +67,6 @@ def running_app(tiny_synthetic: Path, tiny_models: Path, tmp_path_factory):
         process.kill()
 
 
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _playwright():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (install Debian's chromium)")
-    return sync_api
-
-
-def _chromium(playwright):
-    """Debian's Chromium, headless (Playwright never downloads a browser here)."""
-    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
-
-
 def _wait_for_scores(sync_api, page) -> None:
     """Until the split's first evaluation, which runs behind the app, is over."""
     page.locator("#review-board #image-title strong").wait_for(timeout=60_000)
@@ -104,11 +83,11 @@ def _image_id(page, row: int) -> str:
 
 
 def test_review_switch_model_and_flag_in_a_real_browser(running_app, tmp_path: Path) -> None:
-    sync_api = _playwright()
+    sync_api = playwright_api()
     url, db_url = running_app
     dialogs: list[str] = []
     with sync_api.sync_playwright() as playwright:
-        browser = _chromium(playwright)
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1500, "height": 1800})
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         page.goto(url)
@@ -178,10 +157,10 @@ def test_review_switch_model_and_flag_in_a_real_browser(running_app, tmp_path: P
 
 
 def test_two_sessions_keep_their_own_selection(running_app) -> None:
-    sync_api = _playwright()
+    sync_api = playwright_api()
     url, _ = running_app
     with sync_api.sync_playwright() as playwright:
-        browser = _chromium(playwright)
+        browser = launch_chromium(playwright)
         pages = [browser.new_context().new_page() for _ in range(2)]
         titles = []
         for page in pages:
@@ -202,10 +181,10 @@ def test_two_sessions_keep_their_own_selection(running_app) -> None:
 
 
 def test_a_filter_matching_nothing_leaves_no_panels_of_another_image(running_app) -> None:
-    sync_api = _playwright()
+    sync_api = playwright_api()
     url, _ = running_app
     with sync_api.sync_playwright() as playwright:
-        browser = _chromium(playwright)
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1500, "height": 1800})
         page.goto(url)
         title = page.locator("#review-board #image-title strong")
