@@ -166,8 +166,19 @@ def display_from_request(data: object) -> Display:
         raise ValueError(f"the review board sent malformed display options: {error}") from None
 
 
-def jpeg_data_url(image: np.ndarray) -> str:
-    """An RGB image as a ``data:`` URL the browser shows without another request."""
+PANEL_MAX_WIDTH = 1024
+"""Panels wider than this are shrunk for the page: a board column is about 450 px wide, so
+1024 px still gives a high-density screen all it can show, while a 2048 px Cityscapes
+frame would cost four times the encoding, transfer and browser memory."""
+
+
+def jpeg_data_url(image: np.ndarray, max_width: int | None = None) -> str:
+    """An RGB image as a ``data:`` URL the browser shows without another request,
+    shrunk (area-averaged) to ``max_width`` pixels if it is wider."""
+    height, width = image.shape[:2]
+    if max_width is not None and width > max_width:
+        size = (max_width, max(1, round(height * max_width / width)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     bgr = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
     ok, encoded = cv2.imencode(".jpg", bgr, PANEL_JPEG)
     if not ok:
@@ -183,7 +194,7 @@ def panel_payload(sample_id: str, title_tags: Sequence[str], drawn: Panels) -> d
         if key == SLIDER:
             continue
         picture = getattr(drawn, key)
-        pictures[key] = None if picture is None else jpeg_data_url(picture)
+        pictures[key] = None if picture is None else jpeg_data_url(picture, PANEL_MAX_WIDTH)
     return {"id": sample_id, "tags": list(title_tags), "panels": pictures}
 
 

@@ -18,7 +18,15 @@ from models.inference import InferenceEngine
 from models.synthetic import condition_tags
 from reviewer import panels
 from reviewer.app import AGREEMENT_SCOPES, AppOptions, build_app
-from reviewer.board import PANEL_LABELS, SLIDER, BoardState, Display, QueueEntry
+from reviewer.board import (
+    PANEL_LABELS,
+    PANEL_MAX_WIDTH,
+    SLIDER,
+    BoardState,
+    Display,
+    QueueEntry,
+    jpeg_data_url,
+)
 from reviewer.workbench import BackgroundScoring, Workbench, default_pair, find_checkpoints
 
 
@@ -188,3 +196,14 @@ def test_the_page_follows_the_scoring_that_runs_behind_it(handlers) -> None:
     bench.background = done
     message, timer, scores_in = functions["check_scoring"]()
     assert message == "" and not timer.active and scores_in is True
+
+
+def test_wide_panels_are_shrunk_for_the_page_and_keep_their_aspect() -> None:
+    wide = np.zeros((1024, 2048, 3), dtype=np.uint8)
+    wide[:, 1024:] = (200, 30, 30)
+    picture = _picture(jpeg_data_url(wide, max_width=PANEL_MAX_WIDTH))
+    assert picture.shape == (512, 1024, 3)
+    assert np.abs(picture[:, 520:].astype(int) - (200, 30, 30)).max() <= 6
+    assert np.abs(picture[:, :500].astype(int)).max() <= 6
+    small = np.full((128, 256, 3), 77, dtype=np.uint8)
+    assert _picture(jpeg_data_url(small, max_width=PANEL_MAX_WIDTH)).shape == small.shape
