@@ -652,7 +652,9 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                     split_confusion_a = gr.Plot()
                     split_confusion_b = gr.Plot()
                 worst_table = gr.Dataframe(
-                    interactive=False, label="Worst images (click one to review it)"
+                    interactive=False,
+                    label="Worst images (click one to review it)",
+                    elem_id="worst-images",
                 )
             with gr.Tab("Flags", id="flags"):
                 with gr.Row():

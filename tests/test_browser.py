@@ -204,6 +204,28 @@ def test_a_filter_matching_nothing_leaves_no_panels_of_another_image(running_app
         browser.close()
 
 
+def test_a_worst_image_of_the_dataset_tab_opens_in_the_review_tab(running_app) -> None:
+    sync_api = playwright_api()
+    url, _ = running_app
+    with sync_api.sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport={"width": 1500, "height": 1800})
+        page.goto(url)
+        _wait_for_scores(sync_api, page)
+        page.get_by_role("tab", name="Dataset").click()
+        page.get_by_role("button", name="Evaluate the split with both models").click()
+        third = page.locator("#worst-images [data-testid='cell-2-0']")
+        sync_api.expect(third).to_contain_text("val/", timeout=60_000)
+        wanted = third.inner_text().strip()
+        third.click()
+        title = page.locator("#review-board #image-title strong")
+        sync_api.expect(title).to_have_text(wanted, timeout=30_000)
+        sync_api.expect(title).to_be_visible()
+        assert page.locator("#review-board tr.current").get_attribute("data-id") == wanted
+        sync_api.expect(page.locator("#review-details .gtitle").first).to_contain_text(wanted)
+        browser.close()
+
+
 @pytest.mark.parametrize("path", ["/etc/passwd", str(ROOT / "pyproject.toml")])
 def test_no_file_outside_the_configured_folders_is_served(running_app, path: str) -> None:
     url, _ = running_app
