@@ -187,8 +187,10 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             board.QueueEntry(r.sample_id, r.group or "", _round(r.value), r.flags, r.flag_status)
             for r in rows
         )
+        unranked = sort_key != "name" and all(row.value is None for row in rows)
+        label = f"{sort_key} (not scored yet, so in name order)" if unranked else sort_key
         state = board.BoardState.from_json(board_value)
-        changes = {"queue": queue, "display": display, "score_label": sort_key, "to_top": to_top}
+        changes = {"queue": queue, "display": display, "score_label": label, "to_top": to_top}
         return state.updated(**changes).to_json()
 
     def reorder_board(*controls: Any) -> str:

@@ -165,6 +165,15 @@ def test_the_queue_and_display_reach_the_board_and_keep_its_position(handlers) -
     assert [entry.id for entry in state.queue] == sorted(ids)
     assert state.display == Display(name_a, name_b, 0.3, ("important",), (), True)
     assert state.goto is None and state.revision == 1 and state.score_label == "name"
+    worst_first = [name_a, name_b, "safety error of A", *controls[3:]]
+    unranked = BoardState.from_json(functions["refresh_board"](*worst_first, moved))
+    assert unranked.score_label == "safety error of A (not scored yet, so in name order)"
+    assert [entry.id for entry in unranked.queue] == sorted(ids)
+    bench.evaluate(name_a, name_b)
+    ranked = BoardState.from_json(functions["refresh_board"](*worst_first, moved))
+    assert ranked.score_label == "safety error of A"
+    scores = [entry.score for entry in ranked.queue]
+    assert scores == sorted(scores, reverse=True) and None not in scores
     worst = pd.DataFrame({"image": [ids[0], ids[1]]})
     selection = gr.SelectData(None, {"index": [1, 0], "value": ids[1]})
     _, opened = functions["open_worst"](selection, worst, moved)
