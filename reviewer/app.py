@@ -852,7 +852,7 @@ Gradio event, which costs the page (and the 2-core machine it shares) a few hund
 
 PANEL_FORMAT = "jpeg"
 """Panels of an uploaded image are sent as JPEG, as the board's are (see
-:data:`reviewer.board.PANEL_JPEG_QUALITY`)."""
+:data:`reviewer.board.PANEL_JPEG`)."""
 
 
 def panel_image(label: str, elem_id: str | None = None) -> gr.Image:

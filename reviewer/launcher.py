@@ -77,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def prepare(args: argparse.Namespace) -> tuple[Workbench, Path]:
-    """The workbench the app serves and its export folder; when the split has no cached
+def prepare(args: argparse.Namespace) -> tuple[Workbench, AppOptions]:
+    """The workbench the app serves and the app's options; when the split has no cached
     scores for the default pair, their first evaluation starts behind the app."""
     groups = ImportanceGroups.load(args.groups) if args.groups else DEFAULT_GROUPS
     dataset = open_dataset(resolve_data(args.data), args.split)
@@ -96,20 +96,22 @@ def prepare(args: argparse.Namespace) -> tuple[Workbench, Path]:
         upload_dir=data_dir / "uploads",
         groups=groups,
     )
-    export_dir = (args.export_dir or data_dir / "exports").expanduser().resolve()
+    options = AppOptions(
+        export_dir=(args.export_dir or data_dir / "exports").expanduser().resolve(),
+    )
     first, second = default_pair(bench.model_names)
     if dataset.has_labels and not args.no_evaluate and bench.cached_scores(first, second) is None:
         bar = tqdm(total=len(dataset), desc="first evaluation of the split", unit="img")
         scoring = bench.score_in_background(first, second, lambda done, _: bar.update(done - bar.n))
         scoring.future.add_done_callback(lambda _: bar.close())
-    return bench, export_dir
+    return bench, options
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
-        bench, export_dir = prepare(args)
+        bench, options = prepare(args)
     except (
         DatasetError,
         CheckpointError,
@@ -121,7 +123,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    options = AppOptions(export_dir)
     app = build_app(bench, options)
     options.export_dir.mkdir(parents=True, exist_ok=True)
     try:
