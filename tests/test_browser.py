@@ -82,71 +82,82 @@ def _image_id(page, row: int) -> str:
     return _queue_row(page, row).get_attribute("data-id", timeout=60_000) or ""
 
 
-def test_review_switch_model_and_flag_in_a_real_browser(running_app, tmp_path: Path) -> None:
+@pytest.fixture()
+def app_page(running_app):
+    """A page of the running app in a fresh Chromium; no dialog may open in it, as
+    user-written text must never run as script."""
     sync_api = playwright_api()
-    url, db_url = running_app
     dialogs: list[str] = []
     with sync_api.sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1500, "height": 1800})
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-        page.goto(url)
-        title = page.locator("#review-board #image-title strong")
-        _wait_for_scores(sync_api, page)
-        scores = page.locator("#review-board tbody td:nth-child(2)").all_inner_texts()
-        assert scores == sorted(scores, reverse=True), "the queue is worst first"
-        first = _image_id(page, 0)
-        assert first.startswith("val/")
-        sync_api.expect(title).to_have_text(first, timeout=60_000)
-
-        picked = _image_id(page, 1)
-        _queue_row(page, 1).click()
-        sync_api.expect(title).to_have_text(picked, timeout=30_000)
-        sync_api.expect(page.locator("#review-board .position")).to_contain_text("Image 2 of 4")
-        sync_api.expect(page.locator("#review-details .gtitle").first).to_contain_text(picked)
-
-        third = _image_id(page, 2)
-        page.locator("h2").first.click()
-        page.keyboard.press("n")
-        sync_api.expect(title).to_have_text(third, timeout=30_000)
-        panel_requests: list[str] = []
-        page.on("request", lambda request: panel_requests.append(request.url))
-        page.keyboard.press("p")
-        sync_api.expect(title).to_have_text(picked, timeout=30_000)
-        revisit_requests = [url for url in panel_requests if "component_server" in url]
-        assert revisit_requests == [], "a revisited image comes from the browser's memory"
-        panels = page.locator("#review-board figure:not([hidden]) img")
-        assert panels.count() == 9
-        assert all(panels.nth(index).evaluate("i => i.naturalWidth > 0") for index in range(9))
-
-        page.get_by_role("combobox", name="Model B").click()
-        page.get_by_role("option", name="segnet-ce", exact=True).click()
-        card_b = page.locator("#model-b-card")
-        sync_api.expect(card_b).to_contain_text("loss ce", timeout=30_000)
-        sync_api.expect(title).to_have_text(picked, timeout=30_000)
-
-        page.locator("#reviewer-name textarea, #reviewer-name input").first.fill("e2e reviewer")
-        note = "pedestrian behind the car <script>alert('x')</script>"
-        page.locator("#flag-note textarea").fill(note)
-        page.locator("#save-flag").click()
-        sync_api.expect(page.locator("#flag-status")).to_contain_text("Saved flag", timeout=30_000)
-        page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
-
-        page.get_by_role("tab", name="Flags").click()
-        sync_api.expect(page.locator("#all-flags")).to_contain_text("e2e reviewer", timeout=30_000)
-        page.get_by_role("button", name="Export", exact=True).click()
-        sync_api.expect(page.locator("#export-message")).to_contain_text(
-            "Exported 1 flags on 1 images", timeout=120_000
-        )
-        page.get_by_role("tab", name="Review").click()
-        sync_api.expect(title).to_have_text(picked, timeout=30_000)
-        artifacts = os.environ.get("SEGBENCH_ARTIFACTS")
-        if artifacts:
-            Path(artifacts).mkdir(parents=True, exist_ok=True)
-            shutil.copy(tmp_path / "review.png", Path(artifacts) / "browser-review.png")
+        page.goto(running_app[0])
+        yield page
         browser.close()
-
     assert dialogs == [], "user-written text must never run as script"
+
+
+def test_review_switch_model_and_flag_in_a_real_browser(
+    running_app, app_page, tmp_path: Path
+) -> None:
+    sync_api = playwright_api()
+    _, db_url = running_app
+    page = app_page
+    title = page.locator("#review-board #image-title strong")
+    _wait_for_scores(sync_api, page)
+    scores = page.locator("#review-board tbody td:nth-child(2)").all_inner_texts()
+    assert scores == sorted(scores, reverse=True), "the queue is worst first"
+    first = _image_id(page, 0)
+    assert first.startswith("val/")
+    sync_api.expect(title).to_have_text(first, timeout=60_000)
+
+    picked = _image_id(page, 1)
+    _queue_row(page, 1).click()
+    sync_api.expect(title).to_have_text(picked, timeout=30_000)
+    sync_api.expect(page.locator("#review-board .position")).to_contain_text("Image 2 of 4")
+    sync_api.expect(page.locator("#review-details .gtitle").first).to_contain_text(picked)
+
+    third = _image_id(page, 2)
+    page.locator("h2").first.click()
+    page.keyboard.press("n")
+    sync_api.expect(title).to_have_text(third, timeout=30_000)
+    panel_requests: list[str] = []
+    page.on("request", lambda request: panel_requests.append(request.url))
+    page.keyboard.press("p")
+    sync_api.expect(title).to_have_text(picked, timeout=30_000)
+    revisit_requests = [url for url in panel_requests if "component_server" in url]
+    assert revisit_requests == [], "a revisited image comes from the browser's memory"
+    panels = page.locator("#review-board figure:not([hidden]) img")
+    assert panels.count() == 9
+    assert all(panels.nth(index).evaluate("i => i.naturalWidth > 0") for index in range(9))
+
+    page.get_by_role("combobox", name="Model B").click()
+    page.get_by_role("option", name="segnet-ce", exact=True).click()
+    card_b = page.locator("#model-b-card")
+    sync_api.expect(card_b).to_contain_text("loss ce", timeout=30_000)
+    sync_api.expect(title).to_have_text(picked, timeout=30_000)
+
+    page.locator("#reviewer-name textarea, #reviewer-name input").first.fill("e2e reviewer")
+    note = "pedestrian behind the car <script>alert('x')</script>"
+    page.locator("#flag-note textarea").fill(note)
+    page.locator("#save-flag").click()
+    sync_api.expect(page.locator("#flag-status")).to_contain_text("Saved flag", timeout=30_000)
+    page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
+
+    page.get_by_role("tab", name="Flags").click()
+    sync_api.expect(page.locator("#all-flags")).to_contain_text("e2e reviewer", timeout=30_000)
+    page.get_by_role("button", name="Export", exact=True).click()
+    sync_api.expect(page.locator("#export-message")).to_contain_text(
+        "Exported 1 flags on 1 images", timeout=120_000
+    )
+    page.get_by_role("tab", name="Review").click()
+    sync_api.expect(title).to_have_text(picked, timeout=30_000)
+    artifacts = os.environ.get("SEGBENCH_ARTIFACTS")
+    if artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        shutil.copy(tmp_path / "review.png", Path(artifacts) / "browser-review.png")
+
     with ReviewStore.open(db_url) as store:
         (flag,) = store.list_flags()
     assert flag.image_key == picked
@@ -180,50 +191,40 @@ def test_two_sessions_keep_their_own_selection(running_app) -> None:
         browser.close()
 
 
-def test_a_filter_matching_nothing_leaves_no_panels_of_another_image(running_app) -> None:
+def test_a_filter_matching_nothing_leaves_no_panels_of_another_image(app_page) -> None:
     sync_api = playwright_api()
-    url, _ = running_app
-    with sync_api.sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        page = browser.new_page(viewport={"width": 1500, "height": 1800})
-        page.goto(url)
-        title = page.locator("#review-board #image-title strong")
-        sync_api.expect(title).to_contain_text("val/", timeout=60_000)
-        shown_panels = page.locator("#review-board figure:not([hidden])")
-        sync_api.expect(shown_panels).to_have_count(8)
-        page.get_by_role("combobox", name="Flag status").click()
-        page.get_by_role("option", name="dismissed", exact=True).click()
-        position = page.locator("#review-board .position")
-        sync_api.expect(position).to_have_text("No image matches the filters.", timeout=30_000)
-        sync_api.expect(shown_panels).to_have_count(0)
-        sync_api.expect(page.locator("#review-board .title")).to_have_text("")
-        page.get_by_role("combobox", name="Flag status").click()
-        page.get_by_role("option", name="any", exact=True).click()
-        sync_api.expect(shown_panels).to_have_count(8, timeout=30_000)
-        sync_api.expect(position).to_contain_text("Image 1 of 4")
-        browser.close()
+    page = app_page
+    title = page.locator("#review-board #image-title strong")
+    sync_api.expect(title).to_contain_text("val/", timeout=60_000)
+    shown_panels = page.locator("#review-board figure:not([hidden])")
+    sync_api.expect(shown_panels).to_have_count(8)
+    page.get_by_role("combobox", name="Flag status").click()
+    page.get_by_role("option", name="dismissed", exact=True).click()
+    position = page.locator("#review-board .position")
+    sync_api.expect(position).to_have_text("No image matches the filters.", timeout=30_000)
+    sync_api.expect(shown_panels).to_have_count(0)
+    sync_api.expect(page.locator("#review-board .title")).to_have_text("")
+    page.get_by_role("combobox", name="Flag status").click()
+    page.get_by_role("option", name="any", exact=True).click()
+    sync_api.expect(shown_panels).to_have_count(8, timeout=30_000)
+    sync_api.expect(position).to_contain_text("Image 1 of 4")
 
 
-def test_a_worst_image_of_the_dataset_tab_opens_in_the_review_tab(running_app) -> None:
+def test_a_worst_image_of_the_dataset_tab_opens_in_the_review_tab(app_page) -> None:
     sync_api = playwright_api()
-    url, _ = running_app
-    with sync_api.sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        page = browser.new_page(viewport={"width": 1500, "height": 1800})
-        page.goto(url)
-        _wait_for_scores(sync_api, page)
-        page.get_by_role("tab", name="Dataset").click()
-        page.get_by_role("button", name="Evaluate the split with both models").click()
-        third = page.locator("#worst-images [data-testid='cell-2-0']")
-        sync_api.expect(third).to_contain_text("val/", timeout=60_000)
-        wanted = third.inner_text().strip()
-        third.click()
-        title = page.locator("#review-board #image-title strong")
-        sync_api.expect(title).to_have_text(wanted, timeout=30_000)
-        sync_api.expect(title).to_be_visible()
-        assert page.locator("#review-board tr.current").get_attribute("data-id") == wanted
-        sync_api.expect(page.locator("#review-details .gtitle").first).to_contain_text(wanted)
-        browser.close()
+    page = app_page
+    _wait_for_scores(sync_api, page)
+    page.get_by_role("tab", name="Dataset").click()
+    page.get_by_role("button", name="Evaluate the split with both models").click()
+    third = page.locator("#worst-images [data-testid='cell-2-0']")
+    sync_api.expect(third).to_contain_text("val/", timeout=60_000)
+    wanted = third.inner_text().strip()
+    third.click()
+    title = page.locator("#review-board #image-title strong")
+    sync_api.expect(title).to_have_text(wanted, timeout=30_000)
+    sync_api.expect(title).to_be_visible()
+    assert page.locator("#review-board tr.current").get_attribute("data-id") == wanted
+    sync_api.expect(page.locator("#review-details .gtitle").first).to_contain_text(wanted)
 
 
 @pytest.mark.parametrize("path", ["/etc/passwd", str(ROOT / "pyproject.toml")])
