@@ -17,6 +17,7 @@ import struct
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -69,6 +70,21 @@ for _value, _name in enumerate(CAMVID_CLASSES):
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOR_TYPES = {0: "grey", 2: "RGB", 3: "paletted", 4: "grey+alpha", 6: "RGBA"}
 ALL_CLASSES = frozenset(range(NUM_EVALUATED))
+
+
+SYNTHETIC = "synthetic"
+"""The data kind of the demo set and any other set this project's generator wrote."""
+SYNTHETIC_STAMP = "synthetic.json"
+"""The file the generator writes into a finished synthetic set; its presence marks the kind."""
+DATA_KIND_NAMES = {
+    SYNTHETIC: "synthetic demo scenes (generated, not real photos)",
+    "cityscapes": "Cityscapes",
+    "kitti": "KITTI",
+    "camvid": "CamVid",
+    "images": "image folder",
+}
+"""Each data kind as people name it; a model trained on one kind may not fit another."""
+CAMVID_LICENCE = "CC BY-NC 4.0"
 
 
 class DatasetError(ValueError):
@@ -275,6 +291,34 @@ class SegmentationDataset(ABC):
             return json.loads(sample.meta_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as error:
             raise DatasetError(f"{sample.meta_path}: unreadable sidecar ({error})") from None
+
+    @property
+    def kind(self) -> str:
+        """What the pictures are, for matching models to data: a set this project generated
+        is 'synthetic' whatever its layout; any other set is known by its layout."""
+        return SYNTHETIC if (self.root / SYNTHETIC_STAMP).is_file() else self.layout
+
+    def title(self) -> str:
+        """The split named by kind, split and size, never by a local path (model cards,
+        reports and exports show it)."""
+        if self.kind == SYNTHETIC:
+            return DATA_KIND_NAMES[SYNTHETIC]
+        if self.kind == "camvid":
+            return f"CamVid {self.split}, {len(self)} real images ({CAMVID_LICENCE})"
+        name = DATA_KIND_NAMES.get(self.kind, self.kind)
+        return f"{name} layout, split {self.split!r}, {len(self)} images"
+
+    def card(self) -> dict[str, Any]:
+        """The split as a model card records its training data: kind, title, layout, the
+        folder's name (not its path), split and image count."""
+        return {
+            "kind": self.kind,
+            "name": self.title(),
+            "layout": self.layout,
+            "folder": self.root.name,
+            "split": self.split,
+            "images": len(self),
+        }
 
     def describe(self) -> str:
         labels = "with labels" if self.has_labels else "without labels"

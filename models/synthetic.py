@@ -33,6 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from models.datasets import SYNTHETIC_STAMP
 from models.labels import (
     CLASS_NAMES,
     INSTANCE_CLASSES,
@@ -44,7 +45,7 @@ from models.labels import (
 
 GENERATOR_VERSION = 1
 """Bumped whenever the drawing changes, so a cached set of an older generator is rebuilt."""
-STAMP_NAME = "synthetic.json"
+STAMP_NAME = SYNTHETIC_STAMP
 SETTINGS_NAME = "synthetic.settings.json"
 """Written first and kept: marks a folder as ours even when a run was cut short."""
 FORMAT_NAME = "segnet-review-bench synthetic road scenes"

@@ -53,6 +53,13 @@ from models.synthetic import resolve_data
 
 MAX_ROTATION = 10
 """The recipe rotates by a random integer angle in [-10, 10] degrees, with probability 0.5."""
+LR_SCHEDULES = ("constant", "cosine")
+"""constant: the recipe's fixed rate; cosine: from --lr down to 0 over --epochs, per epoch."""
+SELECTIONS = {"val_loss": -1, "val_mean_iou": +1}
+"""Validation figures a run may keep its best checkpoint by, with their directions (+1: higher
+is better). The recipe keeps the lowest validation loss."""
+PATH_OPTIONS = ("--data", "--out", "--groups")
+"""Options whose values are local paths: a recorded command keeps only their last part."""
 PRELOAD_LIMIT_BYTES = 2 * 1024**3
 """Splits whose resized images and labels fit in this are read once and kept in memory."""
 STATE_FORMAT = "segnet-review-bench/train-state"
@@ -82,6 +89,8 @@ RESUME_KEYS = (
     "limit",
     "interpolation",
     "groups",
+    "schedule",
+    "select",
 )
 """Settings that must be unchanged to continue a run (epochs, device and workers may change)."""
 
@@ -113,6 +122,14 @@ class TrainConfig:
     cache_in_dataset: bool = True
     progress: bool = True
     command: str = ""
+    lr_schedule: str = "constant"
+    select: str = "val_loss"
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of a (1-based) epoch under the schedule."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        return self.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / self.epochs))
 
     def identity(self) -> dict[str, Any]:
         """The settings that define the run, in plain types (compared on --resume)."""
@@ -130,6 +147,10 @@ class TrainConfig:
             "limit": self.limit,
             "interpolation": self.interpolation,
             "groups": self.groups.to_dict(),
+            "schedule": self.lr_schedule
+            if self.lr_schedule == "constant"
+            else [self.lr_schedule, self.epochs],
+            "select": self.select,
         }
 
 
@@ -315,6 +336,11 @@ class Trainer:
             raise TrainingError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
         if min(config.size) < MIN_INPUT_SIZE:
             raise TrainingError(f"--size must be at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}")
+        if config.lr_schedule not in LR_SCHEDULES or config.select not in SELECTIONS:
+            raise TrainingError(
+                f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)} and --select one of "
+                f"{', '.join(SELECTIONS)}"
+            )
         if config.epochs < 1 or config.batch < 1 or config.width <= 0:
             raise TrainingError("--epochs and --batch must be at least 1, --width positive")
         self.config = config
@@ -349,7 +375,8 @@ class Trainer:
         )
         self.scaler = grad_scaler(self.device)
         self.epoch = 0
-        self.best_val_loss = math.inf
+        self.best_value = -math.inf
+        """The best validation figure so far, signed so that higher is better."""
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
@@ -378,6 +405,8 @@ class Trainer:
         self, epoch: int, on_batch: Callable[[int, int], None] | None
     ) -> tuple[EpochMetrics, float]:
         self.model.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr_at(epoch)
         metrics = EpochMetrics(self.train_set.annotated_classes)
         config = self.config
         loader = _loader(self.train_images, config.batch, True, config.seed, epoch, config.workers)
@@ -420,19 +449,17 @@ class Trainer:
             groups=config.groups,
             class_weights=tuple(float(w) for w in self.class_weights),
             training_data={
-                "description": self.train_set.describe(),
-                "layout": self.train_set.layout,
-                "root": str(self.train_set.root),
-                "train_split": config.train_split,
+                **self.train_set.card(),
                 "val_split": config.val_split,
                 "train_images": len(self.train_images),
-                "train_images_available": len(self.train_set),
                 "val_images": len(self.val_images),
                 "limit": config.limit,
             },
             training={
                 "optimizer": "Adam",
                 "lr": config.lr,
+                "lr_schedule": config.lr_schedule,
+                "selected_by": config.select,
                 "weight_decay": config.weight_decay,
                 "amsgrad": True,
                 "batch": config.batch,
@@ -456,7 +483,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "best_val_loss": self.best_val_loss,
+            "best_value": self.best_value,
             "torch_rng": torch.get_rng_state(),
         }
         temporary = self.paths.resume.with_name(f".{self.paths.resume.name}.tmp")
@@ -486,7 +513,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
         self.epoch = int(state["epoch"])
-        self.best_val_loss = float(state["best_val_loss"])
+        self.best_value = float(state["best_value"])
 
     def _start_log(self) -> None:
         """A new log, or on resume the old one cut back to the epochs the state holds."""
@@ -512,7 +539,14 @@ class Trainer:
         for epoch in range(self.epoch + 1, self.config.epochs + 1):
             train_metrics, seconds = self.train_epoch(epoch, on_batch)
             val_metrics = self.validate(epoch)
-            improved = val_metrics.loss < self.best_val_loss
+            value = (
+                SELECTIONS[self.config.select]
+                * {
+                    "val_loss": val_metrics.loss,
+                    "val_mean_iou": val_metrics.mean_iou,
+                }[self.config.select]
+            )
+            improved = value > self.best_value
             row = {
                 "epoch": epoch,
                 "train_loss": round(train_metrics.loss, 6),
@@ -527,7 +561,7 @@ class Trainer:
             }
             self._log(row)
             if improved:
-                self.best_val_loss = val_metrics.loss
+                self.best_value = value
                 save_checkpoint(self.paths.best, self.model, self.metadata(epoch, row))
             save_checkpoint(self.paths.last, self.model, self.metadata(epoch, row))
             self.save_state(epoch)
@@ -609,6 +643,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch", type=_positive_int, default=16, help="batch size (default 16)")
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    parser.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default="constant",
+        help="constant: the recipe's fixed rate; cosine: decays from --lr to 0 over --epochs, "
+        "so --resume must keep --epochs (default constant)",
+    )
+    parser.add_argument(
+        "--select",
+        choices=tuple(SELECTIONS),
+        default="val_loss",
+        help="validation figure the best checkpoint is kept by: val_loss (lowest, the "
+        "recipe's) or val_mean_iou (highest) (default val_loss)",
+    )
     parser.add_argument(
         "--weight-decay", type=float, default=2e-4, help="Adam weight decay (default 2e-4)"
     )
@@ -695,8 +743,26 @@ def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
         interpolation=args.interpolation,
         cache_in_dataset=not args.no_dataset_cache,
         progress=not args.quiet,
-        command=shlex.join(["python", "-m", "models.train", *argv]),
+        command=shlex.join(["python", "-m", "models.train", *portable_arguments(argv)]),
+        lr_schedule=args.lr_schedule,
+        select=args.select,
     )
+
+
+def portable_arguments(argv: Sequence[str]) -> list[str]:
+    """The arguments with every local path cut to its last part, so that a recorded
+    command names the data folder and output file without the training machine's paths."""
+    result: list[str] = []
+    follows_path_option = False
+    for argument in argv:
+        option, equals, value = argument.partition("=")
+        if follows_path_option:
+            argument = Path(argument).name or argument
+        elif equals and option in PATH_OPTIONS:
+            argument = f"{option}={Path(value).name or value}"
+        follows_path_option = argument in PATH_OPTIONS
+        result.append(argument)
+    return result
 
 
 def train(config: TrainConfig, on_batch: Callable[[int, int], None] | None = None) -> Path:
@@ -730,7 +796,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TrainingError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"best checkpoint (lowest validation loss): {best}")
+    print(f"best checkpoint (by {trainer.config.select}): {best}")
     return 0
 
 

@@ -31,6 +31,7 @@ from models.train import (
     augment,
     config_from_args,
     main,
+    portable_arguments,
     train,
 )
 from tests.test_losses import write_tiny_cityscapes
@@ -104,14 +105,17 @@ def test_training_writes_checkpoints_log_and_complete_metadata(tiny_data, tmp_pa
     assert meta.preprocessing.interpolation == "area"
     assert best.preprocessing == meta.preprocessing and not best.assumed_preprocessing
     assert meta.class_weights is not None and len(meta.class_weights) == NUM_CLASSES
-    assert meta.training_data["layout"] == "cityscapes"
+    assert meta.training_data["layout"] == meta.training_data["kind"] == "cityscapes"
+    assert meta.training_data["name"] == "Cityscapes layout, split 'train', 5 images"
+    assert meta.training_data["folder"] == "cityscapes"
     assert meta.training_data["train_images"] == 4
-    assert meta.training_data["train_images_available"] == 5
+    assert meta.training_data["images"] == 5
     assert meta.training_data["val_images"] == 2
     assert meta.training["lr"] == 1e-4 and meta.training["weight_decay"] == 2e-4
     assert meta.training["amsgrad"] is True and meta.training["batch"] == 2
     assert meta.command.startswith("python -m models.train --data ")
-    assert "--groups" in meta.command
+    assert "--groups groups.toml" in meta.command and "--out ial.pt" in meta.command
+    assert str(tmp_path) not in repr(meta.to_dict()), "no local path in the model card"
     assert meta.weights_sha256 and meta.created
     assert (tiny_data / ".segbench-class-counts-train-32x64.json").is_file()
 
@@ -179,6 +183,35 @@ def test_resume_refuses_changed_settings_and_missing_state(tiny_data, tmp_path, 
     assert "loss: was 'ce', now 'ial'" in capsys.readouterr().err
 
 
+def test_cosine_schedule_decays_per_epoch_and_fixes_the_horizon_on_resume(
+    tiny_data, tmp_path, capsys
+):
+    config = _config(tiny_data, tmp_path / "m.pt", "--loss", "ce", "--epochs", "4")
+    config.lr_schedule = "cosine"
+    assert [config.lr_at(e) for e in (1, 2, 3, 4)] == pytest.approx(
+        [1e-4 * (1 + math.cos(math.pi * k / 4)) / 2 for k in range(4)]
+    )
+    argv = ["--data", str(tiny_data), "--out", str(tmp_path / "c.pt"), *TINY, "--loss", "ce"]
+    assert main([*argv, "--epochs", "1", "--lr-schedule", "cosine"]) == 0
+    assert main([*argv, "--epochs", "2", "--lr-schedule", "cosine", "--resume"]) == 2
+    assert "schedule: was ['cosine', 1], now ['cosine', 2]" in capsys.readouterr().err
+
+
+def test_best_checkpoint_by_validation_miou(tiny_data, tmp_path):
+    out = tmp_path / "m.pt"
+    argv = ["--data", str(tiny_data), "--out", str(out), *TINY, "--loss", "ce", "--epochs", "3"]
+    assert main([*argv, "--select", "val_mean_iou"]) == 0
+    rows = _rows(tmp_path / "m.csv")
+    best_epoch = max(rows, key=lambda r: float(r["val_mean_iou"]))
+    assert load_checkpoint(out).metadata.epochs == int(best_epoch["epoch"])
+    assert load_checkpoint(out).metadata.training["selected_by"] == "val_mean_iou"
+
+
+def test_recorded_command_keeps_only_the_last_part_of_paths():
+    argv = ["--data", "/home/me/data/camvid/", "--out=/tmp/runs/ce.pt", "--loss", "ce"]
+    assert portable_arguments(argv) == ["--data", "camvid", "--out=ce.pt", "--loss", "ce"]
+
+
 def test_bad_input_gives_clear_errors(tmp_path, capsys):
     base = ["--out", str(tmp_path / "m.pt"), "--loss", "ce"]
     assert main(["--data", str(tmp_path / "absent"), *base]) == 2
@@ -212,7 +245,8 @@ def test_training_on_the_camvid_sample(tmp_path):
     assert main([*argv, "--limit", "6", "--no-dataset-cache", "--workers", "1"]) == 0
     assert sorted(p.name for p in camvid.iterdir()) == before
     meta = load_checkpoint(out).metadata
-    assert meta.training_data["layout"] == "camvid"
+    assert meta.training_data["layout"] == meta.training_data["kind"] == "camvid"
+    assert meta.training_data["name"] == "CamVid train, 41 real images (CC BY-NC 4.0)"
     assert meta.training_data["val_images"] == 13
     assert math.isfinite(meta.validation_metrics["val_loss"])
 
@@ -228,6 +262,8 @@ def test_training_on_the_synthetic_demo_set(tmp_path):
     assert main(argv) == 0
     meta = load_checkpoint(out).metadata
     assert meta.loss == "ce" and meta.training_data["train_images"] == 4
+    assert meta.training_data["kind"] == "synthetic"
+    assert meta.training_data["name"] == "synthetic demo scenes (generated, not real photos)"
     assert len(_rows(tmp_path / "synthetic.csv")) == 2
 
 
