@@ -166,10 +166,10 @@ def test_refuses_to_overwrite_a_foreign_or_different_folder(tmp_path: Path) -> N
 
 
 def test_demo_set_is_regenerated_when_incomplete(tmp_path: Path, monkeypatch) -> None:
-    import models.synthetic as synthetic
+    from models.synthetic import writer
 
-    small = synthetic.SyntheticSettings(counts={"train": 1, "val": 1, "test": 1}, size=SIZE)
-    monkeypatch.setattr(synthetic, "DEMO_SETTINGS", small)
+    small = writer.SyntheticSettings(counts={"train": 1, "val": 1, "test": 1}, size=SIZE)
+    monkeypatch.setattr(writer, "DEMO_SETTINGS", small)
     folder = ensure_demo_dataset(tmp_path, progress=False)
     assert folder == tmp_path / "demo-v1" and (folder / STAMP_NAME).is_file()
     first = _digest(folder)
