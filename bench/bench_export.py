@@ -25,6 +25,7 @@ if __package__ in (None, ""):
 import torch
 
 from db import ReviewStore
+from models.catalogue import ModelCatalogue
 from models.checkpoints import CheckpointMetadata, save_checkpoint
 from models.datasets import open_dataset
 from models.inference import InferenceEngine
@@ -58,7 +59,7 @@ def prepare(work: Path, data: Path, width: float) -> tuple[ReviewStore, Path]:
         dataset=open_dataset(data, "val"),
         engine=InferenceEngine(device="cpu"),
         store=store,
-        checkpoints={"ce": models / "ce.pt", "ial": models / "ial.pt"},
+        catalogue=ModelCatalogue.of_files({"ce": models / "ce.pt", "ial": models / "ial.pt"}),
     )
     ce, ial = bench.model_id("ce"), bench.model_id("ial")
     severities = ("critical", "major", "minor")

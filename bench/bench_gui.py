@@ -71,15 +71,15 @@ def start_app(data: str, port: int, workdir: Path) -> tuple[subprocess.Popen, fl
 
 def inference_floor(data: str, repeats: int = 20) -> float:
     """Median seconds for both shipped models to predict one image of the split (no cache)."""
+    from models.catalogue import ModelCatalogue
     from models.datasets import open_dataset
     from models.inference import InferenceEngine
     from models.synthetic import resolve_data
-    from reviewer.workbench import SHIPPED_MODELS, default_pair, find_checkpoints
 
     dataset = open_dataset(resolve_data(data), "val")
     engine = InferenceEngine(device="cpu")
-    checkpoints = find_checkpoints([SHIPPED_MODELS])
-    models = [engine.load(checkpoints[name]) for name in default_pair(list(checkpoints))]
+    catalogue = ModelCatalogue.discover([])
+    models = [engine.load(catalogue.path(name)) for name in catalogue.pair_for(dataset.kind)]
     times = []
     for index in range(repeats):
         image = dataset.read_image(dataset[index % len(dataset)])

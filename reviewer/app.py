@@ -21,20 +21,16 @@ import pandas as pd
 
 from db.schema import SEVERITIES, STATUSES
 from db.store import FlagRecord, ValidationError
+from models.catalogue import UPLOAD_KIND
 from models.checkpoints import CheckpointError
+from models.conditions import condition_tags
 from models.datasets import DatasetError
 from models.labels import CLASS_NAMES, NUM_EVALUATED
 from models.metrics import SplitScores
-from models.synthetic import condition_tags
 from reviewer import board, panels
 from reviewer.export import FORMATS, ExportError, export_report, zip_export
 from reviewer.plots import class_iou_bars, group_confusion_figure, group_iou_bars
-from reviewer.workbench import (
-    FLAG_STATES,
-    SORT_KEYS,
-    Workbench,
-    default_pair,
-)
+from reviewer.workbench import FLAG_STATES, SORT_KEYS, Workbench
 
 log = logging.getLogger(__name__)
 
@@ -124,15 +120,18 @@ HISTORY_HEADERS = ["when", "who", "action", "changes"]
 def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
     """The Blocks app for one workbench; launch it with :func:`launch`."""
     groups = bench.groups
-    names = bench.model_names
-    default_a, default_b = default_pair(names)
+    catalogue = bench.catalogue
+    default_a, default_b = catalogue.pair_for(bench.dataset.kind)
+    upload_a_default, upload_b_default = catalogue.pair_for(UPLOAD_KIND)
     annotated = bench.dataset.annotated_classes
     store = bench.store
 
     def model_card(name: str) -> str:
         model = bench.model(name)
         meta = model.checkpoint.metadata
-        lines = [
+        mismatch = catalogue[name].mismatch(bench.dataset.kind)
+        lines = [f"⚠️ **Not trained on this kind of data:** {escape(mismatch)}"] if mismatch else []
+        lines += [
             f"**{escape(name)}** · loss `{escape(str(meta.loss or 'unknown'))}` · "
             f"width {meta.width:g} · input {meta.input_size[0]}x{meta.input_size[1]} · "
             f"sha256 `{model.hash[:12]}`",
@@ -140,9 +139,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         ]
         if meta.groups is not None:
             lines.append("groups: " + escape(" < ".join(meta.groups.names)))
-        data = meta.training_data.get("description") or meta.training_data.get("root")
-        if data:
-            lines.append(f"trained on: {escape(str(data))}")
+        lines.append(f"trained on: {escape(catalogue[name].data_name)}")
         if meta.epochs:
             lines.append(f"epochs: {meta.epochs}")
         if model.checkpoint.assumed_preprocessing:
@@ -496,7 +493,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             status=status or None,
             severity=severity or None,
             category=category or None,
-            model_sources=list(bench.checkpoints.values()),
+            model_sources=[model.path for model in catalogue.models.values()],
             engine=bench.engine,
             split_scores=bench.split_results(),
             groups=groups,
@@ -520,11 +517,15 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         view = bench.view_upload(image, name_a, name_b)
         drawn = panels.render_panels(view, panels.DisplayOptions(opacity=opacity))
         changed = float(view.models_differ.mean())
+        used = " and ".join(escape(catalogue[name].label) for name in (name_a, name_b))
+        notes = [catalogue[name].mismatch(UPLOAD_KIND) for name in (name_a, name_b)]
+        warnings = "".join(f"  \n⚠️ {escape(note)}" for note in notes if note)
         return (
             drawn.prediction_a,
             drawn.prediction_b,
             drawn.disagreement,
-            f"The models disagree on {changed:.1%} of the pixels (red).",
+            f"Predicted with {used}. The models disagree on {changed:.1%} of the pixels "
+            f"(red).{warnings}",
             panels.class_legend(view),
         )
 
@@ -555,10 +556,10 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         )
         with gr.Row():
             with gr.Column():
-                model_a = gr.Dropdown(names, value=default_a, label="Model A")
+                model_a = gr.Dropdown(catalogue.choices(), value=default_a, label="Model A")
                 card_a = gr.Markdown(elem_id="model-a-card")
             with gr.Column():
-                model_b = gr.Dropdown(names, value=default_b, label="Model B")
+                model_b = gr.Dropdown(catalogue.choices(), value=default_b, label="Model B")
                 card_b = gr.Markdown(elem_id="model-b-card")
         scoring_status = gr.Markdown(elem_id="scoring-status")
         scoring_timer = gr.Timer(SCORING_POLL_SECONDS, active=False)
@@ -700,6 +701,12 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                         label="Your road scene", type="numpy", sources=["upload", "clipboard"]
                     )
                     with gr.Column():
+                        upload_model_a = gr.Dropdown(
+                            catalogue.choices(), value=upload_a_default, label="Model A"
+                        )
+                        upload_model_b = gr.Dropdown(
+                            catalogue.choices(), value=upload_b_default, label="Model B"
+                        )
                         run_upload = gr.Button("Predict with both models", variant="primary")
                         upload_summary = gr.Markdown()
                         upload_legend = gr.HTML()
@@ -821,15 +828,15 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         )
         run_upload.click(
             predict_upload,
-            [upload, model_a, model_b, opacity],
+            [upload, upload_model_a, upload_model_b, opacity],
             [upload_a, upload_b, upload_diff, upload_summary, upload_legend],
         )
         flag_upload_button.click(
             flag_upload,
             [
                 upload,
-                model_a,
-                model_b,
+                upload_model_a,
+                upload_model_b,
                 reviewer,
                 upload_target,
                 upload_severity,

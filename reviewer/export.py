@@ -66,6 +66,7 @@ from db.config import resolve_db_url
 from db.engine import DatabaseURLError
 from db.schema import SEVERITIES, STATUSES
 from db.store import DatasetInfo, FlagRecord, ModelInfo, ReviewStore, StoredImage, ValidationError
+from models.catalogue import SHIPPED_CHECKPOINTS, ModelCatalogue
 from models.checkpoints import CheckpointError
 from models.datasets import DatasetError, SegmentationDataset, open_dataset, read_rgb_image
 from models.device import DEVICE_CHOICES, DeviceError
@@ -99,7 +100,7 @@ from reviewer.report_html import (
     image_section_html,
     summary_html,
 )
-from reviewer.workbench import SHIPPED_MODELS, Workbench, file_sha256, find_checkpoints
+from reviewer.workbench import Workbench, file_sha256
 
 FORMATS = ("html", "csv", "json", "masks")
 ProgressCallback = Callable[[int, int], None]
@@ -220,14 +221,13 @@ class _Sources:
 
 
 def _checkpoint_files(model_sources: Sequence[str | Path]) -> tuple[dict[str, Path], tuple]:
-    searched = [Path(p).expanduser() for p in model_sources]
-    if SHIPPED_MODELS.is_dir():
-        searched.insert(0, SHIPPED_MODELS)
+    sources = [Path(p).expanduser() for p in model_sources]
     try:
-        found = find_checkpoints(searched)
+        catalogue = ModelCatalogue.discover(sources)
     except FileNotFoundError as error:
         raise ExportError(str(error)) from None
-    return {file_sha256(path): path for path in found.values()}, tuple(searched)
+    found = {file_sha256(model.path): model.path for model in catalogue.models.values()}
+    return found, (SHIPPED_CHECKPOINTS, *sources)
 
 
 def _open_datasets(
@@ -559,7 +559,7 @@ def export_report(
                 dataset=ds,
                 engine=engine,
                 store=store,
-                checkpoints=dict(checkpoints),  # catalogue names are the file hashes
+                catalogue=ModelCatalogue.of_files(checkpoints),  # named by file hash
                 groups=groups,
                 min_recall=min_recall,
                 view_cache_size=0,  # each image is shown once

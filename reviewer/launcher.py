@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from db.config import default_data_dir, resolve_db_url
 from db.store import ReviewStore, ValidationError
+from models.catalogue import ModelCatalogue
 from models.checkpoints import CheckpointError
 from models.datasets import DatasetError, open_dataset
 from models.device import DEVICE_CHOICES, DeviceError
@@ -20,7 +21,7 @@ from models.inference import InferenceEngine
 from models.labels import DEFAULT_GROUPS, GroupsError, ImportanceGroups
 from models.synthetic import DEMO_DATA, resolve_data
 from reviewer.app import CSS, AppOptions, build_app
-from reviewer.workbench import SHIPPED_MODELS, Workbench, default_pair, find_checkpoints
+from reviewer.workbench import Workbench
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,12 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=[],
         metavar="FILE_OR_DIR",
-        help="checkpoint files or folders of them, offered besides the shipped demo models",
+        help="checkpoint files or folders of them, offered besides the shipped pairs (the "
+        "pair trained on the kind of data shown is opened first)",
     )
     parser.add_argument(
         "--only-my-models",
         action="store_true",
-        help="offer only the --models checkpoints, not the shipped demo pair",
+        help="offer only the --models checkpoints, not the shipped pairs",
     )
     parser.add_argument(
         "--db",
@@ -85,21 +87,22 @@ def prepare(args: argparse.Namespace) -> tuple[Workbench, AppOptions]:
     print(dataset.describe(), file=sys.stderr)
     for skipped in dataset.skipped[:20]:
         print(f"  skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
-    use_shipped = SHIPPED_MODELS.is_dir() and not args.only_my_models
-    checkpoints = find_checkpoints([SHIPPED_MODELS, *args.models] if use_shipped else args.models)
+    catalogue = ModelCatalogue.discover(args.models, shipped=not args.only_my_models)
+    for path, reason in catalogue.skipped:
+        print(f"  skipped model {path.name}: {reason}", file=sys.stderr)
     data_dir = default_data_dir()
     bench = Workbench(
         dataset=dataset,
         engine=InferenceEngine(device=args.device),
         store=ReviewStore.open(resolve_db_url(args.db)),
-        checkpoints=checkpoints,
+        catalogue=catalogue,
         upload_dir=data_dir / "uploads",
         groups=groups,
     )
     options = AppOptions(
         export_dir=(args.export_dir or data_dir / "exports").expanduser().resolve(),
     )
-    first, second = default_pair(bench.model_names)
+    first, second = catalogue.pair_for(dataset.kind)
     if dataset.has_labels and not args.no_evaluate and bench.cached_scores(first, second) is None:
         bar = tqdm(total=len(dataset), desc="first evaluation of the split", unit="img")
         scoring = bench.score_in_background(first, second, lambda done, _: bar.update(done - bar.n))

@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 
 from db.store import ModelInfo
+from models.conditions import condition_tags
 from models.labels import CLASS_NAMES, NUM_EVALUATED, ImportanceGroups
 from models.metrics import SplitScores
-from models.synthetic import condition_tags
 from reviewer.overlays import draw_box
 from reviewer.panels import (
     INSTANCE_HEADERS,

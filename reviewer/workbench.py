@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,7 +20,9 @@ import cv2
 import numpy as np
 
 from db.store import ImageRecord, ModelInfo, ReviewStore
+from models.catalogue import ModelCatalogue
 from models.checkpoints import CheckpointError
+from models.conditions import condition_tags
 from models.confusion import joint_confusion
 from models.datasets import SegmentationDataset, read_png_header, read_rgb_image
 from models.evaluate import ProgressCallback, evaluate_split
@@ -36,10 +37,6 @@ from models.metrics import (
     error_map,
     image_scores_from_matrix,
 )
-from models.synthetic import condition_tags
-
-SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models" / "checkpoints"
-"""The demo checkpoints that come with the project."""
 
 SORT_KEYS: dict[str, str] = {
     "safety error of either model": "Images where A or B makes the most dangerous errors first",
@@ -60,39 +57,12 @@ ViewKey = tuple[str, str, str]
 """(image id, name of model A, name of model B): what one :class:`ImageView` shows."""
 
 
-def find_checkpoints(sources: Iterable[Path]) -> dict[str, Path]:
-    """Checkpoint files (``*.pt``/``*.pth``) in the given files and folders, by unique name."""
-    found: dict[str, Path] = {}
-    for source in sources:
-        source = Path(source).expanduser()
-        if source.is_dir():
-            files = sorted(p for p in source.iterdir() if p.suffix in (".pt", ".pth"))
-            files = [p for p in files if not p.name.endswith((".last.pt", ".resume.pt"))]
-        elif source.is_file():
-            files = [source]
-        else:
-            raise FileNotFoundError(f"model file or folder not found: {source}")
-        for path in files:
-            name, n = path.stem, 2
-            while name in found and found[name] != path.resolve():
-                name, n = f"{path.stem}-{n}", n + 1
-            found[name] = path.resolve()
-    return found
-
-
 def encode_png(image: np.ndarray) -> bytes:
     """PNG bytes of an RGB image (OpenCV writes BGR)."""
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError("the image could not be encoded as PNG")
     return encoded.tobytes()
-
-
-def default_pair(names: Sequence[str]) -> tuple[str, str]:
-    """Model A and B shown first: a CE and an IAL model when their names say so."""
-    first = next((n for n in names if "ce" in n.lower().split("-")), names[0])
-    second = next((n for n in names if "ial" in n.lower() and n != first), names[-1])
-    return first, second
 
 
 def file_sha256(*paths: Path) -> str:
@@ -192,7 +162,7 @@ class Workbench:
     dataset: SegmentationDataset
     engine: InferenceEngine
     store: ReviewStore
-    checkpoints: dict[str, Path]
+    catalogue: ModelCatalogue
     upload_dir: Path | None = None
     """Where images people upload for review are kept (so their flags point at a file)."""
     groups: ImportanceGroups = DEFAULT_GROUPS
@@ -214,7 +184,7 @@ class Workbench:
     def __post_init__(self) -> None:
         if not self.register:
             return
-        if not self.checkpoints:
+        if not self.catalogue:
             raise CheckpointError("no model checkpoint found; pass --models FILE_OR_DIR")
         info = self.store.register_dataset(
             name=f"{self.dataset.layout}:{self.dataset.root.name}",
@@ -245,7 +215,7 @@ class Workbench:
 
     @property
     def model_names(self) -> list[str]:
-        return list(self.checkpoints)
+        return self.catalogue.names
 
     def image_id(self, sample_id: str) -> int:
         """The store's id of an image of the split (KeyError naming it if unknown)."""
@@ -256,9 +226,7 @@ class Workbench:
 
     def model(self, name: str) -> LoadedModel:
         """The loaded model of a catalogue name; registers its version in the store."""
-        if name not in self.checkpoints:
-            raise KeyError(f"unknown model {name!r}; known: {', '.join(self.checkpoints)}")
-        loaded = self.engine.load(self.checkpoints[name])
+        loaded = self.engine.load(self.catalogue.path(name))
         with self._lock:
             if name not in self._model_ids:
                 metadata = loaded.checkpoint.metadata.to_dict()

@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 
 from db.store import ReviewStore
+from models.catalogue import ModelCatalogue
+from models.conditions import condition_tags
 from models.datasets import DatasetError, open_dataset
 from models.inference import InferenceEngine
-from models.synthetic import condition_tags
 from reviewer import panels
 from reviewer.app import AGREEMENT_SCOPES, AppOptions, build_app
 from reviewer.board import (
@@ -27,7 +28,7 @@ from reviewer.board import (
     QueueEntry,
     jpeg_data_url,
 )
-from reviewer.workbench import BackgroundScoring, Workbench, default_pair, find_checkpoints
+from reviewer.workbench import BackgroundScoring, Workbench
 
 
 @pytest.fixture()
@@ -36,7 +37,7 @@ def handlers(tiny_synthetic: Path, tiny_models: Path, tmp_path: Path):
         dataset=open_dataset(tiny_synthetic, "val"),
         engine=InferenceEngine(device="cpu"),
         store=ReviewStore.open(f"sqlite:///{tmp_path / 'review.db'}"),
-        checkpoints=find_checkpoints([tiny_models]),
+        catalogue=ModelCatalogue.discover([tiny_models], shipped=False),
         upload_dir=tmp_path / "uploads",
     )
     app = build_app(bench, AppOptions(tmp_path / "exports"))
@@ -50,7 +51,7 @@ def handlers(tiny_synthetic: Path, tiny_models: Path, tmp_path: Path):
 
 def test_an_uploaded_image_is_flagged(handlers) -> None:
     bench, functions = handlers
-    name_a, name_b = default_pair(bench.model_names)
+    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     image = np.random.default_rng(1).integers(0, 256, (80, 120, 3), dtype=np.uint8)
     message = functions["flag_upload"](
         image, name_a, name_b, "ana", "model B", "critical", "missed person", "look"
@@ -61,7 +62,7 @@ def test_an_uploaded_image_is_flagged(handlers) -> None:
 
 
 def _board(bench: Workbench, sample_ids: list[str], position: int = 0) -> str:
-    name_a, name_b = default_pair(bench.model_names)
+    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     queue = tuple(QueueEntry(sample_id, "", None, 0, "unflagged") for sample_id in sample_ids)
     display = Display(name_a, name_b, shown_groups=tuple(bench.groups.names))
     return BoardState(queue=queue, position=position, display=display).to_json()
@@ -98,13 +99,13 @@ def test_a_flag_goes_to_the_image_and_models_the_board_shows(handlers) -> None:
     )
     (flag,) = bench.store.list_flags()
     assert flag.image_key == ids[2] and ids[2] in message
-    assert (flag.model_a, flag.model_b) == default_pair(bench.model_names)
+    assert (flag.model_a, flag.model_b) == bench.catalogue.pair_for(bench.dataset.kind)
 
 
 def test_the_board_gets_the_panels_it_asks_for_as_pictures(handlers) -> None:
     bench, functions = handlers
     fetch_panels = functions["fetch_panels"]
-    name_a, name_b = default_pair(bench.model_names)
+    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     sample_id = bench.dataset[1].id
     display = {
         "model_a": name_a,
@@ -133,7 +134,7 @@ def test_the_board_gets_the_panels_it_asks_for_as_pictures(handlers) -> None:
 def test_the_board_gets_readable_errors_instead_of_panels(handlers) -> None:
     bench, functions = handlers
     fetch_panels = functions["fetch_panels"]
-    name_a, name_b = default_pair(bench.model_names)
+    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     display = {"model_a": name_a, "model_b": name_b}
     assert "no image 'val/nowhere'" in fetch_panels(["val/nowhere", display])["error"]
     assert (
@@ -146,7 +147,7 @@ def test_the_board_gets_readable_errors_instead_of_panels(handlers) -> None:
 
 def test_the_queue_and_display_reach_the_board_and_keep_its_position(handlers) -> None:
     bench, functions = handlers
-    name_a, name_b = default_pair(bench.model_names)
+    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     ids = [sample.id for sample in bench.dataset]
     controls = [
         name_a,
@@ -216,3 +217,43 @@ def test_wide_panels_are_shrunk_for_the_page_and_keep_their_aspect() -> None:
     assert np.abs(picture[:, :500].astype(int)).max() <= 6
     small = np.full((128, 256, 3), 77, dtype=np.uint8)
     assert _picture(jpeg_data_url(small, max_width=PANEL_MAX_WIDTH)).shape == small.shape
+
+
+def _dropdown_values(app: gr.Blocks) -> dict[str, list]:
+    """The first value of every model picker, by label, in page order."""
+    values: dict[str, list] = {}
+    for block in app.blocks.values():
+        if isinstance(block, gr.Dropdown) and str(block.label).startswith("Model"):
+            values.setdefault(str(block.label), []).append(block.value)
+    return values
+
+
+def test_the_pair_fits_the_data_and_a_misfit_is_said(tmp_path: Path) -> None:
+    camvid = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "camvid-sample"
+    if not camvid.is_dir():
+        pytest.skip(f"real CamVid sample not found at {camvid}")
+    bench = Workbench(
+        dataset=open_dataset(camvid, "val"),
+        engine=InferenceEngine(device="cpu"),
+        store=ReviewStore.open(f"sqlite:///{tmp_path / 'review.db'}"),
+        catalogue=ModelCatalogue.discover([]),
+    )
+    app = build_app(bench, AppOptions(tmp_path / "exports"))
+    pickers = _dropdown_values(app)
+    assert pickers["Model A"] == ["camvid-ce", "camvid-ce"], "review pair, then upload pair"
+    assert pickers["Model B"] == ["camvid-ial", "camvid-ial"]
+    on_models = next(f.fn for f in app.fns.values() if f.fn.__name__ == "on_models")
+    fitting, misfit = on_models("camvid-ce", "segnet-ial")
+    assert "Not trained on this kind of data" not in fitting
+    assert "trained on: CamVid train, 367 real images (CC BY-NC 4.0)" in fitting
+    assert "Not trained on this kind of data" in misfit
+    assert "synthetic demo scenes (generated, not real photos); the images are CamVid" in misfit
+
+
+def test_an_upload_says_which_pair_predicted_it(handlers) -> None:
+    bench, functions = handlers
+    name_a, name_b = bench.catalogue.names
+    image = np.random.default_rng(2).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    summary = functions["predict_upload"](image, name_a, name_b, 0.5)[3]
+    assert summary.startswith(f"Predicted with {name_a} (CE, training data unknown) and ")
+    assert f"{name_b}: its training data is unknown; the images are CamVid" in summary

@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from models.catalogue import SHIPPED_PAIRS
 from models.checkpoints import load_checkpoint
 from models.datasets import open_dataset
 from models.evaluate import evaluate_split
 from models.inference import InferenceEngine
 from models.metrics import SplitScores
 from models.synthetic import DEMO_SETTINGS, generate_dataset
-from reviewer.workbench import SHIPPED_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
-PAIR = {"CE": SHIPPED_MODELS / "segnet-ce.pt", "IAL": SHIPPED_MODELS / "segnet-ial.pt"}
+DEMO = next(pair for pair in SHIPPED_PAIRS if pair.name == "demo")
+PAIR = {"CE": DEMO.path("ce"), "IAL": DEMO.path("ial")}
 DIFFERENT_BY_NATURE = {"loss", "command", "created", "validation_metrics", "weights_sha256"}
 """Metadata that must differ between the two: the loss and what follows from training."""
 

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from db.store import ImageRecord, ReviewStore
+from models.catalogue import ModelCatalogue
 from models.checkpoints import CheckpointMetadata, save_checkpoint
 from models.datasets import SegmentationDataset, open_dataset
 from models.inference import InferenceEngine
@@ -68,7 +69,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
         dataset=dataset,
         engine=engine,
         store=store,
-        checkpoints={"ce": models / "ce.pt", "ial": models / "ial.pt"},
+        catalogue=ModelCatalogue.of_files({"ce": models / "ce.pt", "ial": models / "ial.pt"}),
         upload_dir=tmp / "uploads",
     )
     ce, ial = bench.model_id("ce"), bench.model_id("ial")

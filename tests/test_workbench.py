@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 
 from db.store import ReviewStore
+from models.catalogue import ModelCatalogue
+from models.conditions import condition_tags
 from models.datasets import DatasetError, open_dataset
 from models.inference import InferenceEngine
 from models.labels import CLASSES, DEFAULT_GROUPS, NUM_EVALUATED
 from models.metrics import image_scores
-from models.synthetic import condition_tags
 from reviewer import panels
 from reviewer.app import parse_region
-from reviewer.workbench import Workbench, default_pair, find_checkpoints
+from reviewer.workbench import Workbench
 
 
 @pytest.fixture()
@@ -27,14 +28,14 @@ def bench(tiny_synthetic: Path, tiny_models: Path, tmp_path: Path) -> Workbench:
         dataset=open_dataset(tiny_synthetic, "val"),
         engine=InferenceEngine(device="cpu"),
         store=ReviewStore.open(f"sqlite:///{tmp_path / 'review.db'}"),
-        checkpoints=find_checkpoints([tiny_models]),
+        catalogue=ModelCatalogue.discover([tiny_models], shipped=False),
         upload_dir=tmp_path / "uploads",
     )
 
 
 def _independent_safety(bench: Workbench, name: str) -> dict[str, float]:
     engine = InferenceEngine(device="cpu")
-    model = engine.load(bench.checkpoints[name])
+    model = engine.load(bench.catalogue.path(name))
     result = {}
     for sample in bench.dataset:
         prediction = engine.predict(model, bench.dataset.read_image(sample)).labels
@@ -47,7 +48,7 @@ def _independent_safety(bench: Workbench, name: str) -> dict[str, float]:
 def test_queue_is_worst_first_after_evaluation_and_cached_in_the_store(
     bench: Workbench, tmp_path: Path
 ) -> None:
-    name_a, name_b = default_pair(bench.model_names)
+    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     assert (name_a, name_b) == ("segnet-ce", "segnet-ial")
     assert bench.cached_scores(name_a, name_b) is None
     unordered = bench.queue(name_a, name_b, "safety error of A")
@@ -63,7 +64,7 @@ def test_queue_is_worst_first_after_evaluation_and_cached_in_the_store(
         dataset=bench.dataset,
         engine=InferenceEngine(device="cpu"),
         store=ReviewStore.open(f"sqlite:///{tmp_path / 'review.db'}"),
-        checkpoints=bench.checkpoints,
+        catalogue=bench.catalogue,
     )
     cached = fresh.cached_scores(name_a, name_b)
     assert cached is not None and set(cached["A"]) == set(expected)
@@ -87,11 +88,11 @@ def test_corrected_ground_truth_is_scored_again_not_served_from_the_cache(
             dataset=open_dataset(data, "val"),
             engine=InferenceEngine(device="cpu"),
             store=ReviewStore.open(url),
-            checkpoints=find_checkpoints([tiny_models]),
+            catalogue=ModelCatalogue.discover([tiny_models], shipped=False),
         )
 
     bench = open_bench()
-    name_a, name_b = default_pair(bench.model_names)
+    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     bench.evaluate(name_a, name_b)
     corrected = bench.dataset[0]
     before = bench.cached_scores(name_a, name_b)["A"][corrected.id]["safety_error"]
@@ -110,7 +111,7 @@ def test_corrected_ground_truth_is_scored_again_not_served_from_the_cache(
 
 
 def test_flag_status_filter_and_view_contents(bench: Workbench) -> None:
-    name_a, name_b = default_pair(bench.model_names)
+    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     target = bench.dataset[1].id
     bench.store.create_flag(
         image_id=bench.image_id(target),
@@ -127,7 +128,7 @@ def test_flag_status_filter_and_view_contents(bench: Workbench) -> None:
     view = bench.view(target, name_a, name_b)
     engine = InferenceEngine(device="cpu")
     image = bench.dataset.read_image(bench.dataset.sample(target))
-    expected_a = engine.predict(engine.load(bench.checkpoints[name_a]), image).labels
+    expected_a = engine.predict(engine.load(bench.catalogue.path(name_a)), image).labels
     assert np.array_equal(view.prediction_a, expected_a)
     gt = bench.dataset.read_label(bench.dataset.sample(target))
     assert view.scores_a == image_scores(gt, expected_a, DEFAULT_GROUPS)
@@ -156,7 +157,7 @@ def test_visible_classes_follow_group_and_class_toggles() -> None:
 
 
 def test_upload_is_kept_and_flaggable(bench: Workbench) -> None:
-    name_a, name_b = default_pair(bench.model_names)
+    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     image = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
     view = bench.view_upload(image, name_a, name_b)
     assert view.ground_truth is None and view.prediction_a.shape == (70, 90)
@@ -183,11 +184,11 @@ def test_unknown_model_and_image_give_clear_errors(bench: Workbench) -> None:
     with pytest.raises(KeyError, match="no image 'val/x/y'"):
         bench.image_id("val/x/y")
     with pytest.raises(FileNotFoundError, match="model file or folder not found"):
-        find_checkpoints([Path("/nonexistent/models")])
+        ModelCatalogue.discover([Path("/nonexistent/models")])
 
 
 def test_iou_figure_marks_unannotated_classes(bench: Workbench) -> None:
-    name_a, name_b = default_pair(bench.model_names)
+    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     view = bench.view(bench.dataset[0].id, name_a, name_b)
     figure = panels.iou_figure(view, DEFAULT_GROUPS, frozenset(range(5)))
     hover = [row[1] for row in figure.data[0].customdata]
@@ -195,7 +196,7 @@ def test_iou_figure_marks_unannotated_classes(bench: Workbench) -> None:
 
 
 def test_disagreement_can_be_judged_on_all_labelled_pixels(bench: Workbench) -> None:
-    name_a, name_b = default_pair(bench.model_names)
+    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     view = bench.view(bench.dataset[2].id, name_a, name_b)
     critical = panels.render_panels(view, panels.DisplayOptions())
     everywhere = panels.render_panels(view, panels.DisplayOptions(disagreement_on_all_classes=True))
@@ -223,7 +224,7 @@ def _count_predictions(bench: Workbench, monkeypatch: pytest.MonkeyPatch) -> lis
 def test_a_view_is_computed_once_and_equals_a_fresh_one(
     bench: Workbench, monkeypatch: pytest.MonkeyPatch, tiny_synthetic: Path, tmp_path: Path
 ) -> None:
-    name_a, name_b = default_pair(bench.model_names)
+    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     predicted = _count_predictions(bench, monkeypatch)
     sample_id = bench.dataset[1].id
     bench.view(sample_id, name_a, name_b)
@@ -233,7 +234,7 @@ def test_a_view_is_computed_once_and_equals_a_fresh_one(
         dataset=open_dataset(tiny_synthetic, "val"),
         engine=InferenceEngine(device="cpu"),
         store=ReviewStore.open(f"sqlite:///{tmp_path / 'other.db'}"),
-        checkpoints=bench.checkpoints,
+        catalogue=bench.catalogue,
     ).view(sample_id, name_a, name_b)
     assert np.array_equal(view.prediction_a, fresh.prediction_a)
     assert np.array_equal(view.error_b, fresh.error_b)
@@ -241,7 +242,7 @@ def test_a_view_is_computed_once_and_equals_a_fresh_one(
 
 
 def test_condition_filter_and_title_follow_the_synthetic_sidecars(bench: Workbench) -> None:
-    name_a, name_b = default_pair(bench.model_names)
+    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     sidecars = {s.id: json.loads(s.meta_path.read_text()) for s in bench.dataset}
 
     def has(meta: dict, tag: str) -> bool:
@@ -267,7 +268,7 @@ def test_condition_filter_and_title_follow_the_synthetic_sidecars(bench: Workben
 def test_background_scoring_fills_the_cache_as_an_evaluation_does(
     bench: Workbench, tiny_synthetic: Path, tmp_path: Path
 ) -> None:
-    name_a, name_b = default_pair(bench.model_names)
+    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     assert bench.cached_scores(name_a, name_b) is None
     reported: list[tuple[int, int]] = []
     scoring = bench.score_in_background(name_a, name_b, lambda *done: reported.append(done))
@@ -282,7 +283,7 @@ def test_background_scoring_fills_the_cache_as_an_evaluation_does(
         dataset=open_dataset(tiny_synthetic, "val"),
         engine=InferenceEngine(device="cpu"),
         store=ReviewStore.open(f"sqlite:///{tmp_path / 'alone.db'}"),
-        checkpoints=bench.checkpoints,
+        catalogue=bench.catalogue,
     ).evaluate(name_a, name_b)
     assert result.models["B"].miou == alone.models["B"].miou
     assert result.models["A"].critical_miss_rate == alone.models["A"].critical_miss_rate
@@ -295,8 +296,8 @@ def test_a_failed_background_scoring_keeps_its_error(
         raise DatasetError(f"cannot read {sample.image_path}")
 
     monkeypatch.setattr(bench.dataset, "read_image", unreadable)
-    scoring = bench.score_in_background(*default_pair(bench.model_names))
+    scoring = bench.score_in_background(*bench.catalogue.pair_for(bench.dataset.kind))
     with pytest.raises(DatasetError):
         scoring.future.result(timeout=60)
     assert isinstance(scoring.failure(), DatasetError) and not scoring.running
-    assert bench.cached_scores(*default_pair(bench.model_names)) is None
+    assert bench.cached_scores(*bench.catalogue.pair_for(bench.dataset.kind)) is None
