@@ -24,7 +24,12 @@ from models.catalogue import ModelCatalogue
 from models.checkpoints import CheckpointError
 from models.conditions import condition_tags
 from models.confusion import joint_confusion
-from models.datasets import SegmentationDataset, read_png_header, read_rgb_image
+from models.datasets import (
+    SegmentationDataset,
+    file_fingerprint,
+    image_size,
+    read_rgb_image,
+)
 from models.evaluate import ProgressCallback, evaluate_split
 from models.inference import InferenceEngine, LoadedModel
 from models.instances import DEFAULT_MIN_RECALL, InstanceScore, instance_scores
@@ -195,14 +200,13 @@ class Workbench:
         self._dataset_id = info.id
         records = []
         for sample in self.dataset.samples:
-            height, width = _image_size(sample.image_path)
+            height, width = image_size(sample.image_path) or _decoded_size(sample.image_path)
+            files = (sample.image_path, *([sample.label_path] if sample.label_path else []))
             records.append(
                 ImageRecord(
                     image_key=sample.id,
                     path=str(sample.image_path),
-                    content_hash=file_sha256(
-                        sample.image_path, *([sample.label_path] if sample.label_path else [])
-                    ),
+                    content_hash=file_fingerprint(*files),
                     width=width,
                     height=height,
                 )
@@ -523,10 +527,8 @@ def _flag_status(counts: dict[str, int]) -> str:
     return "unflagged"
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the PNG header, or by decoding other formats."""
-    header = read_png_header(path)
-    if header is not None:
-        return header.height, header.width
+def _decoded_size(path: Path) -> tuple[int, int]:
+    """(height, width) of an image whose header alone does not tell (formats other than
+    PNG and JPEG), by decoding it."""
     height, width = read_rgb_image(path).shape[:2]
     return height, width

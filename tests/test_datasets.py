@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,8 @@ from models.datasets import (
     DatasetError,
     ImageFolderDataset,
     KittiDataset,
+    file_fingerprint,
+    image_size,
     open_dataset,
 )
 
@@ -203,3 +206,35 @@ def test_empty_split_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "leftImg8bit" / "val").mkdir(parents=True)
     with pytest.raises(DatasetError, match="no usable image in split 'val'"):
         open_dataset(tmp_path, "val")
+
+
+def test_image_size_from_the_header_alone(tmp_path: Path) -> None:
+    image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    for suffix in (".png", ".jpg"):
+        cv2.imwrite(str(tmp_path / f"a{suffix}"), image)
+        assert image_size(tmp_path / f"a{suffix}") == (37, 53)
+    data = (tmp_path / "a.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[:20])
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.png").write_text("not an image")
+    for broken in ("cut.jpg", "empty.png", "text.png"):
+        assert image_size(tmp_path / broken) is None, broken
+
+
+def test_fingerprint_changes_with_the_contents_and_not_otherwise(tmp_path: Path) -> None:
+    image, label = tmp_path / "image.png", tmp_path / "label.png"
+    image.write_bytes(bytes(range(256)) * 1024)  # larger than two fingerprint blocks
+    label.write_bytes(b"\x01" * 100)
+    before = file_fingerprint(image, label)
+    assert file_fingerprint(image, label) == before
+    assert file_fingerprint(label, image) != before
+    label.write_bytes(b"\x02" * 100)
+    assert file_fingerprint(image, label) != before
+    expected = hashlib.sha256()
+    for path in (image, label):
+        stat = path.stat()
+        expected.update(f"{stat.st_size}|{stat.st_mtime_ns}|".encode())
+        data = path.read_bytes()
+        expected.update(data[:65536])
+        expected.update(data[max(65536, len(data) - 65536) :])
+    assert file_fingerprint(image, label) == expected.hexdigest()
