@@ -7,9 +7,9 @@ matrices (its marginals) and their agreement on any set of ground-truth classes 
 same single pass over the pixels.
 
 On a GPU the count runs in torch on the device. On the CPU it runs in numpy: numpy's
-single-threaded SIMD loops take a few milliseconds per 2048x1024 image whatever else the
-machine is doing, whereas torch's intra-op threads, on a CPU shared with inference (or with
-other users), measured here anywhere from as fast to ten times slower.
+single-threaded SIMD loops keep their speed whatever else the machine is doing, whereas
+torch's intra-op threads compete with inference (and with other users) for the same
+cores.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ PLOT_TEMPLATE = go.layout.Template(
     }
 )
 """The look of every figure, built once: naming a stock template ("plotly_white") makes
-plotly deep-copy it into each figure, about 20 ms apiece, and sends all of it to the page."""
+plotly deep-copy the whole template into each figure and send all of it to the page."""
 
 
 def group_color(index: int) -> str:
