@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
@@ -191,9 +192,36 @@ def file_fingerprint(*paths: Path) -> str:
     return digest.hexdigest()
 
 
+MAX_PIXELS_ENV = "SEGBENCH_MAX_PIXELS"
+"""Raise (or lower) the decoded-image limit with this variable, in pixels."""
+DEFAULT_MAX_PIXELS = 40_000_000
+"""No image of a road-scene dataset is larger (Cityscapes is 2 MP), while a few hundred KB of
+compressed PNG can claim 144 MP and cost gigabytes to decode: anything larger is refused
+from its header, before decoding."""
+
+
+def max_pixels() -> int:
+    """The decoded-image limit in pixels (``SEGBENCH_MAX_PIXELS`` or 40 MP)."""
+    text = os.environ.get(MAX_PIXELS_ENV, "")
+    return int(text) if text.strip().isdigit() else DEFAULT_MAX_PIXELS
+
+
+def check_pixels(path: Path | str, height: int, width: int) -> None:
+    """Refuse an image whose size would exceed the pixel limit once decoded."""
+    limit = max_pixels()
+    if height * width > limit:
+        raise DatasetError(
+            f"{path}: {width}x{height} is {height * width / 1e6:.4g} MP, above the limit of "
+            f"{limit / 1e6:.4g} MP (set {MAX_PIXELS_ENV} to raise it)"
+        )
+
+
 def _decode(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
+    size = image_size(path)
+    if size is not None:
+        check_pixels(path, *size)
     data = np.fromfile(path, dtype=np.uint8)
     array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if array is None:

@@ -47,6 +47,7 @@ from models.labels import (
     NUM_EVALUATED,
     ImportanceGroups,
 )
+from models.maps import DISAGREEMENT_MAP, ERROR_MAP
 
 EVALUATED = slice(0, NUM_EVALUATED)
 """Rows/columns of the 19 evaluated classes in a 20x20 matrix."""
@@ -330,8 +331,11 @@ def _label_arrays(**maps: LabelMap) -> list[np.ndarray]:
     return list(arrays.values())
 
 
-DISAGREEMENT_CODES = {"both_right": 0, "only_a": 1, "only_b": 2, "both_wrong": 3, "ignored": 255}
-ERROR_CODES = {"correct": 0, "miss": 1, "false_alarm": 2, "other_error": 3, "ignored": 255}
+_BY_WRONG = np.array(
+    [DISAGREEMENT_MAP.value(key) for key in ("both_right", "only_a", "only_b", "both_wrong")],
+    dtype=np.uint8,
+)
+"""Disagreement value by 2 * (A wrong) + (B wrong)."""
 
 
 def disagreement_map(
@@ -341,32 +345,37 @@ def disagreement_map(
     groups: ImportanceGroups = DEFAULT_GROUPS,
     critical_only: bool = True,
 ) -> np.ndarray:
-    """uint8 map for the GUI, codes in ``DISAGREEMENT_CODES``; 255 where not judged: on
-    ground-truth background, and on non-critical pixels unless ``critical_only`` is off."""
+    """uint8 map for the GUI, codes in ``models.maps.DISAGREEMENT_MAP``; "ignored" where
+    not judged: on ground-truth background, and on non-critical pixels unless
+    ``critical_only`` is off."""
     gt, pred_a, pred_b = _label_arrays(ground_truth=gt, prediction_a=pred_a, prediction_b=pred_b)
-    codes = (pred_b != gt).astype(np.uint8) + 2 * (pred_a != gt).astype(np.uint8)
+    codes = _BY_WRONG[2 * (pred_a != gt).astype(np.uint8) + (pred_b != gt)]
     critical = groups.group_of == groups.most_important
     if not critical_only:
         critical[:] = True
     critical[BACKGROUND] = False
     critical = critical[gt]
-    return np.where(critical, codes, np.uint8(255)).astype(np.uint8)
+    return np.where(critical, codes, np.uint8(DISAGREEMENT_MAP.value("ignored")))
 
 
 def error_map(
     gt: LabelMap, pred: LabelMap, groups: ImportanceGroups = DEFAULT_GROUPS
 ) -> np.ndarray:
-    """uint8 map for the GUI, codes in ``ERROR_CODES``.
+    """uint8 map for the GUI, codes in ``models.maps.ERROR_MAP``.
 
-    0 correct; 1 miss (predicted group less important than the truth's); 2 false alarm
-    (more important); 3 other error (same group); 255 ground-truth background.
+    A miss is a prediction of a less important group than the truth's, a false alarm of a
+    more important one, another error one of the same group; ground-truth background is
+    "ignored".
     """
     gt, pred = _label_arrays(ground_truth=gt, prediction=pred)
+    code = ERROR_MAP.value
     level = groups.group_of
     drop = level[:, None] - level[None, :]
-    table = np.where(drop > 0, 1, np.where(drop < 0, 2, 3)).astype(np.uint8)
-    np.fill_diagonal(table, 0)
-    table[BACKGROUND] = 255
+    table = np.select(
+        [drop > 0, drop < 0], [code("miss"), code("false_alarm")], code("other_error")
+    ).astype(np.uint8)
+    np.fill_diagonal(table, code("correct"))
+    table[BACKGROUND] = code("ignored")
     index = gt.astype(np.uint16) * NUM_CLASSES + pred
     return table.reshape(-1)[index]
 

@@ -16,6 +16,9 @@ import torch
 
 INTERPOLATIONS = {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}
 CHANNEL_ORDERS = ("RGB", "BGR")
+MAX_INPUT_SIDE = 4096
+"""Largest network input side a checkpoint may ask for: its metadata is not covered by the
+weights hash, and a claimed 60000x60000 input would cost tens of GB at the first prediction."""
 
 
 class PreprocessingError(ValueError):
@@ -47,8 +50,10 @@ class Preprocessing:
 
     def __post_init__(self) -> None:
         height, width = self.input_size
-        if height < 1 or width < 1:
-            raise PreprocessingError(f"input size must be positive, got {height}x{width}")
+        if not (1 <= height <= MAX_INPUT_SIDE and 1 <= width <= MAX_INPUT_SIDE):
+            raise PreprocessingError(
+                f"input size must be 1..{MAX_INPUT_SIDE} per side, got {height}x{width}"
+            )
         if self.channel_order not in CHANNEL_ORDERS:
             raise PreprocessingError(
                 f"channel order must be one of {', '.join(CHANNEL_ORDERS)}, "

@@ -29,6 +29,7 @@ from models.labels import CLASS_NAMES, NUM_EVALUATED
 from models.metrics import SplitScores
 from reviewer import board, panels
 from reviewer.export import FORMATS, ExportError, export_report, zip_export
+from reviewer.overlays import LEGEND_CSS
 from reviewer.plots import class_iou_bars, group_confusion_figure, group_iou_bars
 from reviewer.workbench import FLAG_STATES, SORT_KEYS, Workbench
 
@@ -38,6 +39,7 @@ IMAGE_HEIGHT = 240
 """Display height of the image panels in pixels (they keep their aspect ratio)."""
 
 AGREEMENT_SCOPES = ("critical pixels", "all labelled pixels")
+"""The agreement toggle's choices, indexed by ``agreement_on_all_pixels``."""
 
 TARGET_LABELS = {
     "ground_truth": "ground truth",
@@ -47,12 +49,12 @@ TARGET_LABELS = {
 }
 """Flag targets as a person reads them; the keys are the store's values."""
 
-CSS = """
-.legend { display: flex; flex-wrap: wrap; gap: 4px 12px; font-size: 0.85em; margin: 4px 0; }
-.legend-chip { display: inline-flex; align-items: center; gap: 4px; }
-.legend-chip > span { width: 14px; height: 14px; border: 1px solid #555; display: inline-block; }
+CSS = (
+    LEGEND_CSS
+    + """
 #flag-status { min-height: 1.5em; }
 """
+)
 
 EXPECTED_ERRORS = (
     ValueError,
@@ -227,16 +229,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             sample_id, display_data = request
             display = board.display_from_request(display_data)
             view = bench.view(str(sample_id), display.model_a, display.model_b)
-            drawn = panels.render_panels(
-                view,
-                panels.DisplayOptions(
-                    opacity=min(max(display.opacity, 0.0), 1.0),
-                    visible_classes=panels.visible_classes(
-                        groups, display.shown_groups, display.hidden_classes
-                    ),
-                    disagreement_on_all_classes=display.agreement_on_all_pixels,
-                ),
-            )
+            drawn = panels.render_panels(view, display.options(groups))
             return board.panel_payload(view.sample_id, condition_tags(view.meta or {}), drawn)
         except Exception as error:
             return {"error": readable(error, "fetch_panels")}
@@ -580,7 +573,13 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                         label="Condition (synthetic set)",
                     )
                 with gr.Row():
-                    opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
+                    opacity = gr.Slider(
+                        0,
+                        1,
+                        value=panels.DEFAULT_DISPLAY.opacity,
+                        step=0.05,
+                        label="Overlay opacity",
+                    )
                     shown_groups = gr.CheckboxGroup(
                         list(groups.names), value=list(groups.names), label="Show groups"
                     )
@@ -589,7 +588,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
                     )
                     agreement_scope = gr.Radio(
                         list(AGREEMENT_SCOPES),
-                        value=AGREEMENT_SCOPES[0],
+                        value=AGREEMENT_SCOPES[panels.DEFAULT_DISPLAY.agreement_on_all_pixels],
                         label="Disagreement judged on",
                     )
                 with gr.Row():
@@ -859,7 +858,7 @@ Gradio event, which costs the page (and the 2-core machine it shares) a few hund
 
 PANEL_FORMAT = "jpeg"
 """Panels of an uploaded image are sent as JPEG, as the board's are (see
-:data:`reviewer.board.PANEL_JPEG`)."""
+:data:`reviewer.board.PANEL_JPEG_QUALITY`)."""
 
 
 def panel_image(label: str, elem_id: str | None = None) -> gr.Image:

@@ -13,18 +13,17 @@ the script (the position a person moved to); :class:`BoardState` reads and write
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import cv2
 import gradio as gr
-import numpy as np
 
-from reviewer.panels import Panels
+from models.labels import ImportanceGroups
+from reviewer.panels import DEFAULT_DISPLAY, DisplayOptions, Panels, visible_classes
+from reviewer.pictures import jpeg_data_url
 
 ASSETS = Path(__file__).with_name("assets")
 
@@ -45,15 +44,8 @@ PANEL_LABELS: tuple[tuple[str, str], ...] = (
 """The board's panels in reading order, two to a row: :class:`Panels` field (or the A/B
 slider over both predictions) and caption."""
 
-PANEL_JPEG = [
-    cv2.IMWRITE_JPEG_QUALITY,
-    90,
-    cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
-    cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
-]
-"""Panels travel as JPEG, a fraction of PNG's bytes and encoding time, at full colour
-resolution (4:4:4) so class colours do not bleed across boundaries; exact label maps are
-in the exported masks, not in the page."""
+PANEL_JPEG_QUALITY = 90
+"""JPEG quality of the board's panels (:mod:`reviewer.pictures` says why JPEG)."""
 
 
 @dataclass(frozen=True)
@@ -62,10 +54,21 @@ class Display:
 
     model_a: str
     model_b: str
-    opacity: float = 0.6
-    shown_groups: tuple[str, ...] = ()
+    opacity: float = DEFAULT_DISPLAY.opacity
+    shown_groups: tuple[str, ...] | None = None
+    """Importance groups drawn in the overlays; None draws them all."""
     hidden_classes: tuple[str, ...] = ()
-    agreement_on_all_pixels: bool = False
+    agreement_on_all_pixels: bool = DEFAULT_DISPLAY.agreement_on_all_pixels
+
+    def options(self, groups: ImportanceGroups) -> DisplayOptions:
+        """How to draw the panels: the opacity kept to 0..1 (the value came from a page),
+        the group and class toggles as the classes to draw."""
+        shown = groups.names if self.shown_groups is None else self.shown_groups
+        return DisplayOptions(
+            opacity=min(max(self.opacity, 0.0), 1.0),
+            visible_classes=visible_classes(groups, shown, self.hidden_classes),
+            agreement_on_all_pixels=self.agreement_on_all_pixels,
+        )
 
 
 @dataclass(frozen=True)
@@ -146,13 +149,17 @@ class BoardState:
 
 
 def _display(data: dict) -> Display:
+    """A display a page sent; what it leaves out is drawn as by default."""
+    shown_groups = data.get("shown_groups")
     return Display(
         model_a=str(data["model_a"]),
         model_b=str(data["model_b"]),
-        opacity=float(data.get("opacity", 0.6)),
-        shown_groups=tuple(str(name) for name in data.get("shown_groups", ())),
+        opacity=float(data.get("opacity", DEFAULT_DISPLAY.opacity)),
+        shown_groups=None if shown_groups is None else tuple(str(n) for n in shown_groups),
         hidden_classes=tuple(str(name) for name in data.get("hidden_classes", ())),
-        agreement_on_all_pixels=bool(data.get("agreement_on_all_pixels", False)),
+        agreement_on_all_pixels=bool(
+            data.get("agreement_on_all_pixels", DEFAULT_DISPLAY.agreement_on_all_pixels)
+        ),
     )
 
 
@@ -172,20 +179,6 @@ PANEL_MAX_WIDTH = 1024
 frame would cost four times the encoding, transfer and browser memory."""
 
 
-def jpeg_data_url(image: np.ndarray, max_width: int | None = None) -> str:
-    """An RGB image as a ``data:`` URL the browser shows without another request,
-    shrunk (area-averaged) to ``max_width`` pixels if it is wider."""
-    height, width = image.shape[:2]
-    if max_width is not None and width > max_width:
-        size = (max_width, max(1, round(height * max_width / width)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    bgr = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode(".jpg", bgr, PANEL_JPEG)
-    if not ok:
-        raise ValueError("could not encode a panel as JPEG")
-    return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
-
-
 def panel_payload(sample_id: str, title_tags: Sequence[str], drawn: Panels) -> dict[str, Any]:
     """What the board script draws for one image: its id, tags and panel pictures
     (None for a panel the image has not, such as ground truth of an unlabelled image)."""
@@ -194,7 +187,9 @@ def panel_payload(sample_id: str, title_tags: Sequence[str], drawn: Panels) -> d
         if key == SLIDER:
             continue
         picture = getattr(drawn, key)
-        pictures[key] = None if picture is None else jpeg_data_url(picture, PANEL_MAX_WIDTH)
+        pictures[key] = (
+            None if picture is None else jpeg_data_url(picture, PANEL_JPEG_QUALITY, PANEL_MAX_WIDTH)
+        )
     return {"id": sample_id, "tags": list(title_tags), "panels": pictures}
 
 

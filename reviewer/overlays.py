@@ -1,7 +1,7 @@
 """Image composition for the review panels: pure functions from arrays to RGB images.
 
-Colours of classes come from :data:`models.labels.PALETTE`; the colours of error and
-disagreement codes are defined here once and used by the GUI legend and the reports.
+Colours of classes come from :data:`models.labels.PALETTE`, those of the codes of error
+and disagreement maps from their tables in :mod:`models.maps`.
 """
 
 from __future__ import annotations
@@ -13,36 +13,18 @@ import cv2
 import numpy as np
 
 from models.labels import PALETTE
+from models.maps import RGB, CodeMap
 
-IGNORED = 255
-"""Code of pixels that carry no judgement (ignored ground truth, non-critical pixels)."""
+CODE_OPACITY = 0.7
+"""Opacity of a code map's colours over the dimmed image: high, so that the few marked
+pixels stand out, and fixed, since the image under them is only there to place them."""
 
-ERROR_CODES = {
-    0: ("correct", (0, 0, 0)),
-    1: ("missed important (predicted as less important)", (230, 30, 30)),
-    2: ("false alarm (predicted as more important)", (255, 150, 0)),
-    3: ("other error", (150, 150, 150)),
-}
-"""Error-map codes (see ``models.metrics.error_map``) -> legend text and RGB colour."""
-
-DISAGREEMENT_CODES = {
-    0: ("both right", (40, 170, 60)),
-    1: ("only A right", (40, 110, 230)),
-    2: ("only B right", (230, 200, 0)),
-    3: ("both wrong", (220, 30, 30)),
-}
-"""Disagreement-map codes (see ``models.metrics.disagreement_map``) -> legend and colour."""
-
-
-def _code_palette(codes: dict[int, tuple[str, tuple[int, int, int]]]) -> np.ndarray:
-    palette = np.zeros((256, 3), dtype=np.uint8)
-    for code, (_, color) in codes.items():
-        palette[code] = color
-    return palette
-
-
-ERROR_PALETTE = _code_palette(ERROR_CODES)
-DISAGREEMENT_PALETTE = _code_palette(DISAGREEMENT_CODES)
+LEGEND_CSS = """
+.legend { display: flex; flex-wrap: wrap; gap: 4px 12px; font-size: 0.85em; margin: 4px 0; }
+.legend-chip { display: inline-flex; align-items: center; gap: 4px; }
+.legend-chip > span { width: 14px; height: 14px; border: 1px solid #555; display: inline-block; }
+"""
+"""The style of :func:`legend_html`'s markup, for every page that shows a legend."""
 
 
 def blend(image: np.ndarray, colors: np.ndarray, opacity: float, mask: np.ndarray) -> np.ndarray:
@@ -56,7 +38,7 @@ def blend(image: np.ndarray, colors: np.ndarray, opacity: float, mask: np.ndarra
 def class_overlay(
     image: np.ndarray,
     train_ids: np.ndarray,
-    opacity: float = 0.6,
+    opacity: float,
     visible_classes: Iterable[int] | None = None,
 ) -> np.ndarray:
     """A label map in the class palette over the image; hidden classes show the image."""
@@ -64,17 +46,10 @@ def class_overlay(
     return blend(image, PALETTE[train_ids], opacity, mask)
 
 
-def code_overlay(
-    image: np.ndarray,
-    codes: np.ndarray,
-    palette: np.ndarray,
-    opacity: float = 0.7,
-    hide_codes: Iterable[int] = (0, IGNORED),
-) -> np.ndarray:
-    """An error or disagreement map over a dimmed image; ``hide_codes`` show the image."""
+def code_overlay(image: np.ndarray, codes: np.ndarray, code_map: CodeMap) -> np.ndarray:
+    """A map of ``code_map``'s codes over a dimmed image; unmarked codes show the image."""
     dimmed = (image.astype(np.uint16) * 2 // 5).astype(np.uint8)
-    mask = ~np.isin(codes, list(hide_codes))
-    return blend(dimmed, palette[codes], opacity, mask)
+    return blend(dimmed, code_map.palette[codes], CODE_OPACITY, code_map.is_marked[codes])
 
 
 def _visible(train_ids: np.ndarray, visible_classes: Iterable[int] | None) -> np.ndarray:
@@ -97,7 +72,7 @@ def draw_box(
     return out
 
 
-def legend_html(entries: Iterable[tuple[str, tuple[int, int, int]]]) -> str:
+def legend_html(entries: Iterable[tuple[str, RGB]]) -> str:
     """A compact colour legend; names are escaped because group files are user-written."""
     chips = "".join(
         f'<span class="legend-chip"><span style="background:rgb{tuple(color)};"></span>'
@@ -105,3 +80,11 @@ def legend_html(entries: Iterable[tuple[str, tuple[int, int, int]]]) -> str:
         for name, color in entries
     )
     return f'<div class="legend">{chips}</div>'
+
+
+def code_legend(code_map: CodeMap) -> str:
+    """A map's legend: its colours, and under its title the codes left unmarked."""
+    unmarked = "; ".join(code.legend for code in code_map.unmarked)
+    note = f" (unmarked: {escape(unmarked)})" if unmarked else ""
+    chips = legend_html((code.legend, code.color) for code in code_map.marked)
+    return f"<div><b>{escape(code_map.title)}</b>{note}{chips}</div>"

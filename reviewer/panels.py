@@ -13,16 +13,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 from models.labels import CLASS_NAMES, CLASSES, NUM_EVALUATED, ImportanceGroups
+from models.maps import CODE_MAPS, DISAGREEMENT_MAP, ERROR_MAP
 from models.metrics import disagreement_map, group_confusion
-from reviewer.overlays import (
-    DISAGREEMENT_CODES,
-    DISAGREEMENT_PALETTE,
-    ERROR_CODES,
-    ERROR_PALETTE,
-    class_overlay,
-    code_overlay,
-    legend_html,
-)
+from reviewer.overlays import class_overlay, code_legend, code_overlay, legend_html
 from reviewer.plots import class_confusion_figure, class_iou_bars, group_confusion_figure
 from reviewer.workbench import ImageView
 
@@ -34,8 +27,13 @@ class DisplayOptions:
     opacity: float = 0.6
     visible_classes: frozenset[int] | None = None
     """Classes drawn in the overlays; None draws all."""
-    disagreement_on_all_classes: bool = False
+    agreement_on_all_pixels: bool = False
     """Judge agreement on every labelled pixel instead of the critical ones only."""
+
+
+DEFAULT_DISPLAY = DisplayOptions()
+"""What the panels look like before a person changes anything: the review board's and the
+upload tab's controls start from it, and the HTML report draws with it."""
 
 
 @dataclass(frozen=True)
@@ -63,23 +61,24 @@ def visible_classes(
     return None if len(shown) == len(CLASS_NAMES) else frozenset(shown)
 
 
-def render_panels(view: ImageView, options: DisplayOptions) -> Panels:
-    """Colour overlays of truth and predictions, error maps and the disagreement map.
-
-    Without ground truth the disagreement panel shows where A and B predict different
-    classes (in the "both wrong" colour), so an uploaded image still shows their conflict.
-    """
-    overlay = {"opacity": options.opacity, "visible_classes": options.visible_classes}
-    if view.ground_truth is not None and options.disagreement_on_all_classes:
-        codes = disagreement_map(
+def _disagreement_codes(view: ImageView, options: DisplayOptions) -> np.ndarray:
+    """The disagreement map to draw. Without ground truth it marks where A and B predict
+    different classes (in the "both wrong" colour), so an uploaded image still shows
+    their conflict."""
+    if view.ground_truth is not None and options.agreement_on_all_pixels:
+        return disagreement_map(
             view.ground_truth, view.prediction_a, view.prediction_b, critical_only=False
         )
-        disagreement = code_overlay(view.image, codes, DISAGREEMENT_PALETTE)
-    elif view.disagreement is not None:
-        disagreement = code_overlay(view.image, view.disagreement, DISAGREEMENT_PALETTE)
-    else:
-        codes = np.where(view.models_differ, np.uint8(3), np.uint8(255))
-        disagreement = code_overlay(view.image, codes, DISAGREEMENT_PALETTE)
+    if view.disagreement is not None:
+        return view.disagreement
+    differ, unjudged = (DISAGREEMENT_MAP.value(key) for key in ("both_wrong", "ignored"))
+    return np.where(view.models_differ, np.uint8(differ), np.uint8(unjudged))
+
+
+def render_panels(view: ImageView, options: DisplayOptions) -> Panels:
+    """Colour overlays of truth and predictions, error maps and the disagreement map."""
+    overlay = {"opacity": options.opacity, "visible_classes": options.visible_classes}
+    disagreement = code_overlay(view.image, _disagreement_codes(view, options), DISAGREEMENT_MAP)
     return Panels(
         image=view.image,
         ground_truth=None
@@ -87,12 +86,8 @@ def render_panels(view: ImageView, options: DisplayOptions) -> Panels:
         else class_overlay(view.image, view.ground_truth, **overlay),
         prediction_a=class_overlay(view.image, view.prediction_a, **overlay),
         prediction_b=class_overlay(view.image, view.prediction_b, **overlay),
-        error_a=None
-        if view.error_a is None
-        else code_overlay(view.image, view.error_a, ERROR_PALETTE),
-        error_b=None
-        if view.error_b is None
-        else code_overlay(view.image, view.error_b, ERROR_PALETTE),
+        error_a=None if view.error_a is None else code_overlay(view.image, view.error_a, ERROR_MAP),
+        error_b=None if view.error_b is None else code_overlay(view.image, view.error_b, ERROR_MAP),
         disagreement=disagreement,
     )
 
@@ -109,12 +104,8 @@ def class_legend(view: ImageView) -> str:
 
 
 def code_legends() -> str:
-    errors = legend_html((name, color) for code, (name, color) in ERROR_CODES.items() if code)
-    agreement = legend_html(DISAGREEMENT_CODES.values())
-    return (
-        f"<div><b>Error maps</b> (ground-truth background is not judged){errors}</div>"
-        f"<div><b>Disagreement of A and B</b>{agreement}</div>"
-    )
+    """Legends of the error and disagreement panels, from their code tables."""
+    return "".join(code_legend(code_map) for code_map in CODE_MAPS)
 
 
 def _fmt(value: float | None, percent: bool = False) -> str:

@@ -9,7 +9,6 @@ group names, image ids, model names, metadata) is escaped. The panels come from
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,14 +17,13 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-import cv2
 import numpy as np
 
 from db.store import ModelInfo
 from models.conditions import condition_tags
 from models.labels import CLASS_NAMES, NUM_EVALUATED, ImportanceGroups
 from models.metrics import SplitScores
-from reviewer.overlays import draw_box
+from reviewer.overlays import LEGEND_CSS, draw_box
 from reviewer.panels import (
     INSTANCE_HEADERS,
     SCORE_HEADERS,
@@ -36,17 +34,15 @@ from reviewer.panels import (
     render_panels,
     scores_table,
 )
+from reviewer.pictures import jpeg_data_url
 from reviewer.report import ExportedFlag
 from reviewer.workbench import ImageView
 
 PANEL_WIDTH = 640
 """Images wider than this are shrunk for the report (the masks keep full resolution)."""
-JPEG_PARAMS = [
-    cv2.IMWRITE_JPEG_QUALITY,
-    85,
-    cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
-    cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
-]
+JPEG_QUALITY = 85
+"""JPEG quality of the report's images (:mod:`reviewer.pictures` says why JPEG): a little
+lower than the board's, since one file holds every flagged image."""
 
 CSS = """
 body { font-family: system-ui, sans-serif; color: #111; background: #fff; margin: 1.5em;
@@ -67,9 +63,6 @@ figcaption { font-size: 0.85em; color: #333; }
 .bar { display: inline-block; height: 0.8em; vertical-align: middle; margin-right: 4px; }
 .bar.a { background: #5b8def; } .bar.b { background: #f2a541; }
 .sev-critical { color: #b00; font-weight: bold; } .sev-major { color: #c60; }
-.legend { display: flex; flex-wrap: wrap; gap: 4px 12px; font-size: 0.85em; margin: 4px 0; }
-.legend-chip { display: inline-flex; align-items: center; gap: 4px; }
-.legend-chip > span { width: 14px; height: 14px; border: 1px solid #555; display: inline-block; }
 .meta td { overflow-wrap: anywhere; max-width: 60em; }
 section.image { margin-top: 2em; }
 * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
@@ -159,28 +152,10 @@ def _e(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
-def shrink(image: np.ndarray, width: int = PANEL_WIDTH) -> np.ndarray:
-    """The image at most ``width`` pixels wide (area interpolation keeps it crisp)."""
-    if image.shape[1] <= width:
-        return image
-    height = max(1, round(image.shape[0] * width / image.shape[1]))
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-
-
-def data_uri(image: np.ndarray) -> str:
-    """An RGB image as a JPEG data URI. Overlays too: as PNG a 1,000-image report of noisy
-    street photos runs to hundreds of MB; full-resolution chroma (4:4:4) keeps thin classes'
-    colours true, and the exact labels are in the masks."""
-    bgr = cv2.cvtColor(shrink(image), cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode(".jpg", bgr, JPEG_PARAMS)
-    if not ok:
-        raise ValueError("an image of the report could not be encoded")
-    return f"data:image/jpeg;base64,{base64.b64encode(encoded.tobytes()).decode('ascii')}"
-
-
 def _figure(image: np.ndarray, caption: str) -> str:
+    source = jpeg_data_url(image, JPEG_QUALITY, PANEL_WIDTH)
     return (
-        f'<figure><img src="{data_uri(image)}" alt="{_e(caption)}">'
+        f'<figure><img src="{source}" alt="{_e(caption)}">'
         f"<figcaption>{_e(caption)}</figcaption></figure>"
     )
 
@@ -464,7 +439,7 @@ def document_start(title: str) -> str:
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
+        f"<title>{_e(title)}</title><style>{CSS}{LEGEND_CSS}</style></head><body>"
     )
 
 

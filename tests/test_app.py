@@ -17,17 +17,20 @@ from models.catalogue import ModelCatalogue
 from models.conditions import condition_tags
 from models.datasets import DatasetError, open_dataset
 from models.inference import InferenceEngine
+from models.labels import DEFAULT_GROUPS
 from reviewer import panels
 from reviewer.app import AGREEMENT_SCOPES, AppOptions, build_app
 from reviewer.board import (
+    PANEL_JPEG_QUALITY,
     PANEL_LABELS,
     PANEL_MAX_WIDTH,
     SLIDER,
     BoardState,
     Display,
     QueueEntry,
-    jpeg_data_url,
+    display_from_request,
 )
+from reviewer.pictures import jpeg_data_url
 from reviewer.workbench import BackgroundScoring, Workbench
 
 
@@ -208,15 +211,21 @@ def test_the_page_follows_the_scoring_that_runs_behind_it(handlers) -> None:
     assert message == "" and not timer.active and scores_in is True
 
 
+def test_a_display_left_at_its_defaults_draws_the_panels_as_by_default() -> None:
+    assert Display("a", "b").options(DEFAULT_GROUPS) == panels.DEFAULT_DISPLAY
+    sent = display_from_request({"model_a": "a", "model_b": "b"})
+    assert sent.options(DEFAULT_GROUPS) == panels.DEFAULT_DISPLAY
+
+
 def test_wide_panels_are_shrunk_for_the_page_and_keep_their_aspect() -> None:
     wide = np.zeros((1024, 2048, 3), dtype=np.uint8)
     wide[:, 1024:] = (200, 30, 30)
-    picture = _picture(jpeg_data_url(wide, max_width=PANEL_MAX_WIDTH))
+    picture = _picture(jpeg_data_url(wide, PANEL_JPEG_QUALITY, PANEL_MAX_WIDTH))
     assert picture.shape == (512, 1024, 3)
     assert np.abs(picture[:, 520:].astype(int) - (200, 30, 30)).max() <= 6
     assert np.abs(picture[:, :500].astype(int)).max() <= 6
     small = np.full((128, 256, 3), 77, dtype=np.uint8)
-    assert _picture(jpeg_data_url(small, max_width=PANEL_MAX_WIDTH)).shape == small.shape
+    assert _picture(jpeg_data_url(small, PANEL_JPEG_QUALITY, PANEL_MAX_WIDTH)).shape == small.shape
 
 
 def _dropdown_values(app: gr.Blocks) -> dict[str, list]:

@@ -11,14 +11,15 @@ import pytest
 
 from reviewer.board import (
     ASSETS,
+    PANEL_JPEG_QUALITY,
     PANEL_LABELS,
     SLIDER,
     SLIDER_SIDES,
     BoardState,
     Display,
     QueueEntry,
-    jpeg_data_url,
 )
+from reviewer.pictures import jpeg_data_url
 from tests.chromium import launch_chromium, playwright_api
 
 pytestmark = pytest.mark.browser
@@ -63,7 +64,7 @@ def page(browser):
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    picture = jpeg_data_url(np.full((8, 16, 3), 90, dtype=np.uint8))
+    picture = jpeg_data_url(np.full((8, 16, 3), 90, dtype=np.uint8), PANEL_JPEG_QUALITY)
     page.evaluate(
         HARNESS,
         {

@@ -199,7 +199,7 @@ def test_disagreement_can_be_judged_on_all_labelled_pixels(bench: Workbench) -> 
     name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     view = bench.view(bench.dataset[2].id, name_a, name_b)
     critical = panels.render_panels(view, panels.DisplayOptions())
-    everywhere = panels.render_panels(view, panels.DisplayOptions(disagreement_on_all_classes=True))
+    everywhere = panels.render_panels(view, panels.DisplayOptions(agreement_on_all_pixels=True))
     gt, a, b = view.ground_truth, view.prediction_a, view.prediction_b
     judged_critical = view.disagreement != 255
     other_labelled = (gt != 19) & ~judged_critical & ((a != gt) | (b != gt))

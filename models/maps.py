@@ -1,0 +1,117 @@
+"""The code tables of the per-pixel maps drawn over an image (error maps, the disagreement
+of two models): each map is one :class:`CodeMap`, each of its codes with its key, pixel
+value, colour and legend text, defined here once.
+
+The metric functions that write a map take its values from its table by key, and the
+reviewer's palettes and legends are derived from the same table, as the colours of the
+classes are carried by the label table (``models.labels``, after cityscapesscripts' labels).
+A new kind of map is one more table here, added to :data:`CODE_MAPS` for the legends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+RGB = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class MapCode:
+    """One code of a map."""
+
+    key: str
+    """Name the metric functions and the per-image counts use."""
+    value: int
+    """The pixel value in the uint8 map."""
+    legend: str
+    color: RGB | None = None
+    """None leaves the pixel unmarked (the panel shows the dimmed image there), so that the
+    pixels worth a look (errors, disagreement) stand out."""
+
+
+@dataclass(frozen=True)
+class CodeMap:
+    """The codes of one kind of map, with the title its legend goes under."""
+
+    title: str
+    codes: tuple[MapCode, ...]
+
+    def __post_init__(self) -> None:
+        keys = [code.key for code in self.codes]
+        values = [code.value for code in self.codes]
+        if len(set(keys)) != len(keys) or len(set(values)) != len(values):
+            raise ValueError(f"{self.title}: keys and values of codes must be unique")
+        if any(not 0 <= value <= 255 for value in values):
+            raise ValueError(f"{self.title}: code values must fit a uint8 map")
+
+    def value(self, key: str) -> int:
+        """The pixel value of the code named ``key``."""
+        for code in self.codes:
+            if code.key == key:
+                return code.value
+        raise KeyError(f"{self.title} has no code {key!r}")
+
+    @property
+    def marked(self) -> tuple[MapCode, ...]:
+        """Codes drawn in their colour, in legend order."""
+        return tuple(code for code in self.codes if code.color is not None)
+
+    @property
+    def unmarked(self) -> tuple[MapCode, ...]:
+        """Codes left as the image, named in the legend's title."""
+        return tuple(code for code in self.codes if code.color is None)
+
+    @cached_property
+    def palette(self) -> np.ndarray:
+        """(256, 3) uint8 colour of each value (black where unmarked)."""
+        palette = np.zeros((256, 3), dtype=np.uint8)
+        for code in self.marked:
+            palette[code.value] = code.color
+        return palette
+
+    @cached_property
+    def is_marked(self) -> np.ndarray:
+        """(256,) bool: which values are drawn in their colour."""
+        marked = np.zeros(256, dtype=bool)
+        marked[[code.value for code in self.marked]] = True
+        return marked
+
+
+NOT_JUDGED = 255
+"""The value of pixels a map does not judge (ground-truth background, and pixels outside
+the judged classes), the same in every map so that it reads as "nothing to see"."""
+
+ERROR_MAP = CodeMap(
+    title="Error maps",
+    codes=(
+        MapCode("correct", 0, "correct"),
+        MapCode("miss", 1, "missed important (predicted as less important)", (230, 30, 30)),
+        MapCode("false_alarm", 2, "false alarm (predicted as more important)", (255, 150, 0)),
+        MapCode("other_error", 3, "other error", (150, 150, 150)),
+        MapCode("ignored", NOT_JUDGED, "not judged: ground-truth background"),
+    ),
+)
+"""One model's errors, by importance: see ``models.metrics.error_map``."""
+
+DISAGREEMENT_MAP = CodeMap(
+    title="Disagreement of A and B",
+    codes=(
+        MapCode("both_right", 0, "both right"),
+        MapCode("only_a", 1, "only A right", (40, 110, 230)),
+        MapCode("only_b", 2, "only B right", (230, 200, 0)),
+        MapCode("both_wrong", 3, "both wrong", (220, 30, 30)),
+        MapCode(
+            "ignored",
+            NOT_JUDGED,
+            "not judged: ground-truth background and, unless judged on all labelled pixels, "
+            "non-critical classes",
+        ),
+    ),
+)
+"""Which of two models is right: see ``models.metrics.disagreement_map``."""
+
+CODE_MAPS = (ERROR_MAP, DISAGREEMENT_MAP)
+"""Every map, in the order their legends are shown."""
