@@ -34,7 +34,7 @@ from models.labels import (
     label_ids_to_train_ids,
     train_ids_to_label_ids,
 )
-from models.metrics import SplitEvaluator
+from models.scoring import SplitEvaluator
 from models.segnet import SegNet
 
 SAMPLE = (
@@ -156,15 +156,15 @@ def main(argv: list[str] | None = None) -> int:
         for train_id in range(NUM_EVALUATED):
             theirs = official_results[name]["classScores"][CLASS_NAMES[train_id]]
             mine = ours[name].iou[train_id]
-            if math.isnan(theirs) != math.isnan(mine):
+            if math.isnan(theirs) != (mine is None):
                 print(f"MISMATCH {name} {CLASS_NAMES[train_id]}: official {theirs}, ours {mine}")
                 return 1
             if not math.isnan(theirs):
                 worst = max(worst, abs(theirs - mine))
-        worst = max(worst, abs(official_results[name]["averageScoreClasses"] - ours[name].miou))
+        worst = max(worst, abs(official_results[name]["averageScoreClasses"] - ours[name]["miou"]))
         print(
             f"{name}: mIoU official {official_results[name]['averageScoreClasses']:.6f}, "
-            f"ours {ours[name].miou:.6f}"
+            f"ours {ours[name]['miou']:.6f}"
         )
     if worst > 1e-6:
         print(f"MISMATCH: largest IoU difference {worst:.3g}")

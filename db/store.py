@@ -240,13 +240,16 @@ def _json_value(value: Any, what: str) -> None:
 
 
 def _scores(scores: Any, image_id: int) -> dict[str, float | None]:
-    """Scores as stored: NaN (a class absent from the image) is stored as JSON null, read as NaN."""
+    """Scores as stored: an undefined score (None, or NaN) is stored as JSON null, read as None."""
     if not isinstance(scores, Mapping) or not scores:
         raise ValidationError(f"scores for image {image_id} must be a non-empty dict")
     stored: dict[str, float | None] = {}
     for key, value in scores.items():
         if not isinstance(key, str) or not key:
             raise ValidationError(f"score name {key!r} for image {image_id} must be a string")
+        if value is None:
+            stored[key] = None
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValidationError(f"score {key!r} for image {image_id} is not a number: {value!r}")
         if math.isinf(value):
@@ -907,12 +910,12 @@ class ReviewStore:
 
     # ------------------------------------------------------------------------- cached scores
 
-    def put_scores(self, model_id: int, image_id: int, scores: Mapping[str, float]) -> None:
+    def put_scores(self, model_id: int, image_id: int, scores: Mapping[str, float | None]) -> None:
         """Cache one image's scores for a model version, replacing any earlier ones."""
         self.put_scores_bulk(model_id, {image_id: scores})
 
     def put_scores_bulk(
-        self, model_id: int, scores_by_image: Mapping[int, Mapping[str, float]]
+        self, model_id: int, scores_by_image: Mapping[int, Mapping[str, float | None]]
     ) -> None:
         """Cache many images' scores in one transaction (a split's first evaluation)."""
         stored = {
@@ -952,9 +955,10 @@ class ReviewStore:
         *,
         dataset_id: int | None = None,
         image_ids: Iterable[int] | None = None,
-    ) -> dict[str, dict[str, float]]:
-        """Cached scores by image key (NaN restored). Keys are unique within a dataset, so pass
-        `dataset_id` when the model was scored on several; a clash without it is an error."""
+    ) -> dict[str, dict[str, float | None]]:
+        """Cached scores by image key (None where undefined). Keys are unique within a
+        dataset, so pass `dataset_id` when the model was scored on several; a clash without
+        it is an error."""
         query = (
             select(Image.image_key, ImageScore.scores)
             .join(Image, Image.id == ImageScore.image_id)
@@ -964,7 +968,7 @@ class ReviewStore:
             query = query.where(Image.dataset_id == _int(dataset_id, "dataset id"))
         if image_ids is not None:
             query = query.where(ImageScore.image_id.in_(list(image_ids)))
-        result: dict[str, dict[str, float]] = {}
+        result: dict[str, dict[str, float | None]] = {}
         with self._read() as session:
             for key, scores in session.execute(query):
                 if key in result:
@@ -972,7 +976,7 @@ class ReviewStore:
                         f"image key {key!r} has scores in several datasets for model {model_id}; "
                         "pass dataset_id"
                     )
-                result[key] = {k: math.nan if v is None else v for k, v in scores.items()}
+                result[key] = dict(scores)
         return result
 
 

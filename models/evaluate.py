@@ -4,12 +4,14 @@
 
 The JSON written by ``--json`` has the top-level keys ``dataset`` (root, layout, split,
 image count, annotated classes), ``split``, ``groups``, ``models`` (per model: ``checkpoint``,
-``hash``, ``miou``, ``per_class_iou`` (class name -> IoU or null), ``group_iou``,
-``fw_iou`` (frequency-weighted, the recipe's kind), ``pixel_accuracy``,
-``critical_miss_rate``, ``false_alarm_rate``, ``expected_cost``, ``confusion`` (20x20,
-rows = ground truth) and ``details`` (everything :meth:`ModelScores.to_dict` gives)) and
-``images`` (per image: ``sample_id``, ``scores`` per model, ``disagreement`` of the first two
-models on critical pixels, ``instances`` with recall per model). Undefined values are null.
+``hash``, ``loss``, every split score of :data:`models.scores.SCORES` under its key (``miou``,
+``frequency_weighted_iou``, ``pixel_accuracy``, ``critical_miss_rate``, ``false_alarm_rate``,
+``safety_error``, ``expected_cost``), ``fw_iou`` (the frequency-weighted IoU under its
+earlier name), ``per_class_iou`` (class name -> IoU or null), ``group_iou``, ``confusion``
+(20x20, rows = ground truth) and ``details`` (everything :meth:`ModelScores.to_dict` gives))
+and ``images`` (per image: ``sample_id``, ``scores`` per model, ``disagreement`` of the two
+models on critical pixels when two are evaluated, ``instances`` with recall per model).
+Undefined values are null.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from models.checkpoints import CheckpointError
@@ -37,7 +38,8 @@ from models.labels import (
     GroupsError,
     ImportanceGroups,
 )
-from models.metrics import HEADLINE_SCORES, ModelScores, SplitEvaluator, SplitScores
+from models.scores import IMAGE_KEYS, SPLIT_SCORES
+from models.scoring import ModelScores, SplitEvaluator, SplitScores
 from models.synthetic import resolve_data
 
 ProgressCallback = Callable[[int, int], None]
@@ -109,14 +111,10 @@ def model_summary(scores: ModelScores, model: LoadedModel) -> dict:
         "checkpoint": str(model.path),
         "hash": model.hash,
         "loss": model.checkpoint.metadata.loss,
-        "miou": details["miou"],
+        **{score.key: scores[score.key] for score in SPLIT_SCORES},
+        "fw_iou": scores["frequency_weighted_iou"],
         "per_class_iou": {c["name"]: c["iou"] for c in details["classes"]},
         "group_iou": details["group_iou"],
-        "fw_iou": details["frequency_weighted_iou"],
-        "pixel_accuracy": details["pixel_accuracy"],
-        "critical_miss_rate": details["critical_miss_rate"],
-        "false_alarm_rate": details["false_alarm_rate"],
-        "expected_cost": details["expected_cost"],
         "confusion": details["confusion"],
         "details": details,
     }
@@ -156,7 +154,7 @@ def write_image_csv(path: Path, result: SplitScores) -> None:
             [
                 "image_id",
                 "model",
-                *HEADLINE_SCORES,
+                *IMAGE_KEYS,
                 *(f"critical_{k}" for k in disagreement_keys),
                 *(f"iou_{name}" for name in CLASS_NAMES[:NUM_EVALUATED]),
             ]
@@ -168,49 +166,11 @@ def write_image_csv(path: Path, result: SplitScores) -> None:
                     [
                         image.sample_id,
                         model,
-                        *(scores[k] for k in HEADLINE_SCORES),
+                        *(scores[k] for k in IMAGE_KEYS),
                         *(agreement.get(k) for k in disagreement_keys),
-                        *scores["iou"],
+                        *scores.iou,
                     ]
                 )
-
-
-def format_table(result: SplitScores, dataset: SegmentationDataset) -> str:
-    """Side-by-side per-class IoU, group IoU and safety rates of every model."""
-    names = list(result.models)
-    width = max(12, *(len(n) for n in names))
-
-    def row(label: str, values: Sequence[str]) -> str:
-        return f"{label:<34}" + "".join(f"{v:>{width + 2}}" for v in values)
-
-    def fmt(value: float | None) -> str:
-        return "n/a" if value is None or np.isnan(value) else f"{value:.3f}"
-
-    first = next(iter(result.models.values()))
-    lines = [row("class", names), "-" * (34 + (width + 2) * len(names))]
-    for train_id in range(NUM_EVALUATED):
-        label = CLASS_NAMES[train_id]
-        if train_id not in dataset.annotated_classes:
-            lines.append(row(label, ["not annotated"] * len(names)))
-            continue
-        lines.append(row(label, [fmt(result.models[n].iou[train_id]) for n in names]))
-    lines.append("-" * (34 + (width + 2) * len(names)))
-    lines.append(row("mIoU (Cityscapes, unweighted)", [fmt(result.models[n].miou) for n in names]))
-    lines.append(
-        row(
-            "IoU weighted by pixels (recipe)",
-            [fmt(result.models[n].frequency_weighted_iou) for n in names],
-        )
-    )
-    lines.append(row("pixel accuracy", [fmt(result.models[n].pixel_accuracy) for n in names]))
-    for index, group in enumerate(first.groups.names):
-        lines.append(row(f"IoU {group}", [fmt(result.models[n].group_iou[index]) for n in names]))
-    lines.append(
-        row("critical-miss rate", [fmt(result.models[n].critical_miss_rate) for n in names])
-    )
-    lines.append(row("false-alarm rate", [fmt(result.models[n].false_alarm_rate) for n in names]))
-    lines.append(row("expected cost", [fmt(result.models[n].expected_cost) for n in names]))
-    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -275,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DatasetError, CheckpointError, GroupsError, DeviceError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(format_table(result, dataset))
+    print(result.report())
     if args.json:
         document = results_document(dataset, result, models, groups)
         args.json.write_text(json.dumps(document, indent=1, allow_nan=False), encoding="utf-8")

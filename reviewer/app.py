@@ -26,7 +26,7 @@ from models.checkpoints import CheckpointError
 from models.conditions import condition_tags
 from models.datasets import DatasetError
 from models.labels import CLASS_NAMES, NUM_EVALUATED
-from models.metrics import SplitScores
+from models.scoring import SplitScores, class_rows, group_iou_rows, split_rows
 from reviewer import board, panels
 from reviewer.export import FORMATS, ExportError, export_report, zip_export
 from reviewer.overlays import LEGEND_CSS
@@ -34,6 +34,9 @@ from reviewer.plots import class_iou_bars, group_confusion_figure, group_iou_bar
 from reviewer.workbench import FLAG_STATES, SORT_KEYS, Workbench
 
 log = logging.getLogger(__name__)
+
+WORST_IMAGES = 25
+"""Images in the Dataset tab's worst-images table."""
 
 IMAGE_HEIGHT = 240
 """Display height of the image panels in pixels (they keep their aspect ratio)."""
@@ -183,7 +186,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             agreement_on_all_pixels=agreement_scope == AGREEMENT_SCOPES[1],
         )
         queue = tuple(
-            board.QueueEntry(r.sample_id, r.group or "", _round(r.value), r.flags, r.flag_status)
+            board.QueueEntry(r.sample_id, r.group or "", r.value, r.flags, r.flag_status)
             for r in rows
         )
         unranked = sort_key != "name" and all(row.value is None for row in rows)
@@ -338,54 +341,14 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
 
     def dataset_outputs(result: SplitScores) -> tuple[Any, ...]:
         a, b = result.models["A"], result.models["B"]
-        rows = []
-        for train_id in range(NUM_EVALUATED):
-            if train_id not in annotated:
-                rows.append([CLASS_NAMES[train_id], groups.group_name_of(train_id), None, None])
-                continue
-            rows.append(
-                [
-                    CLASS_NAMES[train_id],
-                    groups.group_name_of(train_id),
-                    _round(a.iou[train_id]),
-                    _round(b.iou[train_id]),
-                ]
-            )
-        summary = [
-            ["mIoU (Cityscapes)", _round(a.miou), _round(b.miou)],
-            [
-                "IoU weighted by pixels (recipe)",
-                _round(a.frequency_weighted_iou),
-                _round(b.frequency_weighted_iou),
-            ],
-            ["pixel accuracy", _round(a.pixel_accuracy), _round(b.pixel_accuracy)],
-            ["critical-miss rate", _round(a.critical_miss_rate), _round(b.critical_miss_rate)],
-            ["false-alarm rate", _round(a.false_alarm_rate), _round(b.false_alarm_rate)],
-            ["expected cost", _round(a.expected_cost), _round(b.expected_cost)],
+        classes = [
+            [row[0], groups.group_name_of(train_id), *row[1:]]
+            for train_id, row in enumerate(class_rows(result.models))
         ]
-        for index, name in enumerate(groups.names):
-            summary.append([f"IoU {name}", _round(a.group_iou[index]), _round(b.group_iou[index])])
-        worst = []
-        for image in sorted(
-            result.images,
-            key=lambda i: (
-                -max(_nan0(i.scores["A"]["safety_error"]), _nan0(i.scores["B"]["safety_error"]))
-            ),
-        )[:25]:
-            worst.append(
-                [
-                    image.sample_id,
-                    _round(image.scores["A"]["safety_error"]),
-                    _round(image.scores["B"]["safety_error"]),
-                    _round(image.scores["A"]["miou"]),
-                    _round(image.scores["B"]["miou"]),
-                    sum(1 for i in image.instances if i.missed["A"]),
-                    sum(1 for i in image.instances if i.missed["B"]),
-                ]
-            )
+        summary = split_rows(result.models) + group_iou_rows(result.models)
         return (
             f"Evaluated {len(result.images)} images of {escape(bench.dataset.describe())}.",
-            _frame(rows, ["class", "group", "IoU A", "IoU B"]),
+            _frame(classes, ["class", "group", "IoU A", "IoU B"]),
             _frame(summary, ["score", "A", "B"]),
             class_iou_bars(
                 {"A": list(a.iou), "B": list(b.iou)},
@@ -396,10 +359,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
             group_iou_bars({"A": a.to_dict()["group_iou"], "B": b.to_dict()["group_iou"]}, groups),
             group_confusion_figure(a.group_confusion, groups, "A: importance-group confusion"),
             group_confusion_figure(b.group_confusion, groups, "B: importance-group confusion"),
-            _frame(
-                worst,
-                ["image", "safety A", "safety B", "mIoU A", "mIoU B", "missed A", "missed B"],
-            ),
+            _frame(panels.worst_rows(result, WORST_IMAGES), panels.WORST_HEADERS),
         )
 
     @friendly
@@ -872,16 +832,6 @@ def _selected_row(event: gr.SelectData) -> int:
     """Row index of a Dataframe selection (Gradio gives [row, column])."""
     index = event.index
     return int(index[0] if isinstance(index, list | tuple) else index)
-
-
-def _round(value: float | None) -> float | None:
-    if value is None or np.isnan(value):
-        return None
-    return round(float(value), 4)
-
-
-def _nan0(value: float | None) -> float:
-    return 0.0 if value is None or np.isnan(value) else float(value)
 
 
 def _target_key(label: str) -> str:

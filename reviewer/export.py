@@ -80,7 +80,8 @@ from models.labels import (
     ImportanceGroups,
     train_ids_to_label_ids,
 )
-from models.metrics import SplitScores
+from models.scores import IMAGE_KEYS
+from models.scoring import SplitScores
 from reviewer.report import (
     ExportedFlag,
     ImageScores,
@@ -316,11 +317,12 @@ def _scores_of(
 ) -> ImageScores:
     """Scores computed on the image, else the store's cached ones, else why there are none."""
     view = pair.view
-    if view is not None and view.scores_a is not None:
+    if view is not None and view.result is not None:
+        scores, counts = view.result.scores, view.result.disagreement
         return ImageScores(
-            headline_scores(view.scores_a),
-            headline_scores(view.scores_b),
-            dict(view.disagreement_counts) if view.disagreement_counts else None,
+            dict(scores["A"].values),
+            dict(scores["B"].values),
+            dict(counts) if counts else None,
             "computed",
         )
     if view is not None:
@@ -498,10 +500,11 @@ def _counts(flags: Sequence[FlagRecord]) -> dict[str, dict[str, int]]:
     return counts
 
 
-def _mean_scores(per_image: Iterable[Mapping[str, float]]) -> dict[str, float | None]:
+def _mean_scores(per_image: Iterable[Mapping[str, float | None]]) -> dict[str, float | None]:
+    """Mean of each per-image score over the images where it is defined."""
     rows = [headline_scores(scores) for scores in per_image]
     means: dict[str, float | None] = {}
-    for key in rows[0]:
+    for key in IMAGE_KEYS:
         values = [r[key] for r in rows if r[key] is not None]
         means[key] = float(np.mean(values)) if values else None
     return means

@@ -15,6 +15,9 @@ import plotly.graph_objects as go
 from models.labels import CLASS_NAMES, CLASSES, NUM_EVALUATED, ImportanceGroups
 from models.maps import CODE_MAPS, DISAGREEMENT_MAP, ERROR_MAP
 from models.metrics import disagreement_map, group_confusion
+from models.ranking import PAIR_ORDERS, rank
+from models.scores import BY_KEY, IMAGE_SCORES
+from models.scoring import SplitScores
 from reviewer.overlays import class_overlay, code_legend, code_overlay, legend_html
 from reviewer.plots import class_confusion_figure, class_iou_bars, group_confusion_figure
 from reviewer.workbench import ImageView
@@ -108,30 +111,14 @@ def code_legends() -> str:
     return "".join(code_legend(code_map) for code_map in CODE_MAPS)
 
 
-def _fmt(value: float | None, percent: bool = False) -> str:
-    if value is None or np.isnan(value):
-        return "n/a"
-    return f"{value:.1%}" if percent else f"{value:.3f}"
-
-
 def scores_table(view: ImageView) -> list[list[str]]:
-    """Rows (score, A, B) for the image's headline scores."""
-    if view.scores_a is None or view.scores_b is None:
+    """Rows (score, A, B): the table's per-image scores, then the critical-pixel counts."""
+    if view.result is None:
         return []
-    rows = [
-        ("mIoU", "miou", False),
-        ("pixel accuracy", "pixel_accuracy", True),
-        ("critical-miss rate", "critical_miss_rate", True),
-        ("false-alarm rate", "false_alarm_rate", True),
-        ("safety error", "safety_error", False),
-        ("expected cost", "expected_cost", False),
-    ]
-    table = [
-        [label, _fmt(view.scores_a[key], pct), _fmt(view.scores_b[key], pct)]
-        for label, key, pct in rows
-    ]
-    if view.disagreement_counts:
-        counts = view.disagreement_counts
+    a, b = view.result.scores["A"], view.result.scores["B"]
+    table = [[s.label_of_image, s.text(a[s.key]), s.text(b[s.key])] for s in IMAGE_SCORES]
+    if view.result.disagreement:
+        counts = view.result.disagreement
         table.append(
             [
                 "critical pixels: only A right / only B right",
@@ -152,7 +139,8 @@ def scores_table(view: ImageView) -> list[list[str]]:
 def instance_rows(view: ImageView) -> list[list]:
     """One row per ground-truth object: class, size, box, recall of A and B, missed marks."""
     rows = []
-    for instance in sorted(view.instances, key=lambda i: -i.pixels):
+    instances = () if view.result is None else view.result.instances
+    for instance in sorted(instances, key=lambda i: -i.pixels):
         recall_a, recall_b = instance.recall["A"], instance.recall["B"]
         rows.append(
             [
@@ -170,12 +158,34 @@ def instance_rows(view: ImageView) -> list[list]:
 INSTANCE_HEADERS = ["instance", "class", "pixels", "box", "recall A", "recall B"]
 SCORE_HEADERS = ["score", "A", "B"]
 
+_WORST_SCORES = (BY_KEY["safety_error"], BY_KEY["miou"])
+WORST_HEADERS = [
+    "image",
+    *(f"{score.label_of_image} {side}" for score in _WORST_SCORES for side in "AB"),
+    "missed A",
+    "missed B",
+]
+
+
+def worst_rows(result: SplitScores, n: int) -> list[list]:
+    """The ``n`` images of a pair's split evaluation that the review queue's default order
+    puts first, with their safety errors, mIoUs and missed objects (:data:`WORST_HEADERS`)."""
+    ranked = rank(result.images, PAIR_ORDERS[0])[:n]
+    return [
+        [
+            image.sample_id,
+            *(s.text(image.value(side, s.key)) for s in _WORST_SCORES for side in "AB"),
+            *(sum(1 for i in image.instances if i.missed[side]) for side in "AB"),
+        ]
+        for image, _ in ranked
+    ]
+
 
 def iou_figure(view: ImageView, groups: ImportanceGroups, annotated: Collection[int]) -> go.Figure:
-    if view.scores_a is None or view.scores_b is None:
+    if view.result is None:
         return class_iou_bars({}, groups, title="Per-class IoU (no ground truth)")
     return class_iou_bars(
-        {"A": view.scores_a["iou"], "B": view.scores_b["iou"]},
+        {side: scores.iou for side, scores in view.result.scores.items()},
         groups,
         title=f"Per-class IoU on {escape(view.sample_id)} "
         "(A solid, B hatched; colour = importance group)",
@@ -187,16 +197,17 @@ def confusion_figures(
     view: ImageView, groups: ImportanceGroups, full: bool
 ) -> tuple[go.Figure | None, go.Figure | None]:
     """Importance-group (or full 20x20) confusion of A and of B on this image."""
-    if view.confusion_a is None or view.confusion_b is None:
+    if view.result is None:
         return None, None
     image = escape(view.sample_id)
+    confusion_a, confusion_b = (view.result.scores[side].confusion for side in ("A", "B"))
     if full:
         return (
-            class_confusion_figure(view.confusion_a, groups, f"A: class confusion · {image}"),
-            class_confusion_figure(view.confusion_b, groups, f"B: class confusion · {image}"),
+            class_confusion_figure(confusion_a, groups, f"A: class confusion · {image}"),
+            class_confusion_figure(confusion_b, groups, f"B: class confusion · {image}"),
         )
-    matrix_a = group_confusion(view.confusion_a, groups)
-    matrix_b = group_confusion(view.confusion_b, groups)
+    matrix_a = group_confusion(confusion_a, groups)
+    matrix_b = group_confusion(confusion_b, groups)
     return (
         group_confusion_figure(matrix_a, groups, f"A: groups · {image}"),
         group_confusion_figure(matrix_b, groups, f"B: groups · {image}"),

@@ -10,7 +10,6 @@ group names, image ids, model names, metadata) is escaped. The panels come from
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,17 +21,21 @@ import numpy as np
 from db.store import ModelInfo
 from models.conditions import condition_tags
 from models.labels import CLASS_NAMES, NUM_EVALUATED, ImportanceGroups
-from models.metrics import SplitScores
+from models.ranking import PAIR_ORDERS
+from models.scores import IMAGE_SCORES, format_value
+from models.scoring import ModelScores, SplitScores, split_rows
 from reviewer.overlays import LEGEND_CSS, draw_box
 from reviewer.panels import (
     INSTANCE_HEADERS,
     SCORE_HEADERS,
+    WORST_HEADERS,
     DisplayOptions,
     class_legend,
     code_legends,
     instance_rows,
     render_panels,
     scores_table,
+    worst_rows,
 )
 from reviewer.pictures import jpeg_data_url
 from reviewer.report import ExportedFlag
@@ -171,17 +174,11 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: bool 
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _number(value: float | None, percent: bool = False) -> str:
-    if value is None or math.isnan(value):
-        return "n/a"
-    return f"{value:.1%}" if percent else f"{value:.3f}"
-
-
 def _bar(value: float | None, side: str) -> str:
-    if value is None or math.isnan(value):
-        return "n/a"
+    if value is None:
+        return format_value(value)
     width = max(0.0, min(1.0, value)) * 8
-    return f'<span class="bar {side}" style="width:{width:.2f}em"></span>{value:.3f}'
+    return f'<span class="bar {side}" style="width:{width:.2f}em"></span>{format_value(value)}'
 
 
 def _model_label(model: ModelInfo) -> str:
@@ -228,13 +225,12 @@ def _split_html(summary: SplitSummary, groups: ImportanceGroups) -> str:
         return title + _split_scores_html(summary.scores, groups)
     if summary.means is not None:
         a, b = summary.means["A"], summary.means["B"]
-        rows = [[key.replace("_", " "), _number(a[key]), _number(b[key])] for key in a]
+        rows = [[s.label_of_mean, s.text(a[s.key]), s.text(b[s.key])] for s in IMAGE_SCORES]
         return title + _table(["mean over images", "A", "B"], rows)
     return title
 
 
-def _split_scores_html(result: SplitScores, groups: ImportanceGroups) -> str:
-    a, b = result.models["A"], result.models["B"]
+def _class_iou_html(a: ModelScores, b: ModelScores) -> str:
     rows = []
     for train_id in range(NUM_EVALUATED):
         if not a.annotated[train_id]:
@@ -242,65 +238,48 @@ def _split_scores_html(result: SplitScores, groups: ImportanceGroups) -> str:
                 f"<tr><td>{_e(CLASS_NAMES[train_id])}</td><td colspan=3>not annotated</td></tr>"
             )
             continue
-        iou_a, iou_b = float(a.iou[train_id]), float(b.iou[train_id])
-        delta = "n/a" if math.isnan(iou_a) or math.isnan(iou_b) else f"{iou_b - iou_a:+.3f}"
+        iou_a, iou_b = a.iou[train_id], b.iou[train_id]
+        delta = "n/a" if iou_a is None or iou_b is None else f"{iou_b - iou_a:+.3f}"
         rows.append(
             f"<tr><td>{_e(CLASS_NAMES[train_id])}</td><td>{_bar(iou_a, 'a')}</td>"
             f"<td>{_bar(iou_b, 'b')}</td><td class='num'>{delta}</td></tr>"
         )
-    classes = (
+    return (
         "<table><thead><tr><th>class</th><th>IoU A</th><th>IoU B</th><th>B − A</th></tr>"
         f"</thead><tbody>{''.join(rows)}</tbody></table>"
     )
-    group_rows = [
+
+
+def _group_html(a: ModelScores, b: ModelScores, groups: ImportanceGroups) -> str:
+    rows = [
         [
             name,
-            _number(a.group_iou[i]),
-            _number(b.group_iou[i]),
-            _number(a.miss_rate_per_group[i], True),
-            _number(b.miss_rate_per_group[i], True),
-            _number(a.false_alarm_rate_per_group[i], True),
-            _number(b.false_alarm_rate_per_group[i], True),
+            format_value(a.group_iou[i]),
+            format_value(b.group_iou[i]),
+            format_value(a.miss_rate_per_group[i], percent=True),
+            format_value(b.miss_rate_per_group[i], percent=True),
+            format_value(a.false_alarm_rate_per_group[i], percent=True),
+            format_value(b.false_alarm_rate_per_group[i], percent=True),
         ]
         for i, name in enumerate(groups.names)
     ]
-    group_table = _table(
-        [
-            "importance group",
-            "IoU A",
-            "IoU B",
-            "miss A",
-            "miss B",
-            "false alarm A",
-            "false alarm B",
-        ],
-        group_rows,
+    headers = ["importance group", "IoU A", "IoU B", "miss A", "miss B"]
+    return _table([*headers, "false alarm A", "false alarm B"], rows)
+
+
+WORST_IMAGES = 10
+"""Images listed worst first under a split's scores in the report."""
+
+
+def _split_scores_html(result: SplitScores, groups: ImportanceGroups) -> str:
+    a, b = result.models["A"], result.models["B"]
+    headline = _table(["split score", "A", "B"], split_rows(result.models))
+    worst = _table(WORST_HEADERS, worst_rows(result, WORST_IMAGES))
+    return (
+        f'<div class="grid"><div>{headline}{_group_html(a, b, groups)}</div>'
+        f"<div>{_class_iou_html(a, b)}</div></div>"
+        f"<h3>Worst {WORST_IMAGES} images ({_e(PAIR_ORDERS[0].label)})</h3>{worst}"
     )
-    headline = _table(
-        ["split score", "A", "B"],
-        [
-            ["mIoU (Cityscapes)", _number(a.miou), _number(b.miou)],
-            [
-                "IoU weighted by pixels (recipe)",
-                _number(a.frequency_weighted_iou),
-                _number(b.frequency_weighted_iou),
-            ],
-            ["pixel accuracy", _number(a.pixel_accuracy, True), _number(b.pixel_accuracy, True)],
-            [
-                "critical-miss rate",
-                _number(a.critical_miss_rate, True),
-                _number(b.critical_miss_rate, True),
-            ],
-            [
-                "false-alarm rate",
-                _number(a.false_alarm_rate, True),
-                _number(b.false_alarm_rate, True),
-            ],
-            ["safety error", _number(a.safety_error_score), _number(b.safety_error_score)],
-            ["expected cost", _number(a.expected_cost), _number(b.expected_cost)],
-        ],
-    )
-    return f'<div class="grid"><div>{headline}{group_table}</div><div>{classes}</div></div>'
 
 
 def summary_html(summary: ReportSummary, toc: Sequence[TocEntry]) -> str:

@@ -12,7 +12,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -23,7 +23,6 @@ from db.store import ImageRecord, ModelInfo, ReviewStore
 from models.catalogue import ModelCatalogue
 from models.checkpoints import CheckpointError
 from models.conditions import condition_tags
-from models.confusion import joint_confusion
 from models.datasets import (
     SegmentationDataset,
     file_fingerprint,
@@ -32,29 +31,15 @@ from models.datasets import (
 )
 from models.evaluate import ProgressCallback, evaluate_split
 from models.inference import InferenceEngine, LoadedModel
-from models.instances import DEFAULT_MIN_RECALL, InstanceScore, instance_scores
+from models.instances import DEFAULT_MIN_RECALL
 from models.labels import DEFAULT_GROUPS, ImportanceGroups
-from models.metrics import (
-    HEADLINE_SCORES,
-    SplitScores,
-    disagreement_from_joint,
-    disagreement_map,
-    error_map,
-    image_scores_from_matrix,
-)
+from models.metrics import disagreement_map, error_map
+from models.ranking import ORDERS_BY_LABEL, PAIR_ORDERS, rank
+from models.scores import IMAGE_KEYS
+from models.scoring import ImageResult, SplitScores, score_image
 
-SORT_KEYS: dict[str, str] = {
-    "safety error of either model": "Images where A or B makes the most dangerous errors first",
-    "safety error of A": "Images where A makes the most dangerous errors first",
-    "safety error of B": "Images where B makes the most dangerous errors first",
-    "improvement of B over A": "Images where B is safer than A by the widest margin first",
-    "regression of B against A": "Images where B is less safe than A by the widest margin first",
-    "disagreement on critical pixels": "Critical pixels exactly one model gets right, most first",
-    "mIoU of A": "Lowest mIoU of A first",
-    "mIoU of B": "Lowest mIoU of B first",
-    "name": "Image id, alphabetical",
-}
-"""Review-queue orders; the first is the default (worst first)."""
+SORT_KEYS: dict[str, str] = {order.label: order.description for order in PAIR_ORDERS}
+"""Review-queue orders (label -> what it puts first); the first is the default (worst first)."""
 
 PAIR_KEYS = ("both_right", "only_a", "only_b", "both_wrong")
 
@@ -89,19 +74,14 @@ class ImageView:
     ground_truth: np.ndarray | None
     prediction_a: np.ndarray
     prediction_b: np.ndarray
-    scores_a: dict | None
-    scores_b: dict | None
+    result: ImageResult | None
+    """Scores of models "A" and "B" on this image (:func:`score_image`); None without labels."""
     error_a: np.ndarray | None
     error_b: np.ndarray | None
     disagreement: np.ndarray | None
     """Codes of :func:`models.metrics.disagreement_map` on critical pixels (GT needed)."""
-    disagreement_counts: dict | None
-    confusion_a: np.ndarray | None
-    """20x20 confusion of A on this image (rows = ground truth); None without labels."""
-    confusion_b: np.ndarray | None
     models_differ: np.ndarray
     """Where A and B predict different classes (works without ground truth)."""
-    instances: tuple[InstanceScore, ...]
     meta: dict = field(default_factory=dict)
 
 
@@ -119,16 +99,11 @@ def predictions_only_view(
         ground_truth=None,
         prediction_a=prediction_a,
         prediction_b=prediction_b,
-        scores_a=None,
-        scores_b=None,
+        result=None,
         error_a=None,
         error_b=None,
         disagreement=None,
-        disagreement_counts=None,
-        confusion_a=None,
-        confusion_b=None,
         models_differ=prediction_a != prediction_b,
-        instances=(),
         meta=meta or {},
     )
 
@@ -138,6 +113,8 @@ class QueueRow:
     sample_id: str
     group: str | None
     value: float | None
+    """The image's value under the queue's order (the mIoU itself for "mIoU of A"); None
+    before the split is scored, and for the name order."""
     flags: int
     flag_status: str
 
@@ -303,30 +280,21 @@ class Workbench:
         if not self.dataset.has_labels:
             return predictions_only_view(sample_id, image, prediction_a, prediction_b, meta)
         gt = self.dataset.read_label(sample)
-        annotated = self.dataset.annotated_classes
-        instance_map = self.dataset.read_instances(sample)
-        instances = (
-            ()
-            if instance_map is None
-            else tuple(
-                instance_scores(
-                    instance_map, {"A": prediction_a, "B": prediction_b}, self.min_recall
-                )
-            )
+        result = score_image(
+            gt,
+            {"A": prediction_a, "B": prediction_b},
+            self.groups,
+            annotated=self.dataset.annotated_classes,
+            instance_ids=self.dataset.read_instances(sample),
+            min_recall=self.min_recall,
+            sample_id=sample_id,
         )
-        joint = joint_confusion(gt, prediction_a, prediction_b).numpy()
-        confusion_a, confusion_b = joint.sum(axis=2), joint.sum(axis=1)
         return ImageView(
             ground_truth=gt,
-            scores_a=image_scores_from_matrix(confusion_a, self.groups, None, annotated),
-            scores_b=image_scores_from_matrix(confusion_b, self.groups, None, annotated),
-            confusion_a=confusion_a,
-            confusion_b=confusion_b,
+            result=result,
             error_a=error_map(gt, prediction_a, self.groups),
             error_b=error_map(gt, prediction_b, self.groups),
             disagreement=disagreement_map(gt, prediction_a, prediction_b, self.groups),
-            disagreement_counts=disagreement_from_joint(joint, self.groups),
-            instances=instances,
             sample_id=sample_id,
             image=image,
             prediction_a=prediction_a,
@@ -336,11 +304,13 @@ class Workbench:
         )
 
     def cached_scores(self, name_a: str, name_b: str) -> dict[str, dict] | None:
-        """Per-image scores of both models from the store, when the whole split has them."""
+        """Per-image scores of both models from the store, when the whole split has every
+        score of the table (rows cached before a score was added are scored again)."""
         scores = {}
         for side, name in (("A", name_a), ("B", name_b)):
             stored = self.store.get_scores(self.model_id(name), dataset_id=self._dataset_id)
-            if len(stored) < len(self._image_ids):
+            complete = [row for row in stored.values() if set(IMAGE_KEYS) <= row.keys()]
+            if len(complete) < len(self._image_ids):
                 return None
             scores[side] = stored
         pair = self._pair_scores(name_a, name_b)
@@ -379,7 +349,7 @@ class Workbench:
         for side, name in (("A", name_a), ("B", name_b)):
             by_image = {}
             for image in result.images:
-                flat = {k: _float(image.scores[side][k]) for k in HEADLINE_SCORES}
+                flat = {k: image.scores[side][k] for k in IMAGE_KEYS}
                 if side == "B" and image.disagreement is not None:
                     flat.update({f"{prefix}{k}": image.disagreement[k] for k in PAIR_KEYS})
                 by_image[self._image_ids[image.sample_id]] = flat
@@ -440,12 +410,13 @@ class Workbench:
         group: str = "any",
         condition: str = "any",
     ) -> list[QueueRow]:
-        """The split's images in review order, filtered by flag state, group and condition."""
-        if sort_key not in SORT_KEYS:
+        """The split's images in review order, filtered by flag state, group and condition;
+        in name order until the split has scores."""
+        if sort_key not in ORDERS_BY_LABEL:
             raise ValueError(f"unknown order {sort_key!r}; choose one of {', '.join(SORT_KEYS)}")
         scores = self.cached_scores(name_a, name_b) if self.dataset.has_labels else None
         states = {s.image_key: s for s in self.store.images_with_flag_state(self._dataset_id)}
-        rows = []
+        rows = {}
         for sample in self.dataset.samples:
             state = states.get(sample.id)
             flag_status = _flag_status(state.counts if state else {})
@@ -455,13 +426,10 @@ class Workbench:
                 continue
             if condition != "any" and condition not in self._condition_tags.get(sample.id, ()):
                 continue
-            value = None if scores is None else _sort_value(sort_key, sample.id, scores)
-            rows.append(
-                QueueRow(sample.id, sample.group, value, state.total if state else 0, flag_status)
-            )
-        if sort_key == "name" or scores is None:
-            return sorted(rows, key=lambda r: r.sample_id)
-        return sorted(rows, key=lambda r: (r.value is None, -(r.value or 0.0), r.sample_id))
+            total = state.total if state else 0
+            rows[sample.id] = QueueRow(sample.id, sample.group, None, total, flag_status)
+        ranked = rank((_cached_image(key, scores) for key in rows), ORDERS_BY_LABEL[sort_key])
+        return [replace(rows[image.sample_id], value=value) for image, value in ranked]
 
     def groups_available(self) -> list[str]:
         return sorted({s.group for s in self.dataset.samples if s.group})
@@ -483,37 +451,25 @@ def _pair_prefix(hash_a: str) -> str:
     return f"pair:{hash_a[:16]}:"
 
 
-def _float(value: float | None) -> float:
-    return float("nan") if value is None else float(value)
+@dataclass(frozen=True)
+class _CachedImage:
+    """The cached scores of one image under "A" and "B" and their critical-pixel counts:
+    what the queue ranks by (see :class:`models.ranking.Rankable`)."""
+
+    sample_id: str
+    scores: dict[str, dict[str, float | None]]
+    disagreement: dict[str, int] | None
+
+    def value(self, model: str, key: str) -> float | None:
+        return self.scores.get(model, {}).get(key)
 
 
-def _value(scores: dict, key: str) -> float | None:
-    value = scores.get(key)
-    return None if value is None or np.isnan(value) else float(value)
-
-
-def _sort_value(sort_key: str, sample_id: str, scores: dict[str, dict]) -> float | None:
-    """Higher = reviewed earlier."""
-    a, b = scores["A"].get(sample_id, {}), scores["B"].get(sample_id, {})
-    pair = scores["pair"].get(sample_id, {})
-    if sort_key == "safety error of either model":
-        both = [_value(a, "safety_error"), _value(b, "safety_error")]
-        defined = [v for v in both if v is not None]
-        return max(defined) if defined else None
-    if sort_key == "safety error of A":
-        return _value(a, "safety_error")
-    if sort_key == "safety error of B":
-        return _value(b, "safety_error")
-    if sort_key in ("improvement of B over A", "regression of B against A"):
-        error_a, error_b = _value(a, "safety_error"), _value(b, "safety_error")
-        if error_a is None or error_b is None:
-            return None
-        return error_a - error_b if sort_key.startswith("improvement") else error_b - error_a
-    if sort_key == "disagreement on critical pixels":
-        return float(pair.get("only_a", 0) + pair.get("only_b", 0)) if pair else None
-    side = a if sort_key == "mIoU of A" else b
-    miou = _value(side, "miou")
-    return None if miou is None else -miou
+def _cached_image(sample_id: str, cached: dict[str, dict] | None) -> _CachedImage:
+    """The image's entry of :meth:`Workbench.cached_scores` (no scores when there are none)."""
+    if cached is None:
+        return _CachedImage(sample_id, {}, None)
+    scores = {side: cached[side].get(sample_id, {}) for side in ("A", "B")}
+    return _CachedImage(sample_id, scores, cached["pair"].get(sample_id) or None)
 
 
 FLAG_STATES = ("any", "unflagged", "open", "confirmed", "dismissed", "resolved")

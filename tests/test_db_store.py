@@ -326,17 +326,17 @@ def test_categories_default_and_configurable(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------- cached scores
 
 
-def test_scores_round_trip_with_nan_and_overwrite(world: World) -> None:
+def test_scores_round_trip_with_undefined_and_overwrite(world: World) -> None:
     img = world.images
+    undefined = {"miou": 0.5, "iou_person": math.nan, "critical_miss_rate": None}
     world.store.put_scores_bulk(
-        world.model_a,
-        {img["img0"]: {"miou": 0.5, "iou_person": math.nan}, img["img1"]: {"miou": 0.25}},
+        world.model_a, {img["img0"]: undefined, img["img1"]: {"miou": 0.25}}
     )
     world.store.put_scores(world.model_a, img["img1"], {"miou": 0.75, "pixels": 2048})
     world.store.put_scores(world.model_b, img["img0"], {"miou": 0.125})
     got = world.store.get_scores(world.model_a)
     assert set(got) == {"img0", "img1"}
-    assert got["img0"]["miou"] == 0.5 and math.isnan(got["img0"]["iou_person"])
+    assert got["img0"] == {"miou": 0.5, "iou_person": None, "critical_miss_rate": None}
     assert got["img1"] == {"miou": 0.75, "pixels": 2048}
     assert world.store.get_scores(world.model_a, image_ids=[img["img1"]]) == {"img1": got["img1"]}
     assert world.store.get_scores(world.model_b, dataset_id=world.dataset_id) == {

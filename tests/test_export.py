@@ -230,7 +230,7 @@ def test_html_summary_counts_and_split_scores(setup: Setup, exported) -> None:
     preds = [_predict(setup, "ce", setup.dataset.read_image(s)) for s in setup.dataset.samples]
     stacked_gt, stacked_pred = np.concatenate(gts), np.concatenate(preds)
     miou = np.nanmean(_ious(stacked_gt, stacked_pred))
-    assert f'<td>mIoU (Cityscapes)</td><td class="num">{miou:.3f}</td>' in html
+    assert f'<td>mIoU (pooled, Cityscapes)</td><td class="num">{miou:.3f}</td>' in html
 
 
 # ----------------------------------------------------------------------------- CSV and JSON

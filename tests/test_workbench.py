@@ -16,7 +16,7 @@ from models.conditions import condition_tags
 from models.datasets import DatasetError, open_dataset
 from models.inference import InferenceEngine
 from models.labels import CLASSES, DEFAULT_GROUPS, NUM_EVALUATED
-from models.metrics import image_scores
+from models.scoring import score_image
 from reviewer import panels
 from reviewer.app import parse_region
 from reviewer.workbench import Workbench
@@ -33,16 +33,19 @@ def bench(tiny_synthetic: Path, tiny_models: Path, tmp_path: Path) -> Workbench:
     )
 
 
-def _independent_safety(bench: Workbench, name: str) -> dict[str, float]:
+def _independent_scores(bench: Workbench, name: str, key: str) -> dict[str, float]:
     engine = InferenceEngine(device="cpu")
     model = engine.load(bench.catalogue.path(name))
     result = {}
     for sample in bench.dataset:
         prediction = engine.predict(model, bench.dataset.read_image(sample)).labels
-        result[sample.id] = image_scores(bench.dataset.read_label(sample), prediction)[
-            "safety_error"
-        ]
+        scored = score_image(bench.dataset.read_label(sample), {name: prediction})
+        result[sample.id] = scored.value(name, key)
     return result
+
+
+def _independent_safety(bench: Workbench, name: str) -> dict[str, float]:
+    return _independent_scores(bench, name, "safety_error")
 
 
 def test_queue_is_worst_first_after_evaluation_and_cached_in_the_store(
@@ -74,6 +77,10 @@ def test_queue_is_worst_first_after_evaluation_and_cached_in_the_store(
     for sample_id, value in values.items():
         assert value == pytest.approx(expected_b[sample_id] - expected[sample_id])
     assert [r.value for r in reordered] == sorted(values.values(), reverse=True)
+    lowest_miou_first = fresh.queue(name_a, name_b, "mIoU of B")
+    miou_b = _independent_scores(bench, name_b, "miou")
+    assert [r.sample_id for r in lowest_miou_first] == sorted(miou_b, key=lambda k: miou_b[k])
+    assert [r.value for r in lowest_miou_first] == pytest.approx(sorted(miou_b.values()))
 
 
 def test_corrected_ground_truth_is_scored_again_not_served_from_the_cache(
@@ -131,10 +138,12 @@ def test_flag_status_filter_and_view_contents(bench: Workbench) -> None:
     expected_a = engine.predict(engine.load(bench.catalogue.path(name_a)), image).labels
     assert np.array_equal(view.prediction_a, expected_a)
     gt = bench.dataset.read_label(bench.dataset.sample(target))
-    assert view.scores_a == image_scores(gt, expected_a, DEFAULT_GROUPS)
-    assert view.confusion_a.sum() == gt.size
+    alone = score_image(gt, {"A": expected_a}, DEFAULT_GROUPS).scores["A"]
+    assert view.result.scores["A"].to_dict() == alone.to_dict()
+    np.testing.assert_array_equal(view.result.scores["A"].confusion, alone.confusion)
+    assert view.result.scores["A"].confusion.sum() == gt.size
     assert bench.view(target, name_a, name_b) is view
-    assert view.instances, "synthetic scenes have persons and vehicles"
+    assert view.result.instances, "synthetic scenes have persons and vehicles"
 
     drawn = panels.render_panels(view, panels.DisplayOptions(opacity=1.0))
     hidden = panels.render_panels(
@@ -143,8 +152,8 @@ def test_flag_status_filter_and_view_contents(bench: Workbench) -> None:
     assert drawn.ground_truth.shape == image.shape
     assert np.array_equal(hidden.prediction_a, image)
     rows = panels.instance_rows(view)
-    assert len(rows) == len(view.instances)
-    missed = sum(1 for i in view.instances if i.missed["A"])
+    assert len(rows) == len(view.result.instances)
+    missed = sum(1 for i in view.result.instances if i.missed["A"])
     assert sum("MISSED" in row[4] for row in rows) == missed
 
 
@@ -238,7 +247,7 @@ def test_a_view_is_computed_once_and_equals_a_fresh_one(
     ).view(sample_id, name_a, name_b)
     assert np.array_equal(view.prediction_a, fresh.prediction_a)
     assert np.array_equal(view.error_b, fresh.error_b)
-    assert view.scores_a == fresh.scores_a
+    assert view.result.scores["A"].to_dict() == fresh.result.scores["A"].to_dict()
 
 
 def test_condition_filter_and_title_follow_the_synthetic_sidecars(bench: Workbench) -> None:
@@ -285,8 +294,8 @@ def test_background_scoring_fills_the_cache_as_an_evaluation_does(
         store=ReviewStore.open(f"sqlite:///{tmp_path / 'alone.db'}"),
         catalogue=bench.catalogue,
     ).evaluate(name_a, name_b)
-    assert result.models["B"].miou == alone.models["B"].miou
-    assert result.models["A"].critical_miss_rate == alone.models["A"].critical_miss_rate
+    assert result.models["B"]["miou"] == alone.models["B"]["miou"]
+    assert result.models["A"]["critical_miss_rate"] == alone.models["A"]["critical_miss_rate"]
 
 
 def test_a_failed_background_scoring_keeps_its_error(

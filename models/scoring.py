@@ -1,0 +1,414 @@
+"""One scoring path: the scores of one image under one or more models, and of a split.
+
+:func:`score_image` is the only place an image is scored: the split evaluator (and so the
+evaluate command, the export and the app's first evaluation) and the review view call it.
+It counts each model's 20x20 confusion matrix on the image (one joint pass for a pair,
+which also gives their agreement on critical pixels) and keeps it in the result, so split
+scores (:class:`SplitEvaluator`) and any later statistic over images (a paired bootstrap)
+add up the same counts the per-image scores were computed from.
+
+Scores come from the table of :mod:`models.scores`; undefined values are None.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from models.confusion import LabelMap, confusion_matrix, joint_confusion
+from models.instances import DEFAULT_MIN_RECALL, InstanceScore, instance_scores
+from models.labels import CLASS_NAMES, DEFAULT_GROUPS, NUM_CLASSES, NUM_EVALUATED, ImportanceGroups
+from models.metrics import (
+    EVALUATED,
+    annotated_mask,
+    as_matrix,
+    check_severity,
+    default_severity_matrix,
+    disagreement_from_joint,
+    false_alarm_rate_per_group,
+    group_confusion,
+    group_iou,
+    miss_rate_per_group,
+    per_class_iou,
+)
+from models.ranking import by_score, rank
+from models.scores import (
+    BY_KEY,
+    IMAGE_KEYS,
+    IMAGE_SCORES,
+    SPLIT_SCORES,
+    ConfusionStats,
+    defined,
+    format_value,
+    values_of,
+)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array = np.array(array)
+    array.setflags(write=False)
+    return array
+
+
+def _optional(values: np.ndarray) -> tuple[float | None, ...]:
+    return tuple(defined(v) for v in values)
+
+
+def _class_iou(stats: ConfusionStats) -> tuple[float | None, ...]:
+    """IoU of the 19 evaluated classes; None where undefined or not annotated."""
+    iou = per_class_iou(stats.matrix)
+    iou[~annotated_mask(stats.annotated)] = np.nan
+    return _optional(iou)
+
+
+@dataclass(frozen=True, eq=False)
+class ModelImageScores:
+    """One model's scores on one image, with the image's confusion matrix they come from."""
+
+    confusion: np.ndarray
+    """(20, 20) int64 counts on this image, rows = ground truth (read-only)."""
+    values: Mapping[str, float | None]
+    """Key -> value of every per-image score of the table."""
+    iou: tuple[float | None, ...]
+    evaluated_pixels: int
+    critical_pixels: int
+
+    @classmethod
+    def compute(
+        cls,
+        matrix: np.ndarray,
+        groups: ImportanceGroups,
+        severity: np.ndarray,
+        annotated: Collection[int] | None,
+    ) -> ModelImageScores:
+        stats = ConfusionStats(as_matrix(matrix), groups, severity, annotated)
+        critical = groups.group_of[EVALUATED] == groups.most_important
+        return cls(
+            confusion=_frozen(stats.matrix),
+            values=values_of(IMAGE_SCORES, stats),
+            iou=_class_iou(stats),
+            evaluated_pixels=int(stats.matrix[EVALUATED].sum()),
+            critical_pixels=int(stats.matrix[EVALUATED][critical].sum()),
+        )
+
+    def __getitem__(self, key: str) -> float | None:
+        return self.values[key]
+
+    def to_dict(self) -> dict:
+        """JSON-ready: the table's scores, per-class IoU (19) and the pixel counts."""
+        return {
+            **self.values,
+            "iou": list(self.iou),
+            "evaluated_pixels": self.evaluated_pixels,
+            "critical_pixels": self.critical_pixels,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class ImageResult:
+    """Per-image scores of every model, their disagreement and the per-instance recalls."""
+
+    sample_id: str
+    scores: Mapping[str, ModelImageScores]
+    """Model name -> its scores on this image."""
+    disagreement: Mapping[str, int] | None
+    """Critical-pixel counts of :func:`models.metrics.disagreement_from_joint` when exactly
+    two models are scored: both_right, only_a (the first model), only_b, both_wrong."""
+    instances: tuple[InstanceScore, ...] = ()
+
+    def value(self, model: str, key: str) -> float | None:
+        return self.scores[model][key]
+
+    def to_dict(self) -> dict:
+        return {
+            "sample_id": self.sample_id,
+            "scores": {name: scores.to_dict() for name, scores in self.scores.items()},
+            "disagreement": None if self.disagreement is None else dict(self.disagreement),
+            "instances": [instance.to_dict() for instance in self.instances],
+        }
+
+
+def _count(
+    gt: LabelMap,
+    predictions: Mapping[str, LabelMap],
+    groups: ImportanceGroups,
+    sample_id: str,
+    device: torch.device | str | None,
+) -> tuple[dict[str, np.ndarray], dict[str, int] | None]:
+    """Each model's confusion matrix on the image; for a pair, from one joint count that
+    also gives their agreement on critical pixels."""
+    truth = f"{sample_id}: ground truth"
+    named = {name: f"{sample_id}: prediction of {name}" for name in predictions}
+    if len(predictions) != 2:
+        counts = {
+            name: confusion_matrix(gt, pred, device=device, names=(truth, named[name]))
+            for name, pred in predictions.items()
+        }
+        return {name: matrix.cpu().numpy() for name, matrix in counts.items()}, None
+    (name_a, pred_a), (name_b, pred_b) = predictions.items()
+    names = (truth, named[name_a], named[name_b])
+    joint = joint_confusion(gt, pred_a, pred_b, device=device, names=names)
+    matrices = {name_a: joint.sum(dim=2).cpu().numpy(), name_b: joint.sum(dim=1).cpu().numpy()}
+    return matrices, disagreement_from_joint(joint, groups)
+
+
+def score_image(
+    gt: LabelMap,
+    predictions: Mapping[str, LabelMap],
+    groups: ImportanceGroups = DEFAULT_GROUPS,
+    severity: np.ndarray | None = None,
+    annotated: Collection[int] | None = None,
+    instance_ids: np.ndarray | None = None,
+    min_recall: float = DEFAULT_MIN_RECALL,
+    *,
+    sample_id: str = "image",
+    device: torch.device | str | None = None,
+) -> ImageResult:
+    """Every score of every model on one image (a pure function of its arguments).
+
+    ``predictions`` maps model names to label maps, in order (with two, the first is "a"
+    of the disagreement counts); ``instance_ids`` (Cityscapes encoding) adds per-instance
+    recall. Counting runs on ``device`` (default: where the predictions are); a bad map is
+    reported with ``sample_id`` and the model's name.
+    """
+    if not predictions:
+        raise ValueError(f"{sample_id}: no prediction to score")
+    severity = default_severity_matrix(groups) if severity is None else check_severity(severity)
+    matrices, agreement = _count(gt, predictions, groups, sample_id, device)
+    scores = {
+        name: ModelImageScores.compute(matrix, groups, severity, annotated)
+        for name, matrix in matrices.items()
+    }
+    if instance_ids is None:
+        return ImageResult(sample_id, scores, agreement)
+    instances = tuple(instance_scores(instance_ids, predictions, min_recall))
+    return ImageResult(sample_id, scores, agreement, instances)
+
+
+def _by_group(values: Sequence[float | None], groups: ImportanceGroups) -> dict[str, float | None]:
+    return dict(zip(groups.names, values, strict=True))
+
+
+@dataclass(frozen=True, eq=False)
+class ModelScores:
+    """Every split-level score of one model, from its accumulated confusion matrix."""
+
+    confusion: np.ndarray
+    groups: ImportanceGroups
+    severity: np.ndarray
+    annotated: np.ndarray
+    """(19,) bool: classes the dataset annotates; the others have no IoU."""
+    values: Mapping[str, float | None]
+    """Key -> value of every split score of the table."""
+    iou: tuple[float | None, ...]
+    """Per-class IoU, None where undefined or not annotated."""
+    class_pixels: np.ndarray
+    group_iou: tuple[float | None, ...]
+    group_confusion: np.ndarray
+    miss_rate_per_group: tuple[float | None, ...]
+    false_alarm_rate_per_group: tuple[float | None, ...]
+
+    @classmethod
+    def compute(
+        cls,
+        cm: np.ndarray | torch.Tensor,
+        groups: ImportanceGroups = DEFAULT_GROUPS,
+        annotated_classes: Collection[int] | None = None,
+        severity: np.ndarray | None = None,
+    ) -> ModelScores:
+        cm = as_matrix(cm)
+        severity = default_severity_matrix(groups) if severity is None else check_severity(severity)
+        stats = ConfusionStats(cm, groups, severity, annotated_classes)
+        return cls(
+            confusion=_frozen(cm),
+            groups=groups,
+            severity=_frozen(severity),
+            annotated=_frozen(annotated_mask(annotated_classes)),
+            values=values_of(SPLIT_SCORES, stats),
+            iou=_class_iou(stats),
+            class_pixels=_frozen(cm[EVALUATED].sum(axis=1)),
+            group_iou=_optional(group_iou(cm, groups, annotated_classes)),
+            group_confusion=_frozen(group_confusion(cm, groups)),
+            miss_rate_per_group=_optional(miss_rate_per_group(cm, groups)),
+            false_alarm_rate_per_group=_optional(false_alarm_rate_per_group(cm, groups)),
+        )
+
+    def __getitem__(self, key: str) -> float | None:
+        return self.values[key]
+
+    def to_dict(self) -> dict:
+        """JSON-ready form; undefined scores are None, unannotated classes flagged."""
+        return {
+            "classes": [
+                {
+                    "train_id": train_id,
+                    "name": CLASS_NAMES[train_id],
+                    "annotated": bool(self.annotated[train_id]),
+                    "iou": self.iou[train_id],
+                    "pixels": int(self.class_pixels[train_id]),
+                }
+                for train_id in range(NUM_EVALUATED)
+            ],
+            **self.values,
+            "groups": self.groups.to_dict(),
+            "group_iou": _by_group(self.group_iou, self.groups),
+            "group_confusion": self.group_confusion.tolist(),
+            "miss_rate_per_group": _by_group(self.miss_rate_per_group, self.groups),
+            "false_alarm_rate_per_group": _by_group(self.false_alarm_rate_per_group, self.groups),
+            "confusion": self.confusion.tolist(),
+            "severity": self.severity.tolist(),
+        }
+
+    def report(self) -> str:
+        """Plain-text summary: per-class IoU, the split scores, the group IoUs."""
+        return text_table({"value": self})
+
+
+def class_rows(models: Mapping[str, ModelScores]) -> list[list[str]]:
+    """[class, IoU of each model] for the 19 evaluated classes, written as tables show them."""
+    return [
+        [
+            CLASS_NAMES[train_id],
+            *(
+                format_value(m.iou[train_id]) if m.annotated[train_id] else "not annotated"
+                for m in models.values()
+            ),
+        ]
+        for train_id in range(NUM_EVALUATED)
+    ]
+
+
+def split_rows(models: Mapping[str, ModelScores]) -> list[list[str]]:
+    """[label, value of each model] for every split score of the table."""
+    return [[s.label_of_split, *(s.text(m[s.key]) for m in models.values())] for s in SPLIT_SCORES]
+
+
+def group_iou_rows(models: Mapping[str, ModelScores]) -> list[list[str]]:
+    """["IoU <group>", value of each model] for every importance group."""
+    groups = next(iter(models.values())).groups
+    return [
+        [f"IoU {name}", *(format_value(m.group_iou[index]) for m in models.values())]
+        for index, name in enumerate(groups.names)
+    ]
+
+
+def text_table(models: Mapping[str, ModelScores]) -> str:
+    """Side-by-side plain text: per-class IoU, then the split scores and group IoUs."""
+    width = max(len("not annotated"), *(len(name) for name in models)) + 2
+
+    def line(cells: Sequence[str]) -> str:
+        return f"{cells[0]:<34}" + "".join(f"{cell:>{width}}" for cell in cells[1:])
+
+    rule = "-" * (34 + width * len(models))
+    scores = split_rows(models) + group_iou_rows(models)
+    rows = [line(["class", *models]), rule, *map(line, class_rows(models)), rule]
+    return "\n".join(rows + [line(row) for row in scores])
+
+
+@dataclass(frozen=True)
+class SplitScores:
+    """Results of a split: split-level scores per model and every image's scores."""
+
+    models: dict[str, ModelScores]
+    images: tuple[ImageResult, ...]
+
+    def worst(self, model: str, key: str = "safety_error", n: int = 10) -> list[ImageResult]:
+        """The ``n`` images where ``model`` does worst on ``key``; images without a value last."""
+        if model not in self.models:
+            raise ValueError(f"unknown model {model!r}; evaluated: {', '.join(self.models)}")
+        if key not in IMAGE_KEYS:
+            raise ValueError(f"cannot rank by {key!r}; choose one of {', '.join(IMAGE_KEYS)}")
+        return [image for image, _ in rank(self.images, by_score(BY_KEY[key], model))][:n]
+
+    def missed_instances(self, model: str) -> list[tuple[str, InstanceScore]]:
+        """(sample id, instance) of every instance ``model`` missed, largest first."""
+        missed = [
+            (image.sample_id, instance)
+            for image in self.images
+            for instance in image.instances
+            if instance.missed.get(model)
+        ]
+        return sorted(missed, key=lambda pair: -pair[1].pixels)
+
+    def to_dict(self) -> dict:
+        return {
+            "models": {name: scores.to_dict() for name, scores in self.models.items()},
+            "images": [image.to_dict() for image in self.images],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), allow_nan=False)
+
+    def report(self) -> str:
+        return text_table(self.models)
+
+
+@dataclass
+class SplitEvaluator:
+    """Scores one or more models over a split, image by image, with :func:`score_image`,
+    and adds up the per-image confusion matrices for the split-level scores."""
+
+    model_names: Sequence[str]
+    groups: ImportanceGroups = DEFAULT_GROUPS
+    severity: np.ndarray | None = None
+    annotated_classes: Collection[int] | None = None
+    device: torch.device | str = "cpu"
+    min_recall: float = DEFAULT_MIN_RECALL
+    _totals: dict[str, np.ndarray] = field(init=False, repr=False)
+    _images: list[ImageResult] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.model_names or len(set(self.model_names)) != len(self.model_names):
+            raise ValueError(f"need one or more distinct model names, got {list(self.model_names)}")
+        self.severity = (
+            default_severity_matrix(self.groups)
+            if self.severity is None
+            else check_severity(self.severity)
+        )
+        shape = (NUM_CLASSES, NUM_CLASSES)
+        self._totals = {name: np.zeros(shape, dtype=np.int64) for name in self.model_names}
+        self._images = []
+
+    def add(
+        self,
+        sample_id: str,
+        gt: LabelMap,
+        preds: Mapping[str, LabelMap],
+        instance_ids: np.ndarray | None = None,
+    ) -> ImageResult:
+        """Add one image: ground truth, each model's prediction, optional instance map."""
+        if set(preds) != set(self.model_names):
+            raise ValueError(
+                f"{sample_id}: predictions given for {sorted(preds)}, "
+                f"expected {sorted(self.model_names)}"
+            )
+        result = score_image(
+            gt,
+            {name: preds[name] for name in self.model_names},
+            self.groups,
+            self.severity,
+            self.annotated_classes,
+            instance_ids,
+            self.min_recall,
+            sample_id=sample_id,
+            device=self.device,
+        )
+        for name, scores in result.scores.items():
+            self._totals[name] += scores.confusion
+        self._images.append(result)
+        return result
+
+    def result(self) -> SplitScores:
+        return SplitScores(
+            models={
+                name: ModelScores.compute(
+                    matrix, self.groups, self.annotated_classes, self.severity
+                )
+                for name, matrix in self._totals.items()
+            },
+            images=tuple(self._images),
+        )
