@@ -83,6 +83,18 @@ def test_queue_is_worst_first_after_evaluation_and_cached_in_the_store(
     assert [r.value for r in lowest_miou_first] == pytest.approx(sorted(miou_b.values()))
 
 
+def test_cached_rows_without_every_score_of_the_table_are_scored_again(bench: Workbench) -> None:
+    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
+    bench.evaluate(name_a, name_b)
+    first = bench.dataset[0].id
+    row = bench.cached_scores(name_a, name_b)["B"][first]
+    older = {key: value for key, value in row.items() if key != "expected_cost"}
+    bench.store.put_scores(bench.model_id(name_b), bench.image_id(first), older)
+    assert bench.cached_scores(name_a, name_b) is None
+    bench.evaluate(name_a, name_b)
+    assert bench.cached_scores(name_a, name_b)["B"][first] == row
+
+
 def test_corrected_ground_truth_is_scored_again_not_served_from_the_cache(
     tiny_synthetic: Path, tiny_models: Path, tmp_path: Path
 ) -> None:
