@@ -1,11 +1,11 @@
-"""The code tables of the per-pixel maps drawn over an image (error maps, the disagreement
-of two models): each map is one :class:`CodeMap`, each of its codes with its key, pixel
-value, colour and legend text, defined here once.
+"""The codes of the per-pixel maps drawn over an image (error maps, the disagreement of
+two models), defined here once: one table, :data:`CODES`, holds every code of every map
+with its key, pixel value, legend text and colour, as cityscapesscripts' ``labels`` table
+carries the classes' colours.
 
-The metric functions that write a map take its values from its table by key, and the
-reviewer's palettes and legends are derived from the same table, as the colours of the
-classes are carried by the label table (``models.labels``, after cityscapesscripts' labels).
-A new kind of map is one more table here, added to :data:`CODE_MAPS` for the legends.
+The metric functions that write a map take its values from the table by key, and the
+reviewer's palettes and legends are derived from it. A new kind of map is its title in
+:data:`MAP_TITLES` and its rows in :data:`CODES`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ RGB = tuple[int, int, int]
 class MapCode:
     """One code of a map."""
 
+    map: str
+    """Name of the map (a key of :data:`MAP_TITLES`)."""
     key: str
     """Name the metric functions and the per-image counts use."""
     value: int
@@ -84,34 +86,44 @@ NOT_JUDGED = 255
 """The value of pixels a map does not judge (ground-truth background, and pixels outside
 the judged classes), the same in every map so that it reads as "nothing to see"."""
 
-ERROR_MAP = CodeMap(
-    title="Error maps",
-    codes=(
-        MapCode("correct", 0, "correct"),
-        MapCode("miss", 1, "missed important (predicted as less important)", (230, 30, 30)),
-        MapCode("false_alarm", 2, "false alarm (predicted as more important)", (255, 150, 0)),
-        MapCode("other_error", 3, "other error", (150, 150, 150)),
-        MapCode("ignored", NOT_JUDGED, "not judged: ground-truth background"),
+MAP_TITLES = {"error": "Error maps", "disagreement": "Disagreement of A and B"}
+"""Every kind of map by name, with the title of its legend, in the order legends are shown.
+``error``: one model's errors by importance (``models.metrics.error_map``);
+``disagreement``: which of two models is right (``models.metrics.disagreement_map``)."""
+
+CODES = (
+    MapCode("error", "correct", 0, "correct"),
+    MapCode("error", "miss", 1, "missed important (predicted as less important)", (230, 30, 30)),
+    MapCode("error", "false_alarm", 2, "false alarm (predicted as more important)", (255, 150, 0)),
+    MapCode("error", "other_error", 3, "other error", (150, 150, 150)),
+    MapCode("error", "ignored", NOT_JUDGED, "not judged: ground-truth background"),
+    MapCode("disagreement", "both_right", 0, "both right"),
+    MapCode("disagreement", "only_a", 1, "only A right", (40, 110, 230)),
+    MapCode("disagreement", "only_b", 2, "only B right", (230, 200, 0)),
+    MapCode("disagreement", "both_wrong", 3, "both wrong", (220, 30, 30)),
+    MapCode(
+        "disagreement",
+        "ignored",
+        NOT_JUDGED,
+        "not judged: ground-truth background and, unless judged on all labelled pixels, "
+        "non-critical classes",
     ),
 )
-"""One model's errors, by importance: see ``models.metrics.error_map``."""
+"""Every code of every map, one row each, in legend order within a map."""
 
-DISAGREEMENT_MAP = CodeMap(
-    title="Disagreement of A and B",
-    codes=(
-        MapCode("both_right", 0, "both right"),
-        MapCode("only_a", 1, "only A right", (40, 110, 230)),
-        MapCode("only_b", 2, "only B right", (230, 200, 0)),
-        MapCode("both_wrong", 3, "both wrong", (220, 30, 30)),
-        MapCode(
-            "ignored",
-            NOT_JUDGED,
-            "not judged: ground-truth background and, unless judged on all labelled pixels, "
-            "non-critical classes",
-        ),
-    ),
-)
-"""Which of two models is right: see ``models.metrics.disagreement_map``."""
 
-CODE_MAPS = (ERROR_MAP, DISAGREEMENT_MAP)
-"""Every map, in the order their legends are shown."""
+def split_by_map(codes: tuple[MapCode, ...], titles: dict[str, str]) -> dict[str, CodeMap]:
+    """The table as one :class:`CodeMap` per title; a row of a map with no title is an
+    error rather than a code that silently never shows."""
+    unknown = {code.map for code in codes} - titles.keys()
+    if unknown:
+        raise ValueError(f"codes of maps with no title: {sorted(unknown)}")
+    return {
+        name: CodeMap(title, tuple(code for code in codes if code.map == name))
+        for name, title in titles.items()
+    }
+
+
+CODE_MAPS = split_by_map(CODES, MAP_TITLES)
+ERROR_MAP = CODE_MAPS["error"]
+DISAGREEMENT_MAP = CODE_MAPS["disagreement"]

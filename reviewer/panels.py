@@ -108,7 +108,7 @@ def class_legend(view: ImageView) -> str:
 
 def code_legends() -> str:
     """Legends of the error and disagreement panels, from their code tables."""
-    return "".join(code_legend(code_map) for code_map in CODE_MAPS)
+    return "".join(code_legend(code_map) for code_map in CODE_MAPS.values())
 
 
 def scores_table(view: ImageView) -> list[list[str]]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from models.labels import BACKGROUND, train_id_of
-from models.maps import CODE_MAPS, DISAGREEMENT_MAP, ERROR_MAP, CodeMap, MapCode
+from models.maps import CODE_MAPS, DISAGREEMENT_MAP, ERROR_MAP, CodeMap, MapCode, split_by_map
 from models.metrics import disagreement_map, error_map
 from reviewer.overlays import CODE_OPACITY, code_overlay
 from reviewer.panels import code_legends
@@ -33,7 +33,7 @@ def test_disagreement_map_writes_the_values_its_table_names() -> None:
     np.testing.assert_array_equal(disagreement_map(gt, pred_a, pred_b), expected)
 
 
-@pytest.mark.parametrize("code_map", CODE_MAPS, ids=lambda m: m.title)
+@pytest.mark.parametrize("code_map", CODE_MAPS.values(), ids=lambda m: m.title)
 def test_overlays_draw_the_marked_codes_in_their_colours_only(code_map: CodeMap) -> None:
     codes = np.array([[code.value for code in code_map.codes]], np.uint8)
     image = np.full((*codes.shape, 3), 200, np.uint8)
@@ -50,18 +50,20 @@ def test_overlays_draw_the_marked_codes_in_their_colours_only(code_map: CodeMap)
 
 def test_legends_show_each_map_from_its_table() -> None:
     legends = code_legends()
-    for code_map in CODE_MAPS:
+    for code_map in CODE_MAPS.values():
         assert code_map.title in legends
         for code in code_map.marked:
             assert f'rgb{code.color};"></span>{code.legend}</span>' in legends
     assert "unmarked: correct; not judged: ground-truth background" in legends
-    assert legends.count('class="legend-chip"') == sum(len(m.marked) for m in CODE_MAPS)
+    assert legends.count('class="legend-chip"') == sum(len(m.marked) for m in CODE_MAPS.values())
 
 
-def test_a_table_refuses_codes_a_map_cannot_hold_apart() -> None:
+def test_the_table_refuses_codes_a_map_cannot_show() -> None:
     with pytest.raises(ValueError, match="unique"):
-        CodeMap("twice", (MapCode("a", 1, "a"), MapCode("b", 1, "b")))
+        CodeMap("twice", (MapCode("m", "a", 1, "a"), MapCode("m", "b", 1, "b")))
     with pytest.raises(ValueError, match="uint8"):
-        CodeMap("large", (MapCode("a", 256, "a"),))
+        CodeMap("large", (MapCode("m", "a", 256, "a"),))
+    with pytest.raises(ValueError, match=r"no title: \['typo'\]"):
+        split_by_map((MapCode("typo", "a", 1, "a"),), {"m": "M"})
     with pytest.raises(KeyError, match="no code 'nope'"):
         ERROR_MAP.value("nope")
