@@ -43,7 +43,7 @@ from models.inference import Execution, InferenceEngine, LoadedModel, upsampled_
 from models.preprocess import Preprocessing
 from models.segnet import SegNet
 from models.synthetic import ensure_demo_dataset
-from models.train import parse_size
+from models.train import input_size
 
 CASES = ("0.25@96x96", "0.5@96x96", "1.0@96x96", "0.25@128x256")
 BATCHES = (1, 16)
@@ -220,7 +220,7 @@ def postprocessing_line(logits: torch.Tensor, size: tuple[int, int], repeats: in
 def parse_case(text: str) -> tuple[float, tuple[int, int]]:
     width, _, size = text.partition("@")
     try:
-        return float(width), parse_size(size)
+        return float(width), input_size(size)
     except (ValueError, argparse.ArgumentTypeError) as error:
         raise argparse.ArgumentTypeError(f"case {text!r}: expected WIDTH@HxW, {error}") from None
 

@@ -19,7 +19,7 @@ import cv2
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.synthetic import parse_size, render_sample, write_sample
+from models.synthetic import image_size, render_sample, write_sample
 
 GOAL_IMAGES_PER_SECOND = 20.0
 
@@ -27,7 +27,7 @@ GOAL_IMAGES_PER_SECOND = 20.0
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=100, help="scenes to render (default 100)")
-    parser.add_argument("--size", type=parse_size, default=(256, 512), metavar="HxW",
+    parser.add_argument("--size", type=image_size, default=(256, 512), metavar="HxW",
                         help="image size (default 256x512)")  # fmt: skip
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)

@@ -32,6 +32,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from models.arguments import parse_size
 from models.checkpoints import CheckpointError, CheckpointMetadata, save_checkpoint
 from models.confusion import confusion_matrix
 from models.datasets import DatasetError, SegmentationDataset, open_dataset
@@ -576,13 +577,9 @@ class Trainer:
         return self.paths.best
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``HxW`` -> (H, W)."""
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        message = f"size must be HEIGHTxWIDTH, e.g. 128x256, got {text!r}"
-        raise argparse.ArgumentTypeError(message) from None
+def input_size(text: str) -> tuple[int, int]:
+    """A network input ``HxW`` -> (H, W), as large as SegNet's five poolings need."""
+    height, width = parse_size(text)
     if height < MIN_INPUT_SIZE or width < MIN_INPUT_SIZE:
         raise argparse.ArgumentTypeError(
             f"size {text!r}: SegNet needs at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}"
@@ -633,7 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--size",
-        type=parse_size,
+        type=input_size,
         default=(96, 96),
         help="network input HEIGHTxWIDTH; images and labels are resized to it "
         "(default 96x96, the recipe's)",

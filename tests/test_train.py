@@ -3,6 +3,7 @@ determinism, resume after Ctrl-C, the log, the checkpoint metadata, augmentation
 
 from __future__ import annotations
 
+import argparse
 import csv
 import math
 from pathlib import Path
@@ -23,6 +24,7 @@ from models.device import (
 from models.labels import BACKGROUND, DEFAULT_GROUPS, NUM_CLASSES, PALETTE, ImportanceGroups
 from models.losses import SegmentationLoss
 from models.segnet import SegNet
+from models.synthetic.cli import image_size
 from models.train import (
     CSV_COLUMNS,
     OutputPaths,
@@ -30,6 +32,7 @@ from models.train import (
     TrainingError,
     augment,
     config_from_args,
+    input_size,
     main,
     portable_arguments,
     train,
@@ -222,6 +225,17 @@ def test_bad_input_gives_clear_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--data", str(tmp_path), *base, "--size", "big"])
     assert "HEIGHTxWIDTH" in capsys.readouterr().err
+
+
+def test_sizes_are_written_one_way_and_checked_per_command() -> None:
+    assert input_size(" 64X128 ") == image_size("64x128") == (64, 128)
+    for parse in (input_size, image_size):
+        with pytest.raises(argparse.ArgumentTypeError, match="HEIGHTxWIDTH such as 256x512"):
+            parse("64 by 128")
+    with pytest.raises(argparse.ArgumentTypeError, match="SegNet needs at least 32x32"):
+        input_size("16x64")
+    with pytest.raises(argparse.ArgumentTypeError, match=r"must be 32\.\.4096"):
+        image_size("64x5000")
 
 
 def test_help_explains_every_option(capsys):

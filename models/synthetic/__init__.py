@@ -23,7 +23,7 @@ are re-exported here.
 """
 
 from models.conditions import condition_tags
-from models.synthetic.cli import parse_size
+from models.synthetic.cli import image_size
 from models.synthetic.render import SyntheticError, render_scene
 from models.synthetic.writer import (
     DEMO_DATA,
@@ -48,7 +48,7 @@ __all__ = [
     "default_cache_dir",
     "ensure_demo_dataset",
     "generate_dataset",
-    "parse_size",
+    "image_size",
     "render_sample",
     "render_scene",
     "resolve_data",

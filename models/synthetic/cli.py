@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from models.arguments import parse_size
 from models.synthetic.render import SyntheticError, check_size
 from models.synthetic.writer import DEMO_SETTINGS, generate_dataset
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'256x512' -> (256, 512), with a message argparse shows for anything else."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 256x512, got {text!r}")
-    size = (int(match.group(1)), int(match.group(2)))
+def image_size(text: str) -> tuple[int, int]:
+    """An image ``HxW`` -> (H, W), in the range the generator draws."""
     try:
-        return check_size(size)
+        return check_size(parse_size(text))
     except SyntheticError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -67,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--size",
-        type=parse_size,
+        type=image_size,
         default=demo.size,
         metavar="HxW",
         help="image height x width in pixels, 32..4096 each "
