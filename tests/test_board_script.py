@@ -31,10 +31,13 @@ HARNESS = """({html, script, layout, slider, pictures}) => {
     const props = { value: '', panel_layout: layout, slider };
     const record = window.record = { requests: [], events: [], failing: [], props };
     window.serverUpdate = (value) => { props.value = value; watcher(); };
+    const held = {};
+    window.hold = (id) => { held[id] = new Promise(done => { window.release = done; }); };
     const server = {
         fetch_panels: async (id, display) => {
             record.requests.push(id);
             await new Promise(done => setTimeout(done, 20));
+            await held[id];
             if (record.failing.includes(id)) return { error: `cannot read ${id}` };
             return { id, tags: ['day'], panels: pictures };
         },
@@ -44,10 +47,8 @@ HARNESS = """({html, script, layout, slider, pictures}) => {
     new Function('element', 'props', 'server', 'trigger', 'watch', script)(
         element, props, server, trigger, watch);
 }"""
-"""Runs the board as Gradio does, with a server that answers after 20 ms."""
-
-SETTLED = """() => new Promise(done => setTimeout(done, 150))"""
-"""Long enough for answers, decoding, two frames and the follow-up event."""
+"""Runs the board as Gradio does, with a server that answers after 20 ms, or, for the id
+the test holds, once the test releases it."""
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +86,20 @@ def _state(ids: list[str], **changes) -> str:
     return BoardState(queue=queue, display=Display("ce", "ial"), **changes).to_json()
 
 
+def _settled(page) -> None:
+    """Wait until the board has drawn the image of its latest move (or shown its failure),
+    announced it and asked for its neighbours: it says so by clearing aria-busy."""
+    page.wait_for_selector(".view-pane[aria-busy='false']", state="attached")
+
+
 def _update(page, value: str) -> None:
     page.evaluate("(value) => window.serverUpdate(value)", value)
-    page.evaluate(SETTLED)
+    _settled(page)
+
+
+def _press(page, key: str) -> None:
+    page.keyboard.press(key)
+    _settled(page)
 
 
 def _title(page) -> str:
@@ -107,12 +119,10 @@ def test_steps_come_from_memory_after_the_neighbours_are_fetched(page) -> None:
     assert _title(page).startswith("a")
     assert _record(page)["requests"] == ["a", "b", "d"]
     assert _record(page)["events"] == ["navigate"]
-    page.keyboard.press("n")
-    page.evaluate(SETTLED)
+    _press(page, "n")
     assert _title(page).startswith("b") and _shown_position(page) == 1
     assert _record(page)["requests"] == ["a", "b", "d", "c"]
-    page.keyboard.press("p")
-    page.evaluate(SETTLED)
+    _press(page, "p")
     assert _title(page).startswith("a · day")
     assert _record(page)["requests"] == ["a", "b", "d", "c"]
     assert _record(page)["events"] == ["navigate"] * 3
@@ -124,7 +134,7 @@ def test_steps_come_from_memory_after_the_neighbours_are_fetched(page) -> None:
 def test_a_server_update_keeps_the_image_on_screen_unless_it_opens_another(page) -> None:
     _update(page, _state(["a", "b", "c"]))
     page.click("tr[data-index='2']")
-    page.evaluate(SETTLED)
+    _settled(page)
     assert _title(page).startswith("c")
     _update(page, _state(["c", "b", "a"], revision=1))
     assert _title(page).startswith("c") and _shown_position(page) == 0
@@ -147,13 +157,11 @@ def test_newly_ranked_scores_take_a_page_nobody_moved_in_to_the_top(page) -> Non
 def test_a_failed_image_or_an_empty_queue_leaves_no_other_image_on_screen(page) -> None:
     page.evaluate("() => { window.record.failing = ['b']; }")
     _update(page, _state(["a", "b"]))
-    page.keyboard.press("n")
-    page.evaluate(SETTLED)
+    _press(page, "n")
     assert _title(page) == "b"
     assert page.inner_text(".board-error") == "Could not show b: cannot read b"
     assert page.locator("figure:not([hidden])").count() == 0
-    page.keyboard.press("n")
-    page.evaluate(SETTLED)
+    _press(page, "n")
     assert _title(page).startswith("a") and page.inner_text(".board-error") == ""
     assert page.locator("figure:not([hidden])").count() == len(PANEL_LABELS)
     _update(page, _state([], revision=1))
@@ -167,3 +175,13 @@ def test_ids_are_shown_as_text_never_as_markup(page) -> None:
     assert page.locator("tr[data-index='0'] td").first.inner_text() == hostile[4:]
     assert page.locator("#root img[src='x']").count() == 0
     assert _title(page).startswith(hostile)
+
+
+def test_the_view_is_busy_until_the_image_asked_for_is_drawn(page) -> None:
+    page.evaluate("() => window.hold('a')")
+    page.evaluate("(value) => window.serverUpdate(value)", _state(["a", "b"]))
+    assert page.get_attribute(".view-pane", "aria-busy") == "true"
+    assert _title(page) == "" and _record(page)["events"] == []
+    page.evaluate("() => window.release()")
+    _settled(page)
+    assert _title(page).startswith("a") and _record(page)["events"] == ["navigate"]

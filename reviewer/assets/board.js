@@ -135,7 +135,21 @@ function announce(shown) {
   trigger('navigate');
 }
 
+// The view pane is aria-busy from a move until the image it asked for is on screen (or its
+// failure is), so that assistive technology, and the board's tests, know when what it
+// shows is final. A later move takes over: only the latest one clears it.
+let moves = 0;
 async function show() {
+  const move = ++moves;
+  $('.view-pane').setAttribute('aria-busy', 'true');
+  try {
+    await showCurrent();
+  } finally {
+    if (move === moves) $('.view-pane').setAttribute('aria-busy', 'false');
+  }
+}
+
+async function showCurrent() {
   markCurrent();
   const entry = board.queue[board.position];
   if (!entry || !board.display) {
