@@ -26,10 +26,10 @@ from models.scores import IMAGE_SCORES, format_value
 from models.scoring import ModelScores, SplitScores, split_rows
 from reviewer.overlays import LEGEND_CSS, draw_box
 from reviewer.panels import (
+    DEFAULT_DISPLAY,
     INSTANCE_HEADERS,
     SCORE_HEADERS,
     WORST_HEADERS,
-    DisplayOptions,
     class_legend,
     code_legends,
     instance_rows,
@@ -322,7 +322,7 @@ def _pair_html(pair: PairView) -> str:
     if pair.view is None:
         return title + f'<p class="problem">Predictions unavailable: {_e(pair.problem)}</p>'
     view = pair.view
-    panels = render_panels(view, DisplayOptions())
+    panels = render_panels(view, DEFAULT_DISPLAY)
     figures = []
     if panels.ground_truth is not None:
         figures.append(_figure(panels.ground_truth, "ground truth"))
