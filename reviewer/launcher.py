@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +24,10 @@ from models.labels import DEFAULT_GROUPS, GroupsError, ImportanceGroups
 from models.synthetic import DEMO_DATA, resolve_data
 from reviewer.app import CSS, AppOptions, build_app
 from reviewer.workbench import Workbench
+
+DEFAULT_MAX_UPLOAD_MB = 50
+"""A road photo is a few MB; anything far larger is not one and costs memory to receive."""
+GRADIO_TEMP_ENV = "GRADIO_TEMP_DIR"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="address to bind (default 127.0.0.1: only this machine; 0.0.0.0 exposes it)",
     )
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument(
+        "--max-upload-mb",
+        type=int,
+        default=DEFAULT_MAX_UPLOAD_MB,
+        help=f"largest file the page accepts for upload, in MB (default {DEFAULT_MAX_UPLOAD_MB})",
+    )
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     parser.add_argument("--groups", type=Path, help="importance groups TOML (default: recipe)")
     parser.add_argument(
@@ -110,9 +122,24 @@ def prepare(args: argparse.Namespace) -> tuple[Workbench, AppOptions]:
     return bench, options
 
 
+def private_temp_dir(data_dir: Path, port: int) -> Path:
+    """Gradio's temporary folder for this app, made its own: Gradio serves what lies in its
+    temporary folder, and by default every Gradio app on the machine shares one under /tmp.
+    This one is below the app's data folder, readable by its owner only, one per port (two
+    apps cannot share a port) and emptied at every start."""
+    folder = data_dir / "tmp" / f"port-{port}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, mode=0o700)
+    folder.chmod(0o700)
+    os.environ[GRADIO_TEMP_ENV] = str(folder)
+    return folder
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     args = build_parser().parse_args(argv)
+    os.umask(0o077)  # databases, uploads and exports are readable by their owner only
+    private_temp_dir(default_data_dir(), args.port)
     try:
         bench, options = prepare(args)
     except (
@@ -136,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             css=CSS,
             show_error=False,
             footer_links=[],
+            max_file_size=args.max_upload_mb * 1024**2,
         )
     except OSError as error:
         print(f"error: cannot serve on {args.host}:{args.port}: {error}", file=sys.stderr)

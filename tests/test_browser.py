@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -59,7 +60,7 @@ def running_app(tiny_synthetic: Path, tiny_models: Path, tmp_path_factory):
     else:
         process.kill()
         pytest.fail("the app did not start within 120 s")
-    yield url, db_url
+    yield url, db_url, tmp_path / "data", port
     process.terminate()
     try:
         process.wait(timeout=20)
@@ -102,7 +103,7 @@ def test_review_switch_model_and_flag_in_a_real_browser(
     running_app, app_page, tmp_path: Path
 ) -> None:
     sync_api = playwright_api()
-    _, db_url = running_app
+    _, db_url, _, _ = running_app
     page = app_page
     title = page.locator("#review-board #image-title strong")
     _wait_for_scores(sync_api, page)
@@ -169,7 +170,7 @@ def test_review_switch_model_and_flag_in_a_real_browser(
 
 def test_two_sessions_keep_their_own_selection(running_app) -> None:
     sync_api = playwright_api()
-    url, _ = running_app
+    url, *_ = running_app
     with sync_api.sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         pages = [browser.new_context().new_page() for _ in range(2)]
@@ -229,7 +230,7 @@ def test_a_worst_image_of_the_dataset_tab_opens_in_the_review_tab(app_page) -> N
 
 @pytest.mark.parametrize("path", ["/etc/passwd", str(ROOT / "pyproject.toml")])
 def test_no_file_outside_the_configured_folders_is_served(running_app, path: str) -> None:
-    url, _ = running_app
+    url, *_ = running_app
     for route in ("gradio_api/file=", "file="):
         try:
             with urllib.request.urlopen(f"{url}{route}{path}", timeout=10) as response:
@@ -244,3 +245,24 @@ def test_the_server_binds_to_loopback_by_default() -> None:
     from reviewer.launcher import build_parser
 
     assert build_parser().parse_args([]).host == "127.0.0.1"
+
+
+def test_the_app_keeps_its_files_to_its_owner(running_app) -> None:
+    _, db_url, data_dir, port = running_app
+    temp = data_dir / "tmp" / f"port-{port}"
+    assert temp.is_dir() and stat.S_IMODE(temp.stat().st_mode) == 0o700
+    database = Path(db_url.removeprefix("sqlite:///"))
+    assert stat.S_IMODE(database.stat().st_mode) & 0o077 == 0
+
+
+def test_the_private_temp_folder_is_emptied_at_start(tmp_path: Path, monkeypatch) -> None:
+    from reviewer.launcher import GRADIO_TEMP_ENV, private_temp_dir
+
+    monkeypatch.setenv(GRADIO_TEMP_ENV, "restored after the test")
+    stale = tmp_path / "tmp" / "port-7001" / "old-export.zip"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"x")
+    folder = private_temp_dir(tmp_path, 7001)
+    assert folder == stale.parent and not stale.exists()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert os.environ[GRADIO_TEMP_ENV] == str(folder)
