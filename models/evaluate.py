@@ -40,6 +40,7 @@ from models.labels import (
 )
 from models.scores import IMAGE_KEYS, SPLIT_SCORES
 from models.scoring import ModelScores, SplitEvaluator, SplitScores
+from models.spreadsheet import spreadsheet_safe
 from models.synthetic import resolve_data
 
 ProgressCallback = Callable[[int, int], None]
@@ -152,7 +153,7 @@ def write_image_csv(path: Path, result: SplitScores) -> None:
         writer = csv.writer(handle)
         writer.writerow(
             [
-                "image_id",
+                "sample_id",
                 "model",
                 *IMAGE_KEYS,
                 *(f"critical_{k}" for k in disagreement_keys),
@@ -164,8 +165,8 @@ def write_image_csv(path: Path, result: SplitScores) -> None:
             for model, scores in image.scores.items():
                 writer.writerow(
                     [
-                        image.sample_id,
-                        model,
+                        spreadsheet_safe(image.sample_id),
+                        spreadsheet_safe(model),
                         *(scores[k] for k in IMAGE_KEYS),
                         *(agreement.get(k) for k in disagreement_keys),
                         *scores.iou,
@@ -185,11 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
     parser.add_argument(
+        "--models",
+        nargs="+",
+        action="extend",
+        type=Path,
+        metavar="FILE",
+        help="checkpoint files (the first two are compared as A and B), as in launch.py "
+        "and reviewer.export",
+    )
+    parser.add_argument(
         "--model",
         action="append",
-        required=True,
+        dest="models",
         type=Path,
-        help="checkpoint file; repeat for several models (the first two are compared)",
+        help=argparse.SUPPRESS,  # the old spelling, repeated once per file; kept for a release
     )
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     parser.add_argument("--json", type=Path, help="write every score to this JSON file")
@@ -213,13 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.models:
+        parser.error("--models FILE [FILE ...] is required")
     try:
         groups = ImportanceGroups.load(args.groups) if args.groups else DEFAULT_GROUPS
         dataset = open_dataset(resolve_data(args.data), args.split)
         engine = InferenceEngine(device=args.device)
-        names = unique_model_names(args.model)
-        models = {name: engine.load(path) for name, path in zip(names, args.model, strict=True)}
+        names = unique_model_names(args.models)
+        models = {name: engine.load(path) for name, path in zip(names, args.models, strict=True)}
         print(dataset.describe(), file=sys.stderr)
         with tqdm(total=len(dataset), desc="evaluating", unit="img") as bar:
             result = evaluate_split(

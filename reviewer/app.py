@@ -809,12 +809,12 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
 
 QUIET_PROGRESS = "minimal"
 """Updates that follow a step to another image show a small timer: Gradio's default
-("full") lays a loading overlay over each output and takes it off again, which cost the
-page about 250 ms per step."""
+("full") lays a loading overlay over each output and takes it off again, a large share of
+the page's work in a step (``bench/bench_gui.py`` measures steps)."""
 
 SCORING_POLL_SECONDS = 2.0
 """How often a page asks for the progress of the scoring behind the app: each poll is a
-Gradio event, which costs the page (and the 2-core machine it shares) a few hundred ms."""
+Gradio event, which costs the page and the server work of their own."""
 
 PANEL_FORMAT = "jpeg"
 """Panels of an uploaded image are sent as JPEG, as the board's are (see

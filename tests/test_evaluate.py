@@ -14,7 +14,7 @@ import torch
 
 from models.checkpoints import CheckpointMetadata, save_checkpoint
 from models.datasets import open_dataset
-from models.evaluate import main
+from models.evaluate import build_parser, main
 from models.inference import InferenceEngine
 from models.labels import CLASS_NAMES
 from models.preprocess import Preprocessing
@@ -51,8 +51,7 @@ def test_json_and_csv_hold_the_exact_scores(
 ) -> None:
     out_json, out_csv = tmp_path / "scores.json", tmp_path / "scores.csv"
     args = ["--data", str(camvid_root), "--split", "val", "--device", "cpu", "--batch", "1"]
-    for path in two_models:
-        args += ["--model", str(path)]
+    args += ["--models", *map(str, two_models)]
     assert main([*args, "--json", str(out_json), "--csv", str(out_csv)]) == 0
     document = json.loads(out_json.read_text())
     assert {"dataset", "split", "images", "models"} <= set(document)
@@ -84,7 +83,7 @@ def test_json_and_csv_hold_the_exact_scores(
     assert len(rows) == 26
     assert {r["model"] for r in rows} == {"model0", "model1"}
     first = document["images"][0]
-    row = next(r for r in rows if r["image_id"] == first["sample_id"] and r["model"] == "model0")
+    row = next(r for r in rows if r["sample_id"] == first["sample_id"] and r["model"] == "model0")
     assert float(row["miou"]) == pytest.approx(first["scores"]["model0"]["miou"])
 
 
@@ -111,5 +110,11 @@ def test_cli_reports_bad_input_without_a_traceback(two_models: list[Path], tmp_p
         text=True,
         cwd=ROOT,
     ).stdout
-    for option in ("--data", "--split", "--model", "--device", "--json", "--csv"):
+    for option in ("--data", "--split", "--models", "--device", "--json", "--csv"):
         assert option in help_text
+
+
+def test_the_old_model_option_still_names_the_same_models() -> None:
+    old = build_parser().parse_args(["--data", "d", "--model", "a.pt", "--model", "b.pt"])
+    new = build_parser().parse_args(["--data", "d", "--models", "a.pt", "b.pt"])
+    assert old.models == new.models == [Path("a.pt"), Path("b.pt")]
