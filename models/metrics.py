@@ -1,7 +1,9 @@
 """Evaluation metrics of segmentation models: plain functions of confusion matrices.
 
 Everything here is computed from 20x20 confusion matrices (rows = ground truth, columns =
-prediction, trainIds 0..19 with 19 = background), counted by ``models.confusion``. An
+prediction, trainIds 0..19 with 19 = background), counted by ``models.confusion``. Every
+function also takes a stack of them (..., 20, 20) and then gives one value per matrix, so
+that a bootstrap scores a thousand resampled splits in one call (``models.comparison``). An
 undefined value is NaN here; the table of scores (``models.scores``) turns it into None,
 and ``models.scoring`` scores images and splits with these functions.
 
@@ -25,7 +27,6 @@ important group.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection
 
 import numpy as np
@@ -45,12 +46,16 @@ EVALUATED = slice(0, NUM_EVALUATED)
 """Rows/columns of the 19 evaluated classes in a 20x20 matrix."""
 
 
+MetricValue = float | np.ndarray
+"""A metric's value: a float for one matrix, an array of one value per matrix for a stack."""
+
+
 def as_matrix(cm: np.ndarray | torch.Tensor) -> np.ndarray:
-    """A 20x20 count matrix (array or tensor, any device) as int64 numpy, shape checked."""
+    """A 20x20 count matrix, or a stack of them (..., 20, 20), as int64 numpy (any device)."""
     if isinstance(cm, torch.Tensor):
         cm = cm.cpu().numpy()
     cm = np.asarray(cm)
-    if cm.shape != (NUM_CLASSES, NUM_CLASSES):
+    if cm.shape[-2:] != (NUM_CLASSES, NUM_CLASSES):
         raise ValueError(f"expected a {NUM_CLASSES}x{NUM_CLASSES} confusion matrix, got {cm.shape}")
     return cm.astype(np.int64, copy=False)
 
@@ -64,6 +69,11 @@ def _ratio(numerator: np.ndarray | int, denominator: np.ndarray | int) -> np.nda
     return out
 
 
+def _value(values: np.ndarray) -> MetricValue:
+    """A float for one matrix's value, the array itself for a stack's."""
+    return float(values) if values.ndim == 0 else values
+
+
 def annotated_mask(annotated_classes: Collection[int] | None) -> np.ndarray:
     """Which of the 19 evaluated classes the dataset annotates (all when not given)."""
     if annotated_classes is None:
@@ -71,34 +81,39 @@ def annotated_mask(annotated_classes: Collection[int] | None) -> np.ndarray:
     return np.isin(np.arange(NUM_EVALUATED), list(annotated_classes))
 
 
-def _nanmean(values: np.ndarray) -> float:
-    values = values[~np.isnan(values)]
-    return float(values.mean()) if values.size else math.nan
+def _nanmean(values: np.ndarray) -> np.ndarray:
+    """Mean over the last axis of the values that are defined, NaN where none is."""
+    defined = ~np.isnan(values)
+    return _ratio(np.where(defined, values, 0.0).sum(axis=-1), defined.sum(axis=-1))
+
+
+def _diagonal(cm: np.ndarray) -> np.ndarray:
+    return np.diagonal(cm, axis1=-2, axis2=-1)
 
 
 def per_class_iou(cm: np.ndarray | torch.Tensor) -> np.ndarray:
     """IoU of the 19 evaluated classes (float64, NaN for a class with no TP, FP nor FN)."""
     cm = as_matrix(cm)
-    tp = np.diag(cm)[EVALUATED]
-    fn = cm[EVALUATED].sum(axis=1) - tp
-    fp = cm[EVALUATED, EVALUATED].sum(axis=0) - tp
+    tp = _diagonal(cm)[..., EVALUATED]
+    fn = cm[..., EVALUATED, :].sum(axis=-1) - tp
+    fp = cm[..., EVALUATED, EVALUATED].sum(axis=-2) - tp
     return _ratio(tp, tp + fp + fn)
 
 
 def mean_iou(
     cm: np.ndarray | torch.Tensor, annotated_classes: Collection[int] | None = None
-) -> float:
+) -> MetricValue:
     """Unweighted mean of the defined per-class IoUs: the official Cityscapes mIoU.
 
     Classes the dataset does not annotate (``annotated_classes``) are left out.
     """
     iou = per_class_iou(cm)
-    return _nanmean(iou[annotated_mask(annotated_classes)])
+    return _value(_nanmean(iou[..., annotated_mask(annotated_classes)]))
 
 
 def frequency_weighted_iou(
     cm: np.ndarray | torch.Tensor, annotated_classes: Collection[int] | None = None
-) -> float:
+) -> MetricValue:
     """Per-class IoU weighted by each class's ground-truth pixel count, over the whole matrix.
 
     The recipe's "mean IoU" weights each class's IoU by its pixel count *within a training
@@ -109,14 +124,15 @@ def frequency_weighted_iou(
     """
     cm = as_matrix(cm)
     iou = np.nan_to_num(per_class_iou(cm))
-    pixels = cm[EVALUATED].sum(axis=1) * annotated_mask(annotated_classes)
-    return float(_ratio((pixels * iou).sum(), pixels.sum()))
+    pixels = cm[..., EVALUATED, :].sum(axis=-1) * annotated_mask(annotated_classes)
+    return _value(_ratio((pixels * iou).sum(axis=-1), pixels.sum(axis=-1)))
 
 
-def pixel_accuracy(cm: np.ndarray | torch.Tensor) -> float:
+def pixel_accuracy(cm: np.ndarray | torch.Tensor) -> MetricValue:
     """Share of evaluated ground-truth pixels predicted as their class."""
     cm = as_matrix(cm)
-    return float(_ratio(np.trace(cm[EVALUATED, EVALUATED]), cm[EVALUATED].sum()))
+    correct = _diagonal(cm)[..., EVALUATED].sum(axis=-1)
+    return _value(_ratio(correct, cm[..., EVALUATED, :].sum(axis=(-2, -1))))
 
 
 def _membership(groups: ImportanceGroups) -> np.ndarray:
@@ -131,7 +147,7 @@ def group_confusion(cm: np.ndarray | torch.Tensor, groups: ImportanceGroups) -> 
     """
     cm = as_matrix(cm)
     members = _membership(groups)
-    return members[EVALUATED].T @ cm[EVALUATED] @ members
+    return members[EVALUATED].T @ cm[..., EVALUATED, :] @ members
 
 
 def group_iou(
@@ -139,46 +155,48 @@ def group_iou(
     groups: ImportanceGroups,
     annotated_classes: Collection[int] | None = None,
 ) -> np.ndarray:
-    """Mean IoU of each group's evaluated classes (G,), NaN for a group with none defined."""
+    """Mean IoU of each group's evaluated classes (..., G), NaN for a group with none defined."""
     iou = per_class_iou(cm)
-    iou[~annotated_mask(annotated_classes)] = np.nan
+    iou[..., ~annotated_mask(annotated_classes)] = np.nan
     group_of = groups.group_of[EVALUATED]
-    return np.array([_nanmean(iou[group_of == g]) for g in range(groups.num_groups)])
+    means = [_nanmean(iou[..., group_of == g]) for g in range(groups.num_groups)]
+    return np.stack(means, axis=-1)
 
 
 def miss_rate_per_group(cm: np.ndarray | torch.Tensor, groups: ImportanceGroups) -> np.ndarray:
-    """(G,): share of each group's ground-truth pixels predicted as a lower group.
+    """(..., G): share of each group's ground-truth pixels predicted as a lower group.
 
     NaN for group 0 (nothing is lower) and for a group without ground-truth pixels.
     """
     gc = group_confusion(cm, groups)
-    rates = _ratio(np.tril(gc, -1).sum(axis=1), gc.sum(axis=1))
-    rates[0] = np.nan
+    rates = _ratio(np.tril(gc, -1).sum(axis=-1), gc.sum(axis=-1))
+    rates[..., 0] = np.nan
     return rates
 
 
 def false_alarm_rate_per_group(
     cm: np.ndarray | torch.Tensor, groups: ImportanceGroups
 ) -> np.ndarray:
-    """(G,): share of the ground-truth pixels of all lower groups predicted as group k.
+    """(..., G): share of the ground-truth pixels of all lower groups predicted as group k.
 
     NaN for group 0 (nothing is lower) and where the lower groups have no pixels.
     """
     gc = group_confusion(cm, groups)
-    below = np.concatenate(([0], np.cumsum(gc.sum(axis=1))[:-1]))
-    rates = _ratio(np.triu(gc, 1).sum(axis=0), below)
-    rates[0] = np.nan
+    truth = gc.sum(axis=-1)
+    below = np.cumsum(truth, axis=-1) - truth
+    rates = _ratio(np.triu(gc, 1).sum(axis=-2), below)
+    rates[..., 0] = np.nan
     return rates
 
 
-def critical_miss_rate(cm: np.ndarray | torch.Tensor, groups: ImportanceGroups) -> float:
+def critical_miss_rate(cm: np.ndarray | torch.Tensor, groups: ImportanceGroups) -> MetricValue:
     """Share of most-important ground-truth pixels predicted as any less important group."""
-    return float(miss_rate_per_group(cm, groups)[groups.most_important])
+    return _value(miss_rate_per_group(cm, groups)[..., groups.most_important])
 
 
-def false_alarm_rate(cm: np.ndarray | torch.Tensor, groups: ImportanceGroups) -> float:
+def false_alarm_rate(cm: np.ndarray | torch.Tensor, groups: ImportanceGroups) -> MetricValue:
     """Share of less-important ground-truth pixels predicted as the most important group."""
-    return float(false_alarm_rate_per_group(cm, groups)[groups.most_important])
+    return _value(false_alarm_rate_per_group(cm, groups)[..., groups.most_important])
 
 
 def default_severity_matrix(groups: ImportanceGroups) -> np.ndarray:
@@ -207,14 +225,14 @@ def check_severity(severity: np.ndarray) -> np.ndarray:
     return severity
 
 
-def expected_cost(cm: np.ndarray | torch.Tensor, severity: np.ndarray) -> float:
+def expected_cost(cm: np.ndarray | torch.Tensor, severity: np.ndarray) -> MetricValue:
     """Mean severity per evaluated pixel: sum of cm[i, j] * severity[i, j] / pixels."""
-    cm = as_matrix(cm)[EVALUATED]
+    cm = as_matrix(cm)[..., EVALUATED, :]
     severity = check_severity(severity)[EVALUATED]
-    return float(_ratio((cm * severity).sum(), cm.sum()))
+    return _value(_ratio((cm * severity).sum(axis=(-2, -1)), cm.sum(axis=(-2, -1))))
 
 
-def safety_error_score(cm: np.ndarray | torch.Tensor, groups: ImportanceGroups) -> float:
+def safety_error_score(cm: np.ndarray | torch.Tensor, groups: ImportanceGroups) -> MetricValue:
     """Importance-weighted error rate in [0, 1].
 
     Each wrong pixel counts (level of its true class + 1) / G, so an error on the most
@@ -223,8 +241,8 @@ def safety_error_score(cm: np.ndarray | torch.Tensor, groups: ImportanceGroups) 
     """
     cm = as_matrix(cm)
     weight = (groups.group_of[EVALUATED] + 1) / groups.num_groups
-    errors = cm[EVALUATED].sum(axis=1) - np.diag(cm)[EVALUATED]
-    return float(_ratio((weight * errors).sum(), cm[EVALUATED].sum()))
+    errors = cm[..., EVALUATED, :].sum(axis=-1) - _diagonal(cm)[..., EVALUATED]
+    return _value(_ratio((weight * errors).sum(axis=-1), cm[..., EVALUATED, :].sum(axis=(-2, -1))))
 
 
 def disagreement_from_joint(joint: np.ndarray | torch.Tensor, groups: ImportanceGroups) -> dict:
