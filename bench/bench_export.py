@@ -61,12 +61,12 @@ def prepare(work: Path, data: Path, width: float) -> tuple[ReviewStore, Path]:
         store=store,
         catalogue=ModelCatalogue.of_files({"ce": models / "ce.pt", "ial": models / "ial.pt"}),
     )
-    ce, ial = bench.model_id("ce"), bench.model_id("ial")
+    ce, ial = bench.registry.model_id("ce"), bench.registry.model_id("ial")
     severities = ("critical", "major", "minor")
     categories = ("missed person", "missed vehicle", "boundary error", "other")
     for n, sample in enumerate(bench.dataset.samples):
         flag = store.create_flag(
-            image_id=bench.image_id(sample.id),
+            image_id=bench.registry.image_id(sample.id),
             reviewer=f"reviewer {n % 3}",
             target="model_a",
             model_a_id=ce,

@@ -108,7 +108,7 @@ class Sample:
     label_path: Path | None = None
     instance_path: Path | None = None
     meta_path: Path | None = None
-    group: str | None = None
+    sequence: str | None = None
     """City (Cityscapes), sequence (CamVid) or folder: what the GUI filters by."""
 
 
@@ -449,7 +449,7 @@ class CityscapesDataset(SegmentationDataset):
                 id=f"{split}/{city}/{stem}",
                 image_path=image_path,
                 meta_path=meta if meta.is_file() else None,
-                group=city,
+                sequence=city,
             )
             if dataset.has_labels:
                 label_path = label_dir / relative.parent / f"{stem}_gtFine_labelIds.png"
@@ -506,7 +506,7 @@ class KittiDataset(SegmentationDataset):
                     image_path=image_path,
                     label_path=label_dir / image_path.name,
                     instance_path=instance_path if instance_path.is_file() else None,
-                    group=image_path.stem.split("_")[0],
+                    sequence=image_path.stem.split("_")[0],
                 )
             )
         return dataset
@@ -553,7 +553,7 @@ class CamVidDataset(SegmentationDataset):
                     id=f"{split}/{image_path.stem}",
                     image_path=image_path,
                     label_path=label_dir / image_path.name,
-                    group=image_path.stem.split("_")[0],
+                    sequence=image_path.stem.split("_")[0],
                 )
             )
         return dataset
@@ -595,7 +595,7 @@ class ImageFolderDataset(SegmentationDataset):
                 Sample(
                     id=relative.with_suffix("").as_posix(),
                     image_path=image_path,
-                    group=relative.parent.as_posix() if relative.parent.parts else None,
+                    sequence=relative.parent.as_posix() if relative.parent.parts else None,
                 )
             )
         return dataset

@@ -76,7 +76,8 @@ class QueueEntry:
     """One row of the queue list."""
 
     id: str
-    group: str
+    sequence: str
+    """The image's city or sequence (shown in its row's tooltip)."""
     score: float | None
     flags: int
     status: str

@@ -42,6 +42,7 @@ predictions are missing.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -101,7 +102,7 @@ from reviewer.report_html import (
     image_section_html,
     summary_html,
 )
-from reviewer.workbench import Workbench, file_sha256
+from reviewer.views import ViewComposer
 
 FORMATS = ("html", "csv", "json", "masks")
 ProgressCallback = Callable[[int, int], None]
@@ -206,7 +207,7 @@ class _Sources:
 
     datasets: dict[int, DatasetInfo]
     models: dict[int, ModelInfo]
-    opened: dict[int, Workbench]
+    opened: dict[int, ViewComposer]
     checkpoints: dict[str, Path]
     """Checkpoint file sha256 -> path."""
     searched: tuple[Path, ...]
@@ -229,6 +230,47 @@ def _checkpoint_files(model_sources: Sequence[str | Path]) -> tuple[dict[str, Pa
         raise ExportError(str(error)) from None
     found = {file_sha256(model.path): model.path for model in catalogue.models.values()}
     return found, (SHIPPED_CHECKPOINTS, *sources)
+
+
+def file_sha256(*paths: Path) -> str:
+    """SHA-256 of the files' bytes, one after the other: a flag names its models by the
+    checkpoint file's hash, whatever the file is called now."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _sources(
+    store: ReviewStore,
+    flags: Sequence[FlagRecord],
+    data: str | Path | None,
+    split: str | None,
+    model_sources: Sequence[str | Path],
+    engine: InferenceEngine | None,
+    groups: ImportanceGroups,
+    min_recall: float,
+) -> _Sources:
+    """The flagged datasets opened for view composition, and the checkpoints found."""
+    datasets = {d.id: d for d in store.list_datasets()}
+    dataset_ids = sorted({f.dataset_id for f in flags})
+    opened = _open_datasets(dataset_ids, datasets, data, split)
+    checkpoints, searched = _checkpoint_files(model_sources)
+    engine = engine if engine is not None else InferenceEngine()
+    catalogue = ModelCatalogue.of_files(checkpoints)  # named by file hash
+    return _Sources(
+        datasets=datasets,
+        models={m.id: m for m in store.list_models()},
+        opened={
+            # each image is shown once: no view is kept
+            i: ViewComposer(ds, engine, catalogue, groups, min_recall, cache_size=0)
+            for i, ds in opened.items()
+        },
+        checkpoints=checkpoints,
+        searched=searched,
+    )
 
 
 def _open_datasets(
@@ -274,9 +316,11 @@ class _Rendered:
     """trainIds, for the ground-truth masks even when no prediction could be made."""
 
 
-def _read_input(bench: Workbench, image: StoredImage) -> tuple[np.ndarray | None, str | None, bool]:
+def _read_input(
+    composer: ViewComposer, image: StoredImage
+) -> tuple[np.ndarray | None, str | None, bool]:
     """(photo, problem, in the dataset): a dataset sample, or a stored file for uploads."""
-    dataset = bench.dataset
+    dataset = composer.dataset
     try:
         return dataset.read_image(dataset.sample(image.image_key)), None, True
     except KeyError:
@@ -291,7 +335,7 @@ def _read_input(bench: Workbench, image: StoredImage) -> tuple[np.ndarray | None
 
 
 def _pair_view(
-    bench: Workbench,
+    composer: ViewComposer,
     sources: _Sources,
     image: StoredImage,
     photo: np.ndarray,
@@ -304,9 +348,9 @@ def _pair_view(
         return PairView(model_a, model_b, None, problem)
     try:
         if in_dataset:
-            view = bench.view(image.image_key, model_a.file_hash, model_b.file_hash)
+            view = composer.view(image.image_key, model_a.file_hash, model_b.file_hash)
         else:
-            view = bench.view_upload(photo, model_a.file_hash, model_b.file_hash)
+            view = composer.view_upload(photo, model_a.file_hash, model_b.file_hash)
     except (CheckpointError, DatasetError) as error:
         return PairView(model_a, model_b, None, str(error))
     return PairView(model_a, model_b, view)
@@ -343,9 +387,9 @@ def _render_image(
     store: ReviewStore,
     sources: _Sources,
 ) -> _Rendered:
-    bench = sources.opened[image.dataset_id]
+    composer = sources.opened[image.dataset_id]
     info = sources.datasets[image.dataset_id]
-    photo, problem, in_dataset = _read_input(bench, image)
+    photo, problem, in_dataset = _read_input(composer, image)
     pairs_wanted = list(dict.fromkeys((f.model_a_id, f.model_b_id) for f in flags))
     pairs = []
     for a_id, b_id in pairs_wanted:
@@ -353,23 +397,23 @@ def _render_image(
         if photo is None:
             pairs.append(PairView(model_a, model_b, None, problem))
         else:
-            view_pair = _pair_view(bench, sources, image, photo, in_dataset, model_a, model_b)
+            view_pair = _pair_view(composer, sources, image, photo, in_dataset, model_a, model_b)
             pairs.append(view_pair)
     scores = {(p.model_a.id, p.model_b.id): _scores_of(p, store, image, problem) for p in pairs}
     meta, mask_dir, ground_truth = {}, None, None
     if in_dataset:
-        sample = bench.dataset.sample(image.image_key)
-        meta = bench.dataset.read_meta(sample)
-        mask_dir = (bench.dataset.split, sample.group or "images", Path(sample.id).name)
-        if bench.dataset.has_labels:
-            views = [p.view for p in pairs if p.view is not None]
-            ground_truth = views[0].ground_truth if views else bench.dataset.read_label(sample)
+        sample = composer.dataset.sample(image.image_key)
+        meta = composer.dataset.read_meta(sample)
+        mask_dir = (composer.dataset.split, sample.sequence or "images", Path(sample.id).name)
+        if composer.dataset.has_labels:
+            shown = [p.view for p in pairs if p.view is not None]
+            ground_truth = shown[0].ground_truth if shown else composer.dataset.read_label(sample)
     elif photo is not None:
-        mask_dir = (bench.dataset.split, "images", Path(image.image_key).name)
+        mask_dir = (composer.dataset.split, "images", Path(image.image_key).name)
     section = ImageSection(
         anchor=anchor,
         dataset=info.name,
-        split=bench.dataset.split,
+        split=composer.dataset.split,
         image_key=image.image_key,
         image=photo,
         problem=problem,
@@ -444,27 +488,27 @@ def _split_summary(
     min_recall: float,
 ) -> SplitSummary:
     dataset_id, a_id, b_id = key
-    bench = sources.opened[dataset_id]
+    composer = sources.opened[dataset_id]
     model_a, model_b = sources.models[a_id], sources.models[b_id]
     common = {
         "dataset": sources.datasets[dataset_id].name,
-        "split": bench.dataset.split,
+        "split": composer.dataset.split,
         "model_a": model_a,
         "model_b": model_b,
     }
     if key in given:
         return SplitSummary(source="split evaluated before the export", scores=given[key], **common)
-    if not bench.dataset.has_labels:
+    if not composer.dataset.has_labels:
         return SplitSummary(source="no split-level scores: these images have no labels", **common)
-    images = len(bench.dataset)
+    images = len(composer.dataset)
     if evaluate:
         problem = sources.missing_model(model_a) or sources.missing_model(model_b)
         if problem is not None:
             return SplitSummary(source=f"cannot evaluate the split: {problem}", **common)
         result = evaluate_split(
-            bench.dataset,
-            bench.engine,
-            {"A": bench.model(model_a.file_hash), "B": bench.model(model_b.file_hash)},
+            composer.dataset,
+            composer.engine,
+            {"A": composer.model(model_a.file_hash), "B": composer.model(model_b.file_hash)},
             groups,
             min_recall=min_recall,
         )
@@ -534,9 +578,10 @@ def export_report(
     """Write the selected flags to a new folder ``out`` in the chosen formats.
 
     ``split_scores`` maps (dataset id, model A id, model B id) to that pair's evaluation of the
-    split (a :class:`SplitScores` with models "A" and "B", as :meth:`Workbench.evaluate`
-    returns); without it the split is evaluated only when ``evaluate`` is true. Raises
-    ExportError (nothing written) for a bad folder, an empty selection or missing data.
+    split (a :class:`SplitScores` with models "A" and "B", as
+    :meth:`reviewer.review_queue.ScoreCache.evaluate` returns); without it the split is evaluated
+    only when ``evaluate`` is true. Raises ExportError (nothing written) for a bad folder,
+    an empty selection or missing data.
     """
     wanted = check_formats(formats)
     out = check_out(out)
@@ -548,31 +593,7 @@ def export_report(
         raise ExportError(str(error)) from None
     if not flags:
         raise ExportError(f"no flag matches the selection ({_describe_filters(filters)})")
-    datasets = {d.id: d for d in store.list_datasets()}
-    models = {m.id: m for m in store.list_models()}
-    dataset_ids = sorted({f.dataset_id for f in flags})
-    opened = _open_datasets(dataset_ids, datasets, data, split)
-    checkpoints, searched = _checkpoint_files(model_sources)
-    engine = engine if engine is not None else InferenceEngine()
-    sources = _Sources(
-        datasets=datasets,
-        models=models,
-        opened={
-            i: Workbench(
-                dataset=ds,
-                engine=engine,
-                store=store,
-                catalogue=ModelCatalogue.of_files(checkpoints),  # named by file hash
-                groups=groups,
-                min_recall=min_recall,
-                view_cache_size=0,  # each image is shown once
-                register=False,
-            )
-            for i, ds in opened.items()
-        },
-        checkpoints=checkpoints,
-        searched=searched,
-    )
+    sources = _sources(store, flags, data, split, model_sources, engine, groups, min_recall)
     partial = out.with_name(f"{out.name}.partial-{os.getpid()}")
     try:
         partial.mkdir()
@@ -680,12 +701,12 @@ class _Job:
             datasets=[
                 {
                     "name": self.sources.datasets[i].name,
-                    "layout": bench.dataset.layout,
-                    "split": bench.dataset.split,
-                    "root": str(bench.dataset.root),
+                    "layout": composer.dataset.layout,
+                    "split": composer.dataset.split,
+                    "root": str(composer.dataset.root),
                     "images": sum(1 for img in self.images.values() if img.dataset_id == i),
                 }
-                for i, bench in self.sources.opened.items()
+                for i, composer in self.sources.opened.items()
             ],
             models=self.models,
             counts=_counts(self.flags),

@@ -115,7 +115,11 @@ def prepare(args: argparse.Namespace) -> tuple[Workbench, AppOptions]:
         export_dir=(args.export_dir or data_dir / "exports").expanduser().resolve(),
     )
     first, second = catalogue.pair_for(dataset.kind)
-    if dataset.has_labels and not args.no_evaluate and bench.cached_scores(first, second) is None:
+    if (
+        dataset.has_labels
+        and not args.no_evaluate
+        and bench.scores.cached_scores(first, second) is None
+    ):
         bar = tqdm(total=len(dataset), desc="first evaluation of the split", unit="img")
         scoring = bench.score_in_background(first, second, lambda done, _: bar.update(done - bar.n))
         scoring.future.add_done_callback(lambda _: bar.close())

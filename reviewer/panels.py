@@ -12,6 +12,7 @@ from html import escape
 import numpy as np
 import plotly.graph_objects as go
 
+from models.instances import InstanceScore
 from models.labels import CLASS_NAMES, CLASSES, NUM_EVALUATED, ImportanceGroups
 from models.maps import CODE_MAPS, DISAGREEMENT_MAP, ERROR_MAP
 from models.metrics import disagreement_map, group_confusion
@@ -20,7 +21,7 @@ from models.scores import BY_KEY, IMAGE_SCORES
 from models.scoring import SplitScores
 from reviewer.overlays import class_overlay, code_legend, code_overlay, legend_html
 from reviewer.plots import class_confusion_figure, class_iou_bars, group_confusion_figure
-from reviewer.workbench import ImageView
+from reviewer.views import ImageView
 
 
 @dataclass(frozen=True)
@@ -136,11 +137,22 @@ def scores_table(view: ImageView) -> list[list[str]]:
     return table
 
 
+def _objects(view: ImageView) -> list[InstanceScore]:
+    """The image's ground-truth objects, largest first: the order of the objects table."""
+    instances = () if view.result is None else view.result.instances
+    return sorted(instances, key=lambda i: -i.pixels)
+
+
+def instance_boxes(view: ImageView) -> list[tuple[int, int, int, int]]:
+    """The boxes (x0, y0, x1, y1) of :func:`instance_rows`, row by row: a selected row's
+    box is looked up here, never read back out of its formatted cell."""
+    return [instance.box for instance in _objects(view)]
+
+
 def instance_rows(view: ImageView) -> list[list]:
     """One row per ground-truth object: class, size, box, recall of A and B, missed marks."""
     rows = []
-    instances = () if view.result is None else view.result.instances
-    for instance in sorted(instances, key=lambda i: -i.pixels):
+    for instance in _objects(view):
         recall_a, recall_b = instance.recall["A"], instance.recall["B"]
         rows.append(
             [

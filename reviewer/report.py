@@ -62,7 +62,7 @@ from typing import Any, TextIO
 from db.store import DatasetInfo, FlagEventRecord, FlagRecord, ModelInfo
 from models.scores import IMAGE_KEYS
 from models.spreadsheet import spreadsheet_safe
-from reviewer.workbench import PAIR_KEYS
+from reviewer.review_queue import PAIR_KEYS
 
 SCHEMA = "segnet-review-bench/flags-export"
 SCHEMA_VERSION = 1

@@ -39,7 +39,7 @@ from reviewer.panels import (
 )
 from reviewer.pictures import jpeg_data_url
 from reviewer.report import ExportedFlag
-from reviewer.workbench import ImageView
+from reviewer.views import ImageView
 
 PANEL_WIDTH = 640
 """Images wider than this are shrunk for the report (the masks keep full resolution)."""

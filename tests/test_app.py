@@ -1,9 +1,10 @@
-"""The app's handlers called as Gradio calls them: the review board's requests, readable
-errors, flags on the image shown, uploads flagged."""
+"""The app's handlers called directly, without Gradio: the review board's requests,
+readable errors, flags on the image shown, uploads flagged."""
 
 from __future__ import annotations
 
 import base64
+from dataclasses import astuple
 from pathlib import Path
 
 import cv2
@@ -19,7 +20,8 @@ from models.datasets import DatasetError, open_dataset
 from models.inference import InferenceEngine
 from models.labels import DEFAULT_GROUPS
 from reviewer import panels
-from reviewer.app import AGREEMENT_SCOPES, AppOptions, build_app
+from reviewer.app import AppOptions, Page, build_app
+from reviewer.background import BackgroundScoring
 from reviewer.board import (
     PANEL_JPEG_QUALITY,
     PANEL_LABELS,
@@ -30,8 +32,22 @@ from reviewer.board import (
     QueueEntry,
     display_from_request,
 )
+from reviewer.handlers import (
+    AGREEMENT_SCOPES,
+    EXPECTED_ERRORS,
+    FLAG_HEADERS,
+    DatasetView,
+    FlagDesk,
+    ReviewDesk,
+    UploadDesk,
+    default_pairs,
+    model_card,
+    readable,
+    region_text,
+    scoring_progress,
+)
 from reviewer.pictures import jpeg_data_url
-from reviewer.workbench import BackgroundScoring, Workbench
+from reviewer.workbench import Workbench
 
 
 @pytest.fixture()
@@ -43,21 +59,19 @@ def handlers(tiny_synthetic: Path, tiny_models: Path, tmp_path: Path):
         catalogue=ModelCatalogue.discover([tiny_models], shipped=False),
         upload_dir=tmp_path / "uploads",
     )
-    app = build_app(bench, AppOptions(tmp_path / "exports"))
-    functions = {}
-    for block_function in app.fns.values():
-        functions.setdefault(block_function.fn.__name__, block_function.fn)
-    (board_block,) = [block for block in app.blocks.values() if getattr(block, "server_fns", None)]
-    functions["fetch_panels"] = board_block.fetch_panels
-    return bench, functions
+    return bench, FlagDesk(bench)
+
+
+def _review(bench: Workbench) -> ReviewDesk:
+    return ReviewDesk(bench, FlagDesk(bench))
 
 
 def test_an_uploaded_image_is_flagged(handlers) -> None:
-    bench, functions = handlers
+    bench, flags = handlers
     name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     image = np.random.default_rng(1).integers(0, 256, (80, 120, 3), dtype=np.uint8)
-    message = functions["flag_upload"](
-        image, name_a, name_b, "ana", "model B", "critical", "missed person", "look"
+    message = UploadDesk(bench, flags).flag(
+        image, (name_a, name_b), ("ana", "model B", "critical", "missed person", "look")
     )
     (flag,) = bench.store.list_flags()
     assert f"#{flag.id}" in message and flag.image_key.startswith("uploads/")
@@ -79,35 +93,43 @@ def _picture(data_url: str) -> np.ndarray:
 
 
 def test_bad_form_values_become_readable_messages(handlers) -> None:
-    bench, functions = handlers
+    bench, flags = handlers
     board_value = _board(bench, [bench.dataset[0].id])
-    form = [board_value, "ana", "model A", "major", "missed person", "note"]
-    with pytest.raises(gr.Error, match="four whole numbers"):
-        functions["save_flag"](*form, "1, 2")
-    with pytest.raises(gr.Error, match="reviewer name must be a non-empty string"):
-        functions["save_flag"](form[0], "", *form[2:], "")
-    with pytest.raises(gr.Error, match="Pick an image"):
-        functions["save_flag"](BoardState().to_json(), *form[1:], "")
-    with pytest.raises(gr.Error, match="malformed state"):
-        functions["save_flag"]('{"queue": [{"id": 1}]}', *form[1:], "")
+    judgement = ("ana", "model A", "major", "missed person", "note")
+    refusals = [
+        ("four whole numbers", board_value, judgement, "1, 2"),
+        ("reviewer name must be a non-empty string", board_value, ("", *judgement[1:]), ""),
+        ("Pick an image", BoardState().to_json(), judgement, ""),
+        ("malformed state", '{"queue": [{"id": 1}]}', judgement, ""),
+    ]
+    for message, value, form, region in refusals:
+        with pytest.raises(EXPECTED_ERRORS) as refused:
+            flags.save_on_board(value, form, region)
+        assert message in readable(refused.value, "save_flag")
     assert bench.store.list_flags() == []
 
 
+def test_a_failing_handler_shows_a_readable_message_in_the_page(handlers) -> None:
+    bench, _ = handlers
+    page = Page(bench, AppOptions(Path("exports")))
+    form = [BoardState().to_json(), "ana", "model A", "major", "missed person", "note", ""]
+    with pytest.raises(gr.Error, match="Pick an image"):
+        page.save_flag(*form)
+
+
 def test_a_flag_goes_to_the_image_and_models_the_board_shows(handlers) -> None:
-    bench, functions = handlers
+    bench, flags = handlers
     ids = [sample.id for sample in bench.dataset]
     board_value = _board(bench, ids, position=2)
-    message, *_ = functions["save_flag"](
-        board_value, "ana", "both models", "minor", "other", "", ""
-    )
+    message, _ = flags.save_on_board(board_value, ("ana", "both models", "minor", "other", ""), "")
     (flag,) = bench.store.list_flags()
     assert flag.image_key == ids[2] and ids[2] in message
     assert (flag.model_a, flag.model_b) == bench.catalogue.pair_for(bench.dataset.kind)
 
 
 def test_the_board_gets_the_panels_it_asks_for_as_pictures(handlers) -> None:
-    bench, functions = handlers
-    fetch_panels = functions["fetch_panels"]
+    bench, _ = handlers
+    fetch_panels = _review(bench).fetch_panels
     name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     sample_id = bench.dataset[1].id
     display = {
@@ -118,7 +140,7 @@ def test_the_board_gets_the_panels_it_asks_for_as_pictures(handlers) -> None:
         "hidden_classes": ["road"],
     }
     answer = fetch_panels([sample_id, display])
-    view = bench.view(sample_id, name_a, name_b)
+    view = bench.views.view(sample_id, name_a, name_b)
     visible = panels.visible_classes(bench.groups, bench.groups.names, ["road"])
     expected = panels.render_panels(view, panels.DisplayOptions(0.4, visible))
     default = panels.render_panels(view, panels.DisplayOptions())
@@ -135,8 +157,8 @@ def test_the_board_gets_the_panels_it_asks_for_as_pictures(handlers) -> None:
 
 
 def test_the_board_gets_readable_errors_instead_of_panels(handlers) -> None:
-    bench, functions = handlers
-    fetch_panels = functions["fetch_panels"]
+    bench, _ = handlers
+    fetch_panels = _review(bench).fetch_panels
     name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     display = {"model_a": name_a, "model_b": name_b}
     assert "no image 'val/nowhere'" in fetch_panels(["val/nowhere", display])["error"]
@@ -149,66 +171,65 @@ def test_the_board_gets_readable_errors_instead_of_panels(handlers) -> None:
 
 
 def test_the_queue_and_display_reach_the_board_and_keep_its_position(handlers) -> None:
-    bench, functions = handlers
-    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
+    bench, _ = handlers
+    review = _review(bench)
+    pair = bench.catalogue.pair_for(bench.dataset.kind)
+    name_a, name_b = pair
     ids = [sample.id for sample in bench.dataset]
-    controls = [
-        name_a,
-        name_b,
-        "name",
-        "any",
-        "any",
-        "any",
-        0.3,
-        ["important"],
-        [],
-        AGREEMENT_SCOPES[1],
-    ]
+    looks = (0.3, ["important"], [], AGREEMENT_SCOPES[1])
     moved = _board(bench, ids, position=3)
-    state = BoardState.from_json(functions["refresh_board"](*controls, moved))
+    state = BoardState.from_json(review.board(pair, ("name", "any", "any", "any"), looks, moved))
     assert [entry.id for entry in state.queue] == sorted(ids)
     assert state.display == Display(name_a, name_b, 0.3, ("important",), (), True)
     assert state.goto is None and state.revision == 1 and state.score_label == "name"
-    worst_first = [name_a, name_b, "safety error of A", *controls[3:]]
-    unranked = BoardState.from_json(functions["refresh_board"](*worst_first, moved))
+    worst_first = ("safety error of A", "any", "any", "any")
+    unranked = BoardState.from_json(review.board(pair, worst_first, looks, moved))
     assert unranked.score_label == "safety error of A (not scored yet, so in name order)"
     assert [entry.id for entry in unranked.queue] == sorted(ids)
-    bench.evaluate(name_a, name_b)
-    ranked = BoardState.from_json(functions["refresh_board"](*worst_first, moved))
+    bench.scores.evaluate(name_a, name_b)
+    ranked = BoardState.from_json(review.board(pair, worst_first, looks, moved))
     assert ranked.score_label == "safety error of A"
     scores = [entry.score for entry in ranked.queue]
     assert scores == sorted(scores, reverse=True) and None not in scores
     worst = pd.DataFrame({"image": [ids[0], ids[1]]})
     selection = gr.SelectData(None, {"index": [1, 0], "value": ids[1]})
-    _, opened = functions["open_worst"](selection, worst, moved)
+    _, opened = Page(bench, AppOptions(Path("exports"))).open_worst(selection, worst, moved)
     assert BoardState.from_json(opened).goto == ids[1]
 
 
 def test_details_follow_the_image_the_board_shows(handlers) -> None:
-    bench, functions = handlers
+    bench, _ = handlers
+    review = _review(bench)
     ids = [sample.id for sample in bench.dataset]
-    details = functions["show_details"](_board(bench, ids, position=2), "groups")
-    flags, iou, confusion_b = details[3], details[4], details[6]
+    details = review.details(_board(bench, ids, position=2), "groups")
+    iou, confusion_b = details.iou, details.confusion_b
     assert ids[2] in iou.layout.title.text and ids[2] in confusion_b.layout.title.text
-    assert list(flags.columns)[1] == "image" and flags.empty
-    assert functions["show_details"](BoardState().to_json(), "groups")[4] is None
+    assert FLAG_HEADERS[1] == "image" and details.flag_rows == []
+    assert review.details(BoardState().to_json(), "groups").iou is None
+
+
+def test_an_object_row_fills_the_region_with_its_box(handlers) -> None:
+    bench, _ = handlers
+    ids = [sample.id for sample in bench.dataset]
+    details = _review(bench).details(_board(bench, ids, position=2), "groups")
+    view = bench.views.view(ids[2], *bench.catalogue.pair_for(bench.dataset.kind))
+    largest = max(view.result.instances, key=lambda instance: instance.pixels)
+    assert len(details.boxes) == len(details.instance_rows) > 0
+    assert region_text(list(details.boxes), 0) == ", ".join(str(n) for n in largest.box)
 
 
 def test_the_page_follows_the_scoring_that_runs_behind_it(handlers) -> None:
-    bench, functions = handlers
-    assert functions["check_scoring"]()[0] == ""
+    assert scoring_progress(None).message == ""
     scoring = BackgroundScoring(("segnet-ce", "segnet-ial"), total=4, done=1)
-    bench.background = scoring
-    message, timer, scores_in = functions["check_scoring"]()
-    assert "1 of 4 images" in message and timer.active and scores_in == gr.skip()
+    message, polling, scores_in = astuple(scoring_progress(scoring))
+    assert "1 of 4 images" in message and polling and not scores_in
     scoring.future.set_exception(DatasetError("cannot read val/x.png"))
-    message, timer, scores_in = functions["check_scoring"]()
-    assert "failed: cannot read val/x.png" in message and not timer.active
+    message, polling, scores_in = astuple(scoring_progress(scoring))
+    assert "failed: cannot read val/x.png" in message and not polling
     done = BackgroundScoring(("segnet-ce", "segnet-ial"), total=4, done=4)
     done.future.set_result(None)
-    bench.background = done
-    message, timer, scores_in = functions["check_scoring"]()
-    assert message == "" and not timer.active and scores_in is True
+    message, polling, scores_in = astuple(scoring_progress(done))
+    assert message == "" and not polling and scores_in is True
 
 
 def test_a_display_left_at_its_defaults_draws_the_panels_as_by_default() -> None:
@@ -228,15 +249,6 @@ def test_wide_panels_are_shrunk_for_the_page_and_keep_their_aspect() -> None:
     assert _picture(jpeg_data_url(small, PANEL_JPEG_QUALITY, PANEL_MAX_WIDTH)).shape == small.shape
 
 
-def _dropdown_values(app: gr.Blocks) -> dict[str, list]:
-    """The first value of every model picker, by label, in page order."""
-    values: dict[str, list] = {}
-    for block in app.blocks.values():
-        if isinstance(block, gr.Dropdown) and str(block.label).startswith("Model"):
-            values.setdefault(str(block.label), []).append(block.value)
-    return values
-
-
 def test_the_pair_fits_the_data_and_a_misfit_is_said(tmp_path: Path) -> None:
     camvid = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "camvid-sample"
     if not camvid.is_dir():
@@ -247,12 +259,10 @@ def test_the_pair_fits_the_data_and_a_misfit_is_said(tmp_path: Path) -> None:
         store=ReviewStore.open(f"sqlite:///{tmp_path / 'review.db'}"),
         catalogue=ModelCatalogue.discover([]),
     )
-    app = build_app(bench, AppOptions(tmp_path / "exports"))
-    pickers = _dropdown_values(app)
-    assert pickers["Model A"] == ["camvid-ce", "camvid-ce"], "review pair, then upload pair"
-    assert pickers["Model B"] == ["camvid-ial", "camvid-ial"]
-    on_models = next(f.fn for f in app.fns.values() if f.fn.__name__ == "on_models")
-    fitting, misfit = on_models("camvid-ce", "segnet-ial")
+    assert isinstance(build_app(bench, AppOptions(tmp_path / "exports")), gr.Blocks)
+    review_pair, upload_pair = default_pairs(bench)
+    assert review_pair == upload_pair == ("camvid-ce", "camvid-ial")
+    fitting, misfit = model_card(bench, "camvid-ce"), model_card(bench, "segnet-ial")
     assert "Not trained on this kind of data" not in fitting
     assert "trained on: CamVid train, 367 real images (CC BY-NC 4.0)" in fitting
     assert "Not trained on this kind of data" in misfit
@@ -260,9 +270,20 @@ def test_the_pair_fits_the_data_and_a_misfit_is_said(tmp_path: Path) -> None:
 
 
 def test_an_upload_says_which_pair_predicted_it(handlers) -> None:
-    bench, functions = handlers
+    bench, flags = handlers
     name_a, name_b = bench.catalogue.names
     image = np.random.default_rng(2).integers(0, 256, (64, 96, 3), dtype=np.uint8)
-    summary = functions["predict_upload"](image, name_a, name_b, 0.5)[3]
+    summary = UploadDesk(bench, flags).predict(image, (name_a, name_b), 0.5).summary
     assert summary.startswith(f"Predicted with {name_a} (CE, training data unknown) and ")
     assert f"{name_b}: its training data is unknown; the images are CamVid" in summary
+
+
+def test_the_dataset_tab_shows_a_pair_once_it_is_evaluated(handlers) -> None:
+    bench, _ = handlers
+    pair = bench.catalogue.pair_for(bench.dataset.kind)
+    tab = DatasetView(bench)
+    assert "not been evaluated" in tab.show(pair).message and tab.show(pair).worst_rows is None
+    evaluated = tab.evaluate(pair)
+    assert evaluated.message.startswith(f"Evaluated {len(bench.dataset)} images of ")
+    assert tab.show(pair).worst_rows == evaluated.worst_rows
+    assert {row[0] for row in evaluated.worst_rows} <= {sample.id for sample in bench.dataset}

@@ -78,7 +78,7 @@ def test_cityscapes_sample_reads_with_exact_pixel_counts(cityscapes_root: Path) 
     assert isinstance(dataset, CityscapesDataset)
     (sample,) = dataset.samples
     assert sample.id == "val/frankfurt/frankfurt_000000_000294"
-    assert sample.group == "frankfurt"
+    assert sample.sequence == "frankfurt"
     raw = np.array(Image.open(sample.label_path))
     expected = np.zeros(20, dtype=np.int64)
     for label_id, count in zip(*np.unique(raw, return_counts=True), strict=True):

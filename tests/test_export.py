@@ -28,9 +28,9 @@ from models.labels import BACKGROUND, LABEL_COLOR_BY_ID, NUM_EVALUATED, train_id
 from models.preprocess import Preprocessing
 from models.segnet import SegNet
 from models.synthetic import generate_dataset
-from reviewer.export import ExportError, export_report, open_store, zip_export
+from reviewer.export import ExportError, export_report, file_sha256, open_store, zip_export
 from reviewer.report import CSV_COLUMNS, ExportedFlag, flags_document, read_flags_json
-from reviewer.workbench import Workbench, file_sha256
+from reviewer.workbench import Workbench
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = "<script>alert(1)</script>"
@@ -72,15 +72,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
         catalogue=ModelCatalogue.of_files({"ce": models / "ce.pt", "ial": models / "ial.pt"}),
         upload_dir=tmp / "uploads",
     )
-    ce, ial = bench.model_id("ce"), bench.model_id("ial")
+    ce, ial = bench.registry.model_id("ce"), bench.registry.model_id("ial")
     ghost = store.register_model("ghost", "f" * 64, {"loss": "ce", "note": "file deleted"}).id
     keys = [s.id for s in dataset.samples]
     upload = np.random.default_rng(1).integers(0, 255, (48, 80, 3), dtype=np.uint8)
-    upload_id = bench.add_upload(upload)
+    upload_id = bench.uploads.add(upload)
     common = {"target": "model_a", "model_a_id": ce, "model_b_id": ial}
     flags = {}
     flags["script"] = store.create_flag(
-        image_id=bench.image_id(keys[0]),
+        image_id=bench.registry.image_id(keys[0]),
         reviewer="ann <b>",
         severity="critical",
         category="missed person",
@@ -90,14 +90,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     ).id
     store.update_flag(flags["script"], "bob", status="confirmed", note="confirmed " + SCRIPT)
     flags["second"] = store.create_flag(
-        image_id=bench.image_id(keys[0]),
+        image_id=bench.registry.image_id(keys[0]),
         reviewer="bob",
         severity="minor",
         category="false alarm",
         **common,
     ).id
     flags["dismissed"] = store.create_flag(
-        image_id=bench.image_id(keys[1]),
+        image_id=bench.registry.image_id(keys[1]),
         reviewer="ann <b>",
         severity="major",
         category="boundary error",
@@ -105,7 +105,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
         **common,
     ).id
     flags["ghost"] = store.create_flag(
-        image_id=bench.image_id(keys[2]),
+        image_id=bench.registry.image_id(keys[2]),
         reviewer="cy",
         target="model_b",
         model_a_id=ce,

@@ -18,7 +18,7 @@ from models.inference import InferenceEngine
 from models.labels import CLASSES, DEFAULT_GROUPS, NUM_EVALUATED
 from models.scoring import score_image
 from reviewer import panels
-from reviewer.app import parse_region
+from reviewer.handlers import parse_region
 from reviewer.workbench import Workbench
 
 
@@ -53,12 +53,12 @@ def test_queue_is_worst_first_after_evaluation_and_cached_in_the_store(
 ) -> None:
     name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     assert (name_a, name_b) == ("segnet-ce", "segnet-ial")
-    assert bench.cached_scores(name_a, name_b) is None
-    unordered = bench.queue(name_a, name_b, "safety error of A")
+    assert bench.scores.cached_scores(name_a, name_b) is None
+    unordered = bench.queue.rows(name_a, name_b, "safety error of A")
     assert [r.sample_id for r in unordered] == sorted(s.id for s in bench.dataset)
-    bench.evaluate(name_a, name_b)
+    bench.scores.evaluate(name_a, name_b)
     expected = _independent_safety(bench, name_a)
-    rows = bench.queue(name_a, name_b, "safety error of A")
+    rows = bench.queue.rows(name_a, name_b, "safety error of A")
     assert [r.sample_id for r in rows] == sorted(expected, key=lambda k: -expected[k])
     for row in rows:
         assert row.value == pytest.approx(expected[row.sample_id])
@@ -69,15 +69,15 @@ def test_queue_is_worst_first_after_evaluation_and_cached_in_the_store(
         store=ReviewStore.open(f"sqlite:///{tmp_path / 'review.db'}"),
         catalogue=bench.catalogue,
     )
-    cached = fresh.cached_scores(name_a, name_b)
+    cached = fresh.scores.cached_scores(name_a, name_b)
     assert cached is not None and set(cached["A"]) == set(expected)
-    reordered = fresh.queue(name_a, name_b, "regression of B against A")
+    reordered = fresh.queue.rows(name_a, name_b, "regression of B against A")
     expected_b = _independent_safety(bench, name_b)
     values = {r.sample_id: r.value for r in reordered}
     for sample_id, value in values.items():
         assert value == pytest.approx(expected_b[sample_id] - expected[sample_id])
     assert [r.value for r in reordered] == sorted(values.values(), reverse=True)
-    lowest_miou_first = fresh.queue(name_a, name_b, "mIoU of B")
+    lowest_miou_first = fresh.queue.rows(name_a, name_b, "mIoU of B")
     miou_b = _independent_scores(bench, name_b, "miou")
     assert [r.sample_id for r in lowest_miou_first] == sorted(miou_b, key=lambda k: miou_b[k])
     assert [r.value for r in lowest_miou_first] == pytest.approx(sorted(miou_b.values()))
@@ -85,14 +85,14 @@ def test_queue_is_worst_first_after_evaluation_and_cached_in_the_store(
 
 def test_cached_rows_without_every_score_of_the_table_are_scored_again(bench: Workbench) -> None:
     name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
-    bench.evaluate(name_a, name_b)
+    bench.scores.evaluate(name_a, name_b)
     first = bench.dataset[0].id
-    row = bench.cached_scores(name_a, name_b)["B"][first]
+    row = bench.scores.cached_scores(name_a, name_b)["B"][first]
     older = {key: value for key, value in row.items() if key != "expected_cost"}
-    bench.store.put_scores(bench.model_id(name_b), bench.image_id(first), older)
-    assert bench.cached_scores(name_a, name_b) is None
-    bench.evaluate(name_a, name_b)
-    assert bench.cached_scores(name_a, name_b)["B"][first] == row
+    bench.store.put_scores(bench.registry.model_id(name_b), bench.registry.image_id(first), older)
+    assert bench.scores.cached_scores(name_a, name_b) is None
+    bench.scores.evaluate(name_a, name_b)
+    assert bench.scores.cached_scores(name_a, name_b)["B"][first] == row
 
 
 def test_corrected_ground_truth_is_scored_again_not_served_from_the_cache(
@@ -112,19 +112,19 @@ def test_corrected_ground_truth_is_scored_again_not_served_from_the_cache(
 
     bench = open_bench()
     name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
-    bench.evaluate(name_a, name_b)
+    bench.scores.evaluate(name_a, name_b)
     corrected = bench.dataset[0]
-    before = bench.cached_scores(name_a, name_b)["A"][corrected.id]["safety_error"]
+    before = bench.scores.cached_scores(name_a, name_b)["A"][corrected.id]["safety_error"]
     label = cv2.imread(str(corrected.label_path), cv2.IMREAD_UNCHANGED)
     label[: label.shape[0] // 2] = CLASSES[11].label_id  # a person where sky and buildings were
     cv2.imwrite(str(corrected.label_path), label)
 
     reopened = open_bench()
-    assert reopened.cached_scores(name_a, name_b) is None
-    reopened.evaluate(name_a, name_b)
+    assert reopened.scores.cached_scores(name_a, name_b) is None
+    reopened.scores.evaluate(name_a, name_b)
     expected = _independent_safety(reopened, name_a)
     assert expected[corrected.id] != pytest.approx(before)
-    stored = reopened.cached_scores(name_a, name_b)
+    stored = reopened.scores.cached_scores(name_a, name_b)
     assert stored is not None
     assert stored["A"][corrected.id]["safety_error"] == pytest.approx(expected[corrected.id])
 
@@ -133,18 +133,18 @@ def test_flag_status_filter_and_view_contents(bench: Workbench) -> None:
     name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     target = bench.dataset[1].id
     bench.store.create_flag(
-        image_id=bench.image_id(target),
+        image_id=bench.registry.image_id(target),
         reviewer="ana",
         target="model_a",
-        model_a_id=bench.model_id(name_a),
-        model_b_id=bench.model_id(name_b),
+        model_a_id=bench.registry.model_id(name_a),
+        model_b_id=bench.registry.model_id(name_b),
         severity="critical",
         category="missed person",
     )
-    assert [r.sample_id for r in bench.queue(name_a, name_b, status="open")] == [target]
-    assert len(bench.queue(name_a, name_b, status="unflagged")) == len(bench.dataset) - 1
+    assert [r.sample_id for r in bench.queue.rows(name_a, name_b, status="open")] == [target]
+    assert len(bench.queue.rows(name_a, name_b, status="unflagged")) == len(bench.dataset) - 1
 
-    view = bench.view(target, name_a, name_b)
+    view = bench.views.view(target, name_a, name_b)
     engine = InferenceEngine(device="cpu")
     image = bench.dataset.read_image(bench.dataset.sample(target))
     expected_a = engine.predict(engine.load(bench.catalogue.path(name_a)), image).labels
@@ -154,7 +154,7 @@ def test_flag_status_filter_and_view_contents(bench: Workbench) -> None:
     assert view.result.scores["A"].to_dict() == alone.to_dict()
     np.testing.assert_array_equal(view.result.scores["A"].confusion, alone.confusion)
     assert view.result.scores["A"].confusion.sum() == gt.size
-    assert bench.view(target, name_a, name_b) is view
+    assert bench.views.view(target, name_a, name_b) is view
     assert view.result.instances, "synthetic scenes have persons and vehicles"
 
     drawn = panels.render_panels(view, panels.DisplayOptions(opacity=1.0))
@@ -180,14 +180,14 @@ def test_visible_classes_follow_group_and_class_toggles() -> None:
 def test_upload_is_kept_and_flaggable(bench: Workbench) -> None:
     name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     image = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
-    view = bench.view_upload(image, name_a, name_b)
+    view = bench.views.view_upload(image, name_a, name_b)
     assert view.ground_truth is None and view.prediction_a.shape == (70, 90)
     assert np.array_equal(view.models_differ, view.prediction_a != view.prediction_b)
-    image_id = bench.add_upload(image)
-    assert bench.add_upload(image) == image_id
+    image_id = bench.uploads.add(image)
+    assert bench.uploads.add(image) == image_id
     stored = bench.store.get_image(image_id)
     assert (stored.width, stored.height) == (90, 70)
-    assert Path(stored.path).parent == bench.upload_dir
+    assert Path(stored.path).parent == bench.uploads.folder
 
 
 def test_region_text_is_parsed_or_refused() -> None:
@@ -201,16 +201,16 @@ def test_region_text_is_parsed_or_refused() -> None:
 
 def test_unknown_model_and_image_give_clear_errors(bench: Workbench) -> None:
     with pytest.raises(KeyError, match="unknown model 'nope'"):
-        bench.model("nope")
+        bench.registry.model("nope")
     with pytest.raises(KeyError, match="no image 'val/x/y'"):
-        bench.image_id("val/x/y")
+        bench.registry.image_id("val/x/y")
     with pytest.raises(FileNotFoundError, match="model file or folder not found"):
         ModelCatalogue.discover([Path("/nonexistent/models")])
 
 
 def test_iou_figure_marks_unannotated_classes(bench: Workbench) -> None:
     name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
-    view = bench.view(bench.dataset[0].id, name_a, name_b)
+    view = bench.views.view(bench.dataset[0].id, name_a, name_b)
     figure = panels.iou_figure(view, DEFAULT_GROUPS, frozenset(range(5)))
     hover = [row[1] for row in figure.data[0].customdata]
     assert hover[10] == "not annotated" and len(hover) == NUM_EVALUATED
@@ -218,7 +218,7 @@ def test_iou_figure_marks_unannotated_classes(bench: Workbench) -> None:
 
 def test_disagreement_can_be_judged_on_all_labelled_pixels(bench: Workbench) -> None:
     name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
-    view = bench.view(bench.dataset[2].id, name_a, name_b)
+    view = bench.views.view(bench.dataset[2].id, name_a, name_b)
     critical = panels.render_panels(view, panels.DisplayOptions())
     everywhere = panels.render_panels(view, panels.DisplayOptions(agreement_on_all_pixels=True))
     gt, a, b = view.ground_truth, view.prediction_a, view.prediction_b
@@ -248,15 +248,15 @@ def test_a_view_is_computed_once_and_equals_a_fresh_one(
     name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     predicted = _count_predictions(bench, monkeypatch)
     sample_id = bench.dataset[1].id
-    bench.view(sample_id, name_a, name_b)
-    view = bench.view(sample_id, name_a, name_b)
+    bench.views.view(sample_id, name_a, name_b)
+    view = bench.views.view(sample_id, name_a, name_b)
     assert predicted == [sample_id, sample_id]
     fresh = Workbench(
         dataset=open_dataset(tiny_synthetic, "val"),
         engine=InferenceEngine(device="cpu"),
         store=ReviewStore.open(f"sqlite:///{tmp_path / 'other.db'}"),
         catalogue=bench.catalogue,
-    ).view(sample_id, name_a, name_b)
+    ).views.view(sample_id, name_a, name_b)
     assert np.array_equal(view.prediction_a, fresh.prediction_a)
     assert np.array_equal(view.error_b, fresh.error_b)
     assert view.result.scores["A"].to_dict() == fresh.result.scores["A"].to_dict()
@@ -275,14 +275,14 @@ def test_condition_filter_and_title_follow_the_synthetic_sidecars(bench: Workben
             or (tag == "crossing" and meta["crossing"])
         )
 
-    available = bench.conditions_available()
+    available = bench.queue.conditions()
     assert {m["time_of_day"] for m in sidecars.values()} <= set(available)
     for tag in available:
         expected = {sample_id for sample_id, meta in sidecars.items() if has(meta, tag)}
-        shown = bench.queue(name_a, name_b, "name", condition=tag)
+        shown = bench.queue.rows(name_a, name_b, "name", condition=tag)
         assert expected and {row.sample_id for row in shown} == expected
     first = bench.dataset[0].id
-    tags = condition_tags(bench.view(first, name_a, name_b).meta)
+    tags = condition_tags(bench.views.view(first, name_a, name_b).meta)
     assert sidecars[first]["time_of_day"] in tags
 
 
@@ -290,22 +290,22 @@ def test_background_scoring_fills_the_cache_as_an_evaluation_does(
     bench: Workbench, tiny_synthetic: Path, tmp_path: Path
 ) -> None:
     name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
-    assert bench.cached_scores(name_a, name_b) is None
+    assert bench.scores.cached_scores(name_a, name_b) is None
     reported: list[tuple[int, int]] = []
     scoring = bench.score_in_background(name_a, name_b, lambda *done: reported.append(done))
     result = scoring.future.result(timeout=120)
     count = len(bench.dataset)
     assert not scoring.running and scoring.failure() is None and bench.background is scoring
     assert scoring.done == count and reported[-1] == (count, count)
-    assert bench.split_result(name_a, name_b) is result
-    cached = bench.cached_scores(name_a, name_b)
+    assert bench.scores.split_result(name_a, name_b) is result
+    cached = bench.scores.cached_scores(name_a, name_b)
     assert cached is not None and len(cached["A"]) == count
     alone = Workbench(
         dataset=open_dataset(tiny_synthetic, "val"),
         engine=InferenceEngine(device="cpu"),
         store=ReviewStore.open(f"sqlite:///{tmp_path / 'alone.db'}"),
         catalogue=bench.catalogue,
-    ).evaluate(name_a, name_b)
+    ).scores.evaluate(name_a, name_b)
     assert result.models["B"]["miou"] == alone.models["B"]["miou"]
     assert result.models["A"]["critical_miss_rate"] == alone.models["A"]["critical_miss_rate"]
 
@@ -321,4 +321,4 @@ def test_a_failed_background_scoring_keeps_its_error(
     with pytest.raises(DatasetError):
         scoring.future.result(timeout=60)
     assert isinstance(scoring.failure(), DatasetError) and not scoring.running
-    assert bench.cached_scores(*bench.catalogue.pair_for(bench.dataset.kind)) is None
+    assert bench.scores.cached_scores(*bench.catalogue.pair_for(bench.dataset.kind)) is None

@@ -219,7 +219,7 @@ function receive() {
     const row = document.createElement('tr');
     row.dataset.index = index;
     row.dataset.id = entry.id;
-    row.title = entry.group ? `${entry.id} (${entry.group})` : entry.id;
+    row.title = entry.sequence ? `${entry.id} (${entry.sequence})` : entry.id;
     const score = entry.score === null ? '–' : entry.score.toFixed(3);
     for (const text of [entry.id.split('/').pop(), score, entry.flags, entry.status]) {
       row.appendChild(document.createElement('td')).textContent = text;

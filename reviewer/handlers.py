@@ -1,0 +1,528 @@
+"""What the review app does when someone acts in the page, as plain functions and small
+objects over the services. They take and return plain values (markdown strings, lists of
+table rows, figures, the board's JSON) and raise ordinary exceptions; turning those into
+Gradio components, updates and error pop-ups is :mod:`reviewer.app`'s job, so every
+behaviour here is testable without a running page."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from db.store import FlagRecord, ValidationError
+from models.catalogue import UPLOAD_KIND
+from models.checkpoints import CheckpointError
+from models.conditions import condition_tags
+from models.datasets import DatasetError
+from models.evaluate import ProgressCallback
+from models.labels import NUM_EVALUATED
+from models.scoring import SplitScores, class_rows, group_iou_rows, split_rows
+from reviewer import board, panels
+from reviewer.background import BackgroundScoring
+from reviewer.export import ExportError, export_report, zip_export
+from reviewer.plots import class_iou_bars, group_confusion_figure, group_iou_bars
+from reviewer.workbench import Workbench
+
+log = logging.getLogger(__name__)
+
+WORST_IMAGES = 25
+"""Images in the Dataset tab's worst-images table."""
+
+AGREEMENT_SCOPES = ("critical pixels", "all labelled pixels")
+"""The agreement toggle's choices, indexed by ``agreement_on_all_pixels``."""
+
+TARGET_LABELS = {
+    "ground_truth": "ground truth",
+    "model_a": "model A",
+    "model_b": "model B",
+    "both_models": "both models",
+}
+"""Flag targets as a person reads them; the keys are the store's values."""
+
+FLAG_HEADERS = [
+    "id",
+    "image",
+    "target",
+    "severity",
+    "category",
+    "status",
+    "reviewer",
+    "note",
+    "region",
+    "updated",
+]
+HISTORY_HEADERS = ["when", "who", "action", "changes"]
+CLASS_HEADERS = ["class", "group", "IoU A", "IoU B"]
+SUMMARY_HEADERS = ["score", "A", "B"]
+
+EXPECTED_ERRORS = (
+    ValueError,
+    KeyError,
+    DatasetError,
+    CheckpointError,
+    ValidationError,
+    ExportError,
+    FileNotFoundError,
+    PermissionError,
+)
+"""Failures a person can act on; anything else is a bug and is logged in full."""
+
+Rows = list[list]
+
+
+def readable(error: BaseException, where: str) -> str:
+    """The message a person sees for a failure; unexpected ones are logged in full."""
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])
+    if isinstance(error, EXPECTED_ERRORS):
+        return str(error)
+    log.error("unexpected error in %s:\n%s", where, "".join(traceback.format_exception(error)))
+    return f"Unexpected error ({type(error).__name__}): {error}"
+
+
+def model_card(bench: Workbench, name: str) -> str:
+    """Markdown describing a model: what it is, how it was trained, and whether it fits
+    the data on screen (a misfit is said first, as a warning)."""
+    model = bench.registry.model(name)
+    meta = model.checkpoint.metadata
+    entry = bench.catalogue[name]
+    mismatch = entry.mismatch(bench.dataset.kind)
+    lines = [f"⚠️ **Not trained on this kind of data:** {escape(mismatch)}"] if mismatch else []
+    lines += [
+        f"**{escape(name)}** · loss `{escape(str(meta.loss or 'unknown'))}` · "
+        f"width {meta.width:g} · input {meta.input_size[0]}x{meta.input_size[1]} · "
+        f"sha256 `{model.hash[:12]}`",
+        f"preprocessing: {escape(model.checkpoint.preprocessing.describe())}",
+    ]
+    if meta.groups is not None:
+        lines.append("groups: " + escape(" < ".join(meta.groups.names)))
+    lines.append(f"trained on: {escape(entry.data_name)}")
+    if meta.epochs:
+        lines.append(f"epochs: {meta.epochs}")
+    if model.checkpoint.assumed_preprocessing:
+        lines.append(
+            "⚠️ **bare recipe checkpoint: preprocessing assumed** (BGR, /255, 96x96 "
+            "nearest); scores are only meaningful if it was trained that way."
+        )
+    return "  \n".join(lines)
+
+
+def default_pairs(bench: Workbench) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The pairs the pickers start with: one fit for the split, one for uploaded photos."""
+    return bench.catalogue.pair_for(bench.dataset.kind), bench.catalogue.pair_for(UPLOAD_KIND)
+
+
+@dataclass(frozen=True)
+class ScoringProgress:
+    """Where the split's first evaluation behind the app stands, for the page's banner."""
+
+    message: str
+    polling: bool
+    """Whether the page should keep asking (the scoring still runs)."""
+    scores_in: bool
+    """True once the scores are in: the page then ranks its queue."""
+
+
+def scoring_progress(scoring: BackgroundScoring | None) -> ScoringProgress:
+    """The banner for a scoring that runs, failed or finished (none: nothing to say)."""
+    if scoring is None:
+        return ScoringProgress("", False, False)
+    if scoring.running:
+        message = (
+            f"⏳ Scoring the split with both models: {scoring.done} of {scoring.total} "
+            "images. The queue is in name order until the scores are in."
+        )
+        return ScoringProgress(message, True, False)
+    failure = scoring.failure()
+    if failure is not None:
+        message = (
+            f"⚠️ Scoring the split failed: {escape(readable(failure, 'scoring'))}. "
+            "*Evaluate* in the Dataset tab tries again."
+        )
+        return ScoringProgress(message, False, False)
+    return ScoringProgress("", False, True)
+
+
+def parse_region(text: str | None) -> tuple[int, int, int, int] | None:
+    """``"x0, y0, x1, y1"`` -> a box; empty -> None; anything else a clear error."""
+    if text is None or not text.strip():
+        return None
+    parts = [p for p in text.replace(",", " ").split() if p]
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(
+            f"region must be four whole numbers x0, y0, x1, y1; got {text!r}"
+        ) from None
+    if len(numbers) != 4:
+        raise ValueError(f"region must be four whole numbers x0, y0, x1, y1; got {text!r}")
+    x0, y0, x1, y1 = numbers
+    return x0, y0, x1, y1
+
+
+def region_text(boxes: list[tuple[int, int, int, int]], row: int) -> str:
+    """The flag form's region for the object in row ``row`` of the objects table."""
+    return ", ".join(str(n) for n in boxes[row])
+
+
+def target_key(label: str) -> str:
+    """The store's target for a form label (or for the store's value itself)."""
+    for key, text in TARGET_LABELS.items():
+        if label in (key, text):
+            return key
+    raise ValueError(f"unknown flag target {label!r}; choose one of {', '.join(TARGET_LABELS)}")
+
+
+def flag_row(flag: FlagRecord) -> list:
+    """A flag as a row under :data:`FLAG_HEADERS`."""
+    region = "" if flag.region is None else ", ".join(str(v) for v in flag.region.as_list())
+    return [
+        flag.id,
+        flag.image_key,
+        TARGET_LABELS.get(flag.target, flag.target),
+        flag.severity,
+        flag.category,
+        flag.status,
+        flag.reviewer,
+        flag.note,
+        region,
+        flag.updated_at.strftime("%Y-%m-%d %H:%M"),
+    ]
+
+
+def shown_image(board_value: str) -> tuple[str | None, board.Display | None]:
+    """The image the board shows and how, from the board's JSON value."""
+    state = board.BoardState.from_json(board_value)
+    return state.current, state.display
+
+
+@dataclass(frozen=True)
+class Details:
+    """The tables and plots under the board for the image it shows."""
+
+    legend: str | None = None
+    score_rows: Rows | None = None
+    instance_rows: Rows | None = None
+    boxes: tuple[tuple[int, int, int, int], ...] = ()
+    """The box of each row of ``instance_rows``, in order."""
+    flag_rows: Rows | None = None
+    iou: Any = None
+    confusion_a: Any = None
+    confusion_b: Any = None
+
+
+@dataclass(frozen=True)
+class FlagDesk:
+    """Flags: written from the forms, listed for the tables, their status changed."""
+
+    bench: Workbench
+
+    def create(
+        self,
+        image_id: int,
+        pair: tuple[str, str],
+        judgement: tuple[str, str, str, str, str],
+        region: str = "",
+    ) -> FlagRecord:
+        """A flag from the form's (reviewer, target, severity, category, note); the store
+        validates and writes it with its event."""
+        reviewer, target, severity, category, note = judgement
+        return self.bench.store.create_flag(
+            image_id=image_id,
+            reviewer=reviewer or "",
+            target=target_key(target),
+            model_a_id=self.bench.registry.model_id(pair[0]),
+            model_b_id=self.bench.registry.model_id(pair[1]),
+            severity=severity,
+            category=category,
+            note=note or "",
+            region=parse_region(region),
+        )
+
+    def image_rows(self, sample_id: str | None) -> Rows:
+        """The flags on one image of the split (none without an image)."""
+        if not sample_id:
+            return []
+        flags = self.bench.store.list_flags(image_id=self.bench.registry.image_id(sample_id))
+        return [flag_row(f) for f in flags]
+
+    def save_on_board(
+        self, board_value: str, judgement: tuple[str, str, str, str, str], region: str
+    ) -> tuple[str, Rows]:
+        """Flag the image the board shows, against the pair of models it shows: the
+        confirmation and the image's flags."""
+        sample_id, display = shown_image(board_value)
+        if not sample_id or display is None:
+            raise ValueError("Pick an image before flagging it.")
+        pair = (display.model_a, display.model_b)
+        flag = self.create(self.bench.registry.image_id(sample_id), pair, judgement, region)
+        message = (
+            f"✅ Saved flag #{flag.id} on {escape(sample_id)} "
+            f"({flag.severity}, {escape(flag.category)}) by {escape(flag.reviewer)}."
+        )
+        return message, self.image_rows(sample_id)
+
+    def rows(
+        self, status: list[str], severity: list[str], category: list[str], reviewer: str
+    ) -> Rows:
+        """The split's flags matching the Flags tab's filters (empty filter: any)."""
+        flags = self.bench.store.list_flags(
+            status=status or None,
+            severity=severity or None,
+            category=category or None,
+            reviewer=reviewer.strip() or None if reviewer else None,
+            dataset_id=self.bench.registry.dataset_id,
+            limit=1000,
+        )
+        return [flag_row(f) for f in flags]
+
+    def history_rows(self, flag_id: int | None) -> Rows:
+        """A flag's audit trail under :data:`HISTORY_HEADERS` (none without a flag)."""
+        if not flag_id:
+            return []
+        return [
+            [
+                e.at.strftime("%Y-%m-%d %H:%M:%S"),
+                e.reviewer,
+                e.action,
+                "; ".join(f"{k}: {old!r} → {new!r}" for k, (old, new) in e.changes.items()),
+            ]
+            for e in self.bench.store.flag_history(int(flag_id))
+        ]
+
+    def change_status(self, flag_id: int | None, new_status: str, reviewer: str) -> str:
+        """Set the selected flag's status; the confirmation."""
+        if not flag_id:
+            raise ValueError("Select a flag in the table first.")
+        flag = self.bench.store.update_flag(int(flag_id), reviewer or "", status=new_status)
+        return f"Flag #{flag.id} is now {flag.status}."
+
+
+@dataclass(frozen=True)
+class ReviewDesk:
+    """The Review tab: the board's queue and panels, and the details under it."""
+
+    bench: Workbench
+    flags: FlagDesk
+
+    def board(
+        self,
+        pair: tuple[str, str],
+        filters: tuple[str, str, str, str],
+        looks: tuple[float, list[str], list[str], str],
+        board_value: str,
+        to_top: bool = False,
+    ) -> str:
+        """The board's JSON with the queue for (order, flag status, sequence, condition)
+        and the display (opacity, shown groups, hidden classes, agreement scope)."""
+        sort_key = filters[0]
+        rows = self.bench.queue.rows(*pair, *filters)
+        opacity, shown_groups, hidden, agreement_scope = looks
+        display = board.Display(
+            model_a=pair[0],
+            model_b=pair[1],
+            opacity=float(opacity),
+            shown_groups=tuple(shown_groups or ()),
+            hidden_classes=tuple(hidden or ()),
+            agreement_on_all_pixels=agreement_scope == AGREEMENT_SCOPES[1],
+        )
+        queue = tuple(
+            board.QueueEntry(r.sample_id, r.sequence or "", r.value, r.flags, r.flag_status)
+            for r in rows
+        )
+        unranked = sort_key != "name" and all(row.value is None for row in rows)
+        label = f"{sort_key} (not scored yet, so in name order)" if unranked else sort_key
+        state = board.BoardState.from_json(board_value)
+        changes = {"queue": queue, "display": display, "score_label": label, "to_top": to_top}
+        return state.updated(**changes).to_json()
+
+    def fetch_panels(self, request: list) -> dict[str, Any]:
+        """Answer the board script: the panels of one image as the person wants them drawn.
+        Failures come back as ``{"error": message}`` for the board to show."""
+        try:
+            sample_id, display_data = request
+            display = board.display_from_request(display_data)
+            view = self.bench.views.view(str(sample_id), display.model_a, display.model_b)
+            drawn = panels.render_panels(view, display.options(self.bench.groups))
+            return board.panel_payload(view.sample_id, condition_tags(view.meta or {}), drawn)
+        except Exception as error:
+            return {"error": readable(error, "fetch_panels")}
+
+    def details(self, board_value: str, full_matrix: str) -> Details:
+        """Legend, tables and plots of the image the board shows, sent once it is drawn."""
+        sample_id, display = shown_image(board_value)
+        if not sample_id or display is None:
+            return Details(flag_rows=[])
+        view = self.bench.views.view(sample_id, display.model_a, display.model_b)
+        groups = self.bench.groups
+        figure_a, figure_b = panels.confusion_figures(view, groups, full_matrix == "classes")
+        return Details(
+            legend=panels.class_legend(view) + panels.code_legends(),
+            score_rows=panels.scores_table(view),
+            instance_rows=panels.instance_rows(view),
+            boxes=tuple(panels.instance_boxes(view)),
+            flag_rows=self.flags.image_rows(sample_id),
+            iou=panels.iou_figure(view, groups, self.bench.dataset.annotated_classes),
+            confusion_a=figure_a,
+            confusion_b=figure_b,
+        )
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """The Dataset tab's contents for one pair: a message, tables and figures."""
+
+    message: str
+    class_rows: Rows | None = None
+    summary_rows: Rows | None = None
+    iou: Any = None
+    group_iou: Any = None
+    confusion_a: Any = None
+    confusion_b: Any = None
+    worst_rows: Rows | None = None
+
+
+NOT_EVALUATED = (
+    "This pair of models has not been evaluated on the split since the app "
+    "started: click *Evaluate* (progress is shown)."
+)
+
+
+@dataclass(frozen=True)
+class DatasetView:
+    """The Dataset tab: the split's scores for a pair, evaluated on request."""
+
+    bench: Workbench
+
+    def evaluate(
+        self, pair: tuple[str, str], progress: ProgressCallback | None = None
+    ) -> DatasetSummary:
+        """Evaluate the split with the pair (filling the score cache) and show it."""
+        return self.summary(self.bench.scores.evaluate(*pair, progress=progress))
+
+    def show(self, pair: tuple[str, str]) -> DatasetSummary:
+        """The pair's scores if it was evaluated since start, else how to get them."""
+        result = self.bench.scores.split_result(*pair)
+        return DatasetSummary(NOT_EVALUATED) if result is None else self.summary(result)
+
+    def summary(self, result: SplitScores) -> DatasetSummary:
+        groups = self.bench.groups
+        annotated = self.bench.dataset.annotated_classes
+        a, b = result.models["A"], result.models["B"]
+        classes = [
+            [row[0], groups.group_name_of(train_id), *row[1:]]
+            for train_id, row in enumerate(class_rows(result.models))
+        ]
+        return DatasetSummary(
+            f"Evaluated {len(result.images)} images of {escape(self.bench.dataset.describe())}.",
+            classes,
+            split_rows(result.models) + group_iou_rows(result.models),
+            class_iou_bars(
+                {"A": list(a.iou), "B": list(b.iou)},
+                groups,
+                title="Per-class IoU over the split",
+                annotated=[i in annotated for i in range(NUM_EVALUATED)],
+            ),
+            group_iou_bars({"A": a.to_dict()["group_iou"], "B": b.to_dict()["group_iou"]}, groups),
+            group_confusion_figure(a.group_confusion, groups, "A: importance-group confusion"),
+            group_confusion_figure(b.group_confusion, groups, "B: importance-group confusion"),
+            panels.worst_rows(result, WORST_IMAGES),
+        )
+
+
+def export_flags(
+    bench: Workbench,
+    export_dir: Path,
+    filters: tuple[list[str], list[str], list[str]],
+    formats: list[str],
+    progress: ProgressCallback | None = None,
+) -> tuple[str, str]:
+    """Export the flags matching (status, severity, category) into a new dated folder of
+    ``export_dir``: the message and the path of the zip to download."""
+    if not formats:
+        raise ValueError("Choose at least one export format.")
+    status, severity, category = filters
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    result = export_report(
+        export_dir / f"flags-{stamp}",
+        bench.store,
+        formats=formats,
+        status=status or None,
+        severity=severity or None,
+        category=category or None,
+        model_sources=[model.path for model in bench.catalogue.models.values()],
+        engine=bench.engine,
+        split_scores=bench.scores.split_results(),
+        groups=bench.groups,
+        progress=progress,
+    )
+    archive = zip_export(result)
+    notes = "".join(f"\n- {escape(problem)}" for problem in result.problems)
+    message = (
+        f"Exported {result.flag_count} flags on {result.image_count} images to "
+        f"`{escape(str(result.out))}`; the download holds every file.{notes}"
+    )
+    return message, str(archive)
+
+
+def _rgb(image: np.ndarray | None) -> np.ndarray:
+    """An uploaded picture as contiguous 8-bit RGB (alpha dropped)."""
+    if image is None:
+        raise ValueError("Upload an image first.")
+    return np.ascontiguousarray(image[..., :3]).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class UploadPrediction:
+    """The Your-image tab's panels, summary and legend for one uploaded picture."""
+
+    prediction_a: np.ndarray
+    prediction_b: np.ndarray
+    disagreement: np.ndarray
+    summary: str
+    legend: str
+
+
+@dataclass(frozen=True)
+class UploadDesk:
+    """The Your-image tab: both models on a person's photo, and flags on it."""
+
+    bench: Workbench
+    flags: FlagDesk
+
+    def predict(
+        self, image: np.ndarray | None, pair: tuple[str, str], opacity: float
+    ) -> UploadPrediction:
+        view = self.bench.views.view_upload(_rgb(image), *pair)
+        drawn = panels.render_panels(view, panels.DisplayOptions(opacity=opacity))
+        changed = float(view.models_differ.mean())
+        catalogue = self.bench.catalogue
+        used = " and ".join(escape(catalogue[name].label) for name in pair)
+        notes = [catalogue[name].mismatch(UPLOAD_KIND) for name in pair]
+        warnings = "".join(f"  \n⚠️ {escape(note)}" for note in notes if note)
+        return UploadPrediction(
+            drawn.prediction_a,
+            drawn.prediction_b,
+            drawn.disagreement,
+            f"Predicted with {used}. The models disagree on {changed:.1%} of the pixels "
+            f"(red).{warnings}",
+            panels.class_legend(view),
+        )
+
+    def flag(
+        self,
+        image: np.ndarray | None,
+        pair: tuple[str, str],
+        judgement: tuple[str, str, str, str, str],
+    ) -> str:
+        """Keep the photo and flag it; the confirmation names the stored image."""
+        upload_id = self.bench.uploads.add(_rgb(image))
+        flag = self.flags.create(upload_id, pair, judgement)
+        return f"✅ Saved flag #{flag.id} on your image (stored as {escape(flag.image_key)})."

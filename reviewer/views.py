@@ -1,0 +1,153 @@
+"""View composition: both models' predictions on one image turned into an :class:`ImageView`
+(every array and score a panel shows). The GUI and the export both draw from it; it knows
+nothing of the review store, the queue or Gradio."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.catalogue import ModelCatalogue
+from models.datasets import SegmentationDataset
+from models.inference import InferenceEngine, LoadedModel
+from models.instances import DEFAULT_MIN_RECALL
+from models.labels import DEFAULT_GROUPS, ImportanceGroups
+from models.metrics import disagreement_map, error_map
+from models.scoring import ImageResult, score_image
+
+ViewKey = tuple[str, str, str]
+"""(sample id, name of model A, name of model B): what one :class:`ImageView` shows."""
+
+
+@dataclass(frozen=True)
+class ImageView:
+    """Everything the review panels show for one image and one pair of models."""
+
+    sample_id: str
+    image: np.ndarray
+    ground_truth: np.ndarray | None
+    prediction_a: np.ndarray
+    prediction_b: np.ndarray
+    result: ImageResult | None
+    """Scores of models "A" and "B" on this image (:func:`score_image`); None without labels."""
+    error_a: np.ndarray | None
+    error_b: np.ndarray | None
+    disagreement: np.ndarray | None
+    """Codes of :func:`models.metrics.disagreement_map` on critical pixels (GT needed)."""
+    models_differ: np.ndarray
+    """Where A and B predict different classes (works without ground truth)."""
+    meta: dict = field(default_factory=dict)
+
+
+def predictions_only_view(
+    sample_id: str,
+    image: np.ndarray,
+    prediction_a: np.ndarray,
+    prediction_b: np.ndarray,
+    meta: dict | None = None,
+) -> ImageView:
+    """The view of an image without ground truth: predictions and where they differ."""
+    return ImageView(
+        sample_id=sample_id,
+        image=image,
+        ground_truth=None,
+        prediction_a=prediction_a,
+        prediction_b=prediction_b,
+        result=None,
+        error_a=None,
+        error_b=None,
+        disagreement=None,
+        models_differ=prediction_a != prediction_b,
+        meta=meta or {},
+    )
+
+
+def labelled_view(
+    sample_id: str,
+    image: np.ndarray,
+    ground_truth: np.ndarray,
+    predictions: tuple[np.ndarray, np.ndarray],
+    result: ImageResult,
+    groups: ImportanceGroups,
+    meta: dict,
+) -> ImageView:
+    """The view of an image with ground truth: the scores and the error maps as well."""
+    prediction_a, prediction_b = predictions
+    return ImageView(
+        ground_truth=ground_truth,
+        result=result,
+        error_a=error_map(ground_truth, prediction_a, groups),
+        error_b=error_map(ground_truth, prediction_b, groups),
+        disagreement=disagreement_map(ground_truth, prediction_a, prediction_b, groups),
+        sample_id=sample_id,
+        image=image,
+        prediction_a=prediction_a,
+        prediction_b=prediction_b,
+        models_differ=prediction_a != prediction_b,
+        meta=meta,
+    )
+
+
+@dataclass
+class ViewComposer:
+    """Views of one split's images for pairs of catalogue models; thread-safe, with the
+    recent views kept (people step back and forth through the queue)."""
+
+    dataset: SegmentationDataset
+    engine: InferenceEngine
+    catalogue: ModelCatalogue
+    groups: ImportanceGroups = DEFAULT_GROUPS
+    min_recall: float = DEFAULT_MIN_RECALL
+    cache_size: int = 64
+    _views: OrderedDict[ViewKey, ImageView] = field(init=False, default_factory=OrderedDict)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+
+    def model(self, name: str) -> LoadedModel:
+        """The loaded model of a catalogue name (the engine keeps it loaded)."""
+        return self.engine.load(self.catalogue.path(name))
+
+    def view(self, sample_id: str, name_a: str, name_b: str) -> ImageView:
+        """Both models' predictions, errors and scores on one image (cached per pair)."""
+        key = (sample_id, name_a, name_b)
+        with self._lock:
+            cached = self._views.get(key)
+            if cached is not None:
+                self._views.move_to_end(key)
+                return cached
+        view = self._compute(key)
+        with self._lock:
+            self._views[key] = view
+            while len(self._views) > self.cache_size:
+                self._views.popitem(last=False)
+        return view
+
+    def view_upload(self, image: np.ndarray, name_a: str, name_b: str) -> ImageView:
+        """Predictions of both models on a user's image without ground truth."""
+        prediction_a = self.engine.predict(self.model(name_a), image).labels
+        prediction_b = self.engine.predict(self.model(name_b), image).labels
+        return predictions_only_view("upload", image, prediction_a, prediction_b)
+
+    def _compute(self, key: ViewKey) -> ImageView:
+        sample_id, name_a, name_b = key
+        sample = self.dataset.sample(sample_id)
+        image = self.dataset.read_image(sample)
+        prediction_a = self.engine.predict(self.model(name_a), image, sample_id).labels
+        prediction_b = self.engine.predict(self.model(name_b), image, sample_id).labels
+        meta = self.dataset.read_meta(sample)
+        if not self.dataset.has_labels:
+            return predictions_only_view(sample_id, image, prediction_a, prediction_b, meta)
+        gt = self.dataset.read_label(sample)
+        result = score_image(
+            gt,
+            {"A": prediction_a, "B": prediction_b},
+            self.groups,
+            annotated=self.dataset.annotated_classes,
+            instance_ids=self.dataset.read_instances(sample),
+            min_recall=self.min_recall,
+            sample_id=sample_id,
+        )
+        predictions = (prediction_a, prediction_b)
+        return labelled_view(sample_id, image, gt, predictions, result, self.groups, meta)
