@@ -144,6 +144,26 @@ class Comparison:
     def rows(self) -> list[list[str]]:
         return [difference.row() for difference in self.differences]
 
+    @property
+    def title(self) -> str:
+        return (
+            f"B ({self.model_b}) - A ({self.model_a}) on {self.images} images; 95% intervals "
+            f"from {self.resamples} paired bootstrap resamples (seed {self.seed})"
+        )
+
+    def text(self) -> str:
+        """The table as plain text for the command line, one column per field."""
+        table = [COMPARISON_HEADERS, *self.rows()]
+        widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
+        lines = [
+            "  ".join(
+                cell.ljust(width) if column == 0 else cell.rjust(width)
+                for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+            )
+            for row in table
+        ]
+        return "\n".join([self.title, *lines])
+
     def to_dict(self) -> dict:
         """The JSON ``comparison`` object (documented in :mod:`models.evaluate`)."""
         return {

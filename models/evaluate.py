@@ -1,6 +1,6 @@
 """Evaluate one or more checkpoints on a dataset split: library function and command line.
 
-    python -m models.evaluate --data DIR --split val --model A.pt --model B.pt --json out.json
+    python -m models.evaluate --data DIR --split val --models A.pt B.pt --json out.json
 
 The JSON written by ``--json`` has the top-level keys ``dataset`` (root, layout, split,
 image count, annotated classes), ``split``, ``groups``, ``models`` (per model: ``checkpoint``,
@@ -10,7 +10,13 @@ image count, annotated classes), ``split``, ``groups``, ``models`` (per model: `
 earlier name), ``per_class_iou`` (class name -> IoU or null), ``group_iou``, ``confusion``
 (20x20, rows = ground truth) and ``details`` (everything :meth:`ModelScores.to_dict` gives))
 and ``images`` (per image: ``sample_id``, ``scores`` per model, ``disagreement`` of the two
-models on critical pixels when two are evaluated, ``instances`` with recall per model).
+models on critical pixels when two are evaluated, ``instances`` with recall per model) and
+``comparison`` (null unless two or more models are evaluated and ``--bootstrap`` is not 0): the
+first two models as ``model_a`` and ``model_b``, ``images``, ``method``, ``confidence`` (0.95),
+``resamples``, ``seed`` and ``differences``, one per compared quantity (every split score,
+``group_iou/<group>`` and ``class_iou/<class>`` for each annotated class), each with ``key``,
+``label``, ``higher_is_better``, ``a``, ``b``, ``difference`` (B - A), ``low`` and ``high``
+(the interval) and ``verdict`` ("B better", "A better", "within noise" or "undefined").
 Undefined values are null.
 """
 
@@ -27,6 +33,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from models.checkpoints import CheckpointError
+from models.comparison import DEFAULT_RESAMPLES, Comparison, compare_split
 from models.datasets import DatasetError, SegmentationDataset, open_dataset
 from models.device import DEVICE_CHOICES, DeviceError
 from models.inference import InferenceEngine, LoadedModel, Resolution
@@ -126,6 +133,7 @@ def results_document(
     result: SplitScores,
     models: Mapping[str, LoadedModel],
     groups: ImportanceGroups,
+    comparison: Comparison | None = None,
 ) -> dict:
     return {
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -143,6 +151,7 @@ def results_document(
             name: model_summary(result.models[name], model) for name, model in models.items()
         },
         "images": [image.to_dict() for image in result.images],
+        "comparison": None if comparison is None else comparison.to_dict(),
     }
 
 
@@ -202,6 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=argparse.SUPPRESS,  # the old spelling, repeated once per file; kept for a release
     )
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=DEFAULT_RESAMPLES,
+        metavar="N",
+        help="paired bootstrap resamples for the 95%% intervals of B - A (default "
+        f"{DEFAULT_RESAMPLES}, fixed seed; 0: no comparison)",
+    )
     parser.add_argument("--json", type=Path, help="write every score to this JSON file")
     parser.add_argument("--csv", type=Path, help="write per-image scores to this CSV file")
     parser.add_argument("--groups", type=Path, help="importance groups TOML (default: recipe)")
@@ -248,9 +265,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DatasetError, CheckpointError, GroupsError, DeviceError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    comparison = None
+    if len(models) >= 2 and args.bootstrap:
+        comparison = compare_split(result, args.bootstrap)
+        print(comparison.text(), end="\n\n")
     print(result.report())
     if args.json:
-        document = results_document(dataset, result, models, groups)
+        document = results_document(dataset, result, models, groups, comparison)
         args.json.write_text(json.dumps(document, indent=1, allow_nan=False), encoding="utf-8")
         print(f"wrote {args.json}", file=sys.stderr)
     if args.csv:

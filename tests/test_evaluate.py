@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from models.checkpoints import CheckpointMetadata, save_checkpoint
+from models.comparison import VERDICTS
 from models.datasets import open_dataset
 from models.evaluate import build_parser, main
 from models.inference import InferenceEngine
@@ -85,6 +86,21 @@ def test_json_and_csv_hold_the_exact_scores(
     first = document["images"][0]
     row = next(r for r in rows if r["sample_id"] == first["sample_id"] and r["model"] == "model0")
     assert float(row["miou"]) == pytest.approx(first["scores"]["model0"]["miou"])
+
+    comparison = document["comparison"]
+    assert (comparison["model_a"], comparison["model_b"]) == ("model0", "model1")
+    assert comparison["images"] == 13 and comparison["resamples"] == 1000
+    by_key = {d["key"]: d for d in comparison["differences"]}
+    miou = by_key["miou"]
+    assert miou["label"] == "mIoU (pooled, Cityscapes)"
+    assert (miou["a"], miou["b"]) == (
+        document["models"]["model0"]["miou"],
+        document["models"]["model1"]["miou"],
+    )
+    assert miou["difference"] == pytest.approx(miou["b"] - miou["a"], abs=1e-15)
+    assert miou["low"] <= miou["high"] and miou["verdict"] in VERDICTS
+    assert {f"class_iou/{CLASS_NAMES[c]}" for c in dataset.annotated_classes} <= set(by_key)
+    assert "class_iou/terrain" not in by_key, "CamVid does not annotate terrain"
 
 
 def test_cli_reports_bad_input_without_a_traceback(two_models: list[Path], tmp_path: Path) -> None:
