@@ -414,7 +414,7 @@ def _render_image(
         anchor=anchor,
         dataset=info.name,
         split=composer.dataset.split,
-        image_key=image.image_key,
+        sample_id=image.image_key,
         image=photo,
         problem=problem,
         pairs=tuple(pairs),

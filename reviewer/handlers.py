@@ -413,6 +413,8 @@ class DatasetView:
         return DatasetSummary(NOT_EVALUATED) if result is None else self.summary(result)
 
     def summary(self, result: SplitScores) -> DatasetSummary:
+        """The tab for one evaluation: per-class and summary tables, the plots and the
+        worst images (ranked as the queue ranks them)."""
         groups = self.bench.groups
         annotated = self.bench.dataset.annotated_classes
         a, b = result.models["A"], result.models["B"]
@@ -500,6 +502,8 @@ class UploadDesk:
     def predict(
         self, image: np.ndarray | None, pair: tuple[str, str], opacity: float
     ) -> UploadPrediction:
+        """Both predictions and where they differ, with a warning for each model not
+        trained for photos like these."""
         view = self.bench.views.view_upload(_rgb(image), *pair)
         drawn = panels.render_panels(view, panels.DisplayOptions(opacity=opacity))
         changed = float(view.models_differ.mean())

@@ -97,7 +97,7 @@ class ImageSection:
     anchor: str
     dataset: str
     split: str
-    image_key: str
+    sample_id: str
     image: np.ndarray | None
     """The input photo, or None when it could not be read (see ``problem``)."""
     problem: str | None
@@ -112,7 +112,7 @@ class TocEntry:
 
     anchor: str
     dataset: str
-    image_key: str
+    sample_id: str
     severities: tuple[str, ...]
 
 
@@ -295,7 +295,7 @@ def summary_html(summary: ReportSummary, toc: Sequence[TocEntry]) -> str:
     problems = "".join(f'<li class="problem">{_e(p)}</li>' for p in summary.problems)
     splits = "".join(_split_html(s, summary.groups) for s in summary.splits)
     contents = "".join(
-        f'<li><a href="#{_e(entry.anchor)}">{_e(entry.image_key)}</a> <span class="muted">'
+        f'<li><a href="#{_e(entry.anchor)}">{_e(entry.sample_id)}</a> <span class="muted">'
         f"({_e(entry.dataset)}; {len(entry.severities)} "
         f"flag{'s' if len(entry.severities) != 1 else ''}: {_e(', '.join(entry.severities))})"
         "</span></li>"
@@ -392,7 +392,7 @@ def image_section_html(section: ImageSection) -> str:
     tags = condition_tags(section.meta)
     parts = [
         f'<section class="image" id="{_e(section.anchor)}">'
-        f"<h2>{_e(section.image_key)}</h2>"
+        f"<h2>{_e(section.sample_id)}</h2>"
         f'<p class="muted">{_e(section.dataset)} / {_e(section.split)}'
         + (f" · {_e(', '.join(tags))}" if tags else "")
         + "</p>"

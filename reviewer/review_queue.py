@@ -68,10 +68,10 @@ class ScoreCache:
             registry.model_id(name_b), dataset_id=registry.dataset_id
         )
         pair = {}
-        for image_key, scores in stored.items():
+        for sample_id, scores in stored.items():
             if f"{key}only_a" not in scores:
                 return None
-            pair[image_key] = {k: scores[f"{key}{k}"] for k in PAIR_KEYS}
+            pair[sample_id] = {k: scores[f"{key}{k}"] for k in PAIR_KEYS}
         return pair
 
     def evaluate(
