@@ -22,7 +22,10 @@ time slices (a width-0.25 forward went from 20 ms to 1 s here). ``SEGBENCH_FAST=
 
 Probabilities are derived on demand from the model-resolution logits a :class:`Prediction`
 keeps: the full-resolution softmax (classes x H x W) is the dearest step after the network
-and the GUI and evaluator only need the label map.
+and the GUI and evaluator only need the label map. :func:`exact_upsampled_labels` gives
+that map bit for bit while interpolating only where the source cells disagree; it is not the
+engine's path yet because ``bench/bench_upsample.py`` still measures it slower than
+:func:`upsampled_labels`.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -358,6 +361,212 @@ def _argmax_classes(logits: torch.Tensor) -> torch.Tensor:
     return labels
 
 
+UNSURE = 255
+"""Label of a model-resolution cell or block whose output pixels need the full interpolation."""
+MARGIN_ULPS = 2.0**-16
+"""A cell's winning logit must beat every earlier class by this share of the image's largest
+logit: the float32 rounding of bilinear weights and sums (a few units of 2**-24 of it) can
+then never tie the winner with an earlier class, which argmax would pick."""
+MIDPOINT_MASK = (1 << 29) - 1
+MIDPOINT_BITS = 1 << 28
+"""The low float64 mantissa bits of a float32 rounding midpoint (half a float32 unit)."""
+SUBNORMAL_BOUND = 2.0**-125
+"""Below this, float32 results are (near) subnormal, whose midpoints lie elsewhere."""
+MOST_UNSURE_SHARE = 0.25
+"""Share of blocks (about that of output pixels) needing exact values above which the plain
+interpolation is cheaper (logits without regions, such as random ones)."""
+PROBE_PIXELS = 1 << 16
+"""Output pixels of a random probe checked against F.interpolate per size, before the fast
+path is trusted for that size."""
+
+
+def _fma32(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """float32 ``a * b + c`` rounded once, as torch's CPU kernel computes it with FMA. The
+    float64 product is exact; the float64 sum's own rounding can change the float32 result
+    only where it lands exactly on a float32 rounding midpoint or in float32's subnormal
+    range, so there (rarely) the sum is rounded to odd instead, which makes the final
+    rounding to float32 correct."""
+    product = a.double() * b.double()
+    addend = c.double()
+    total = product + addend
+    bits = total.view(torch.int64)
+    hazard = ((bits & MIDPOINT_MASK) == MIDPOINT_BITS) | (total.abs() < SUBNORMAL_BOUND)
+    if bool(hazard.any()):
+        back = total - product
+        error = (product - (total - back)) + (addend - back)
+        even = (bits & 1) == 0
+        nudged = torch.nextafter(total, total + error)
+        total = torch.where(hazard & even & (error != 0), nudged, total)
+    return total.float()
+
+
+@lru_cache(maxsize=64)
+def _source_indices(size_in: int, size_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """First and second source index and their float32 weights per output index, computed
+    as torch does for align_corners=False: source = scale * (i + 0.5) - 0.5 (one fused
+    rounding), clamped at 0, and the second index clamped at the last row."""
+    scale = float(np.float32(size_in) / np.float32(size_out))
+    centres = np.arange(size_out, dtype=np.float64) + 0.5
+    source = np.maximum((scale * centres - 0.5).astype(np.float32), np.float32(0))
+    first = np.minimum(np.floor(source).astype(np.int64), size_in - 1)
+    second_weight = np.clip(source - first.astype(np.float32), 0, 1).astype(np.float32)
+    second = first + (first < size_in - 1)
+    weights = np.stack([np.float32(1) - second_weight, second_weight])
+    return torch.from_numpy(first), torch.from_numpy(second), torch.from_numpy(weights)
+
+
+def _values_at(
+    widened: torch.Tensor,
+    classes: torch.Tensor,
+    rows: torch.Tensor,
+    columns: torch.Tensor,
+    height: int,
+) -> torch.Tensor:
+    """torch's bilinear values of ``classes`` (k, n) at output pixels (rows, columns) (n,),
+    from the width-interpolated logits (classes, h, W) that torch's kernel blends row by
+    row."""
+    first, second, weights = _source_indices(widened.shape[1], height)
+    width = widened.shape[2]
+    base = classes * (widened.shape[1] * width) + columns
+    flat = widened.reshape(-1)
+    top = flat.take(base + first[rows] * width)
+    bottom = flat.take(base + second[rows] * width)
+    return _fma32(top, weights[0, rows], bottom * weights[1, rows])
+
+
+def _corners(grid: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The four source cells (rows r, r+1, columns c, c+1; the last row or column repeated
+    at the border, as torch clamps) of every block (r, c) of a (..., h, w) grid."""
+    padded = torch.cat([grid, grid[..., -1:, :]], dim=-2)
+    padded = torch.cat([padded, padded[..., -1:]], dim=-1)
+    return padded[..., :-1, :-1], padded[..., 1:, :-1], padded[..., :-1, 1:], padded[..., 1:, 1:]
+
+
+def _candidates(
+    logits: torch.Tensor, blocks: torch.Tensor, tolerance: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per block (flat indices, n), the classes that can win one of its output pixels
+    (classes, n), sorted and padded by repeating the last (argmax keeps the first of equal
+    values), and their count (n,). A blend never exceeds its largest source value nor
+    falls below its smallest, so a class whose largest value is below another's smallest
+    cannot win."""
+    height, width = logits.shape[1:]
+    rows, columns = blocks // width, blocks % width
+    below, right = (rows + 1).clamp(max=height - 1), (columns + 1).clamp(max=width - 1)
+    cells = [(rows, columns), (below, columns), (rows, right), (below, right)]
+    flat = logits.flatten(1)
+    corners = torch.stack([flat.index_select(1, r * width + c) for r, c in cells])
+    highest, lowest = corners.amax(0), corners.amin(0)
+    possible = highest >= lowest.amax(0) - tolerance
+    index = torch.arange(len(logits))[:, None].expand_as(possible)
+    ordered = torch.where(possible, index, len(logits)).sort(dim=0).values
+    count = possible.sum(0)
+    return torch.minimum(ordered, ordered.gather(0, (count - 1)[None])), count
+
+
+def _sure_labels(logits: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """Each cell's label (h, w) uint8, UNSURE where an earlier class comes within the
+    rounding margin of the winner (an interpolated pixel could then tie and flip)."""
+    labels = _argmax_classes(logits)
+    running = torch.cummax(logits, dim=0).values
+    earlier = torch.cat([torch.full_like(running[:1], -torch.inf), running[:-1]])
+    index = labels[None].long()
+    margin = (logits.gather(0, index) - earlier.gather(0, index))[0]
+    return labels.masked_fill_(margin <= tolerance, UNSURE)
+
+
+def _block_labels(cells: torch.Tensor) -> torch.Tensor:
+    """The label every output pixel of a block gets when its four source cells share a sure
+    label (a convex blend of logits that share their argmax keeps it); UNSURE elsewhere."""
+    corner, *others = _corners(cells)
+    same = (corner == others[0]) & (corner == others[1]) & (corner == others[2])
+    return corner.masked_fill(~same, UNSURE)
+
+
+@lru_cache(maxsize=64)
+def _fast_path_exact(classes: int, size_in: tuple[int, int], size_out: tuple[int, int]) -> bool:
+    """Whether :func:`_values_at` reproduces F.interpolate bit for bit at these sizes, tried
+    on random logits: torch's kernel differs between CPU builds and for some shapes, and
+    the fast path is taken only where it was seen to agree."""
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(classes, *size_in, generator=generator)
+    reference = _upsampled(logits, size_out)
+    pixels = size_out[0] * size_out[1]
+    sample = torch.randperm(pixels, generator=generator)[:PROBE_PIXELS]
+    rows, columns = sample // size_out[1], sample % size_out[1]
+    widened = _upsampled(logits, (size_in[0], size_out[1]))
+    ours = _values_at(widened, torch.arange(classes)[:, None], rows, columns, size_out[0])
+    return torch.equal(ours, reference[:, rows, columns])
+
+
 def upsampled_labels(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """trainIds (H, W) uint8 of one image's logits (classes, h, w) upsampled to ``size``."""
+    """trainIds (H, W) uint8 of one image's logits (classes, h, w) upsampled to ``size``:
+    argmax(F.interpolate(bilinear)), the definition :func:`exact_upsampled_labels` matches
+    and its fallback."""
     return _argmax_classes(_upsampled(logits, size))
+
+
+def exact_upsampled_labels(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """trainIds (H, W) uint8 of one image's logits (classes, h, w) upsampled to ``size``,
+    identical to :func:`upsampled_labels` (first maximum on ties).
+
+    Output pixels whose source cells share a sure label take it without interpolation;
+    only the others get torch's exact 20-class bilinear values (the width pass by
+    F.interpolate, the row blend reproduced with its fused rounding) and an argmax. Falls
+    back to the reference on CUDA, for non-finite logits and wherever the reproduction was
+    not seen to agree with F.interpolate at these sizes."""
+    size = (int(size[0]), int(size[1]))
+    classes, height, width = logits.shape
+    if (height, width) == size:
+        return _argmax_classes(logits)
+    largest = float(logits.abs().max())
+    if (
+        logits.device.type != "cpu"
+        or classes >= UNSURE
+        or not np.isfinite(largest)
+        or not _fast_path_exact(classes, (height, width), size)
+    ):
+        return upsampled_labels(logits, size)
+    tolerance = MARGIN_ULPS * largest + 2.0**-120
+    first_rows = _source_indices(height, size[0])[0]
+    first_columns = _source_indices(width, size[1])[0]
+    blocks = _block_labels(_sure_labels(logits, tolerance))
+    unsure = torch.nonzero(blocks.flatten() == UNSURE)[:, 0]
+    if len(unsure) > MOST_UNSURE_SHARE * blocks.numel():
+        return upsampled_labels(logits, size)
+    labels = blocks.index_select(0, first_rows).index_select(1, first_columns)
+    rows, columns = torch.nonzero(labels == UNSURE, as_tuple=True)
+    if len(rows):
+        slots, count = _candidates(logits, unsure, tolerance)
+        order = torch.zeros(blocks.numel(), dtype=torch.int64)
+        order[unsure] = torch.arange(len(unsure))
+        block = order[first_rows[rows] * width + first_columns[columns]]
+        labels[rows, columns] = _unsure_labels(
+            logits, slots[:, block], count[block], rows, columns, size
+        )
+    return labels
+
+
+def _unsure_labels(
+    logits: torch.Tensor,
+    slots: torch.Tensor,
+    count: torch.Tensor,
+    rows: torch.Tensor,
+    columns: torch.Tensor,
+    size: tuple[int, int],
+) -> torch.Tensor:
+    """Labels (n,) uint8 of output pixels (rows, columns) whose source cells disagree, from
+    torch's exact values of their candidate classes (slots (classes, n), count (n,)),
+    grouped by count so that each group computes no more classes than it needs."""
+    widened = _upsampled(logits, (logits.shape[1], size[1]))
+    labels = slots[0].to(torch.uint8)
+    most = 1
+    while most < len(logits):
+        fewest, most = most + 1, min(2 * most, len(logits))
+        chosen = torch.nonzero((count >= fewest) & (count <= most), as_tuple=True)[0]
+        if len(chosen):
+            classes = slots[:most, chosen]
+            values = _values_at(widened, classes, rows[chosen], columns[chosen], size[0])
+            best = _argmax_classes(values[:, None])[0].long()
+            labels[chosen] = classes.gather(0, best[None])[0].to(torch.uint8)
+    return labels
