@@ -146,9 +146,13 @@ class Comparison:
 
     @property
     def title(self) -> str:
+        a, b = (
+            letter if name == letter else f"{letter} ({name})"
+            for letter, name in (("A", self.model_a), ("B", self.model_b))
+        )
         return (
-            f"B ({self.model_b}) - A ({self.model_a}) on {self.images} images; 95% intervals "
-            f"from {self.resamples} paired bootstrap resamples (seed {self.seed})"
+            f"{b} - {a} on {self.images} images; 95% intervals from {self.resamples} paired "
+            f"bootstrap resamples (seed {self.seed}); within noise: the interval holds 0"
         )
 
     def text(self) -> str:

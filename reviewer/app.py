@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from db.schema import SEVERITIES, STATUSES
+from models.comparison import COMPARISON_HEADERS
 from models.labels import CLASS_NAMES
 from reviewer import board, panels
 from reviewer.export import FORMATS
@@ -106,6 +107,10 @@ def _dataset_outputs(summary: DatasetSummary) -> tuple[Any, ...]:
     """The Dataset tab's outputs in the order of its components."""
     return (
         summary.message,
+        gr.Dataframe(
+            _frame(summary.comparison_rows, COMPARISON_HEADERS),
+            label=summary.comparison_title or "B - A with 95% intervals",
+        ),
         _frame(summary.class_rows, CLASS_HEADERS),
         _frame(summary.summary_rows, SUMMARY_HEADERS),
         summary.iou,
@@ -438,6 +443,9 @@ def _dataset_tab(ui: SimpleNamespace) -> None:
     """The split's scores for the pair, and its worst images."""
     ui.evaluate_button = gr.Button("Evaluate the split with both models", variant="primary")
     ui.evaluation_status = gr.Markdown()
+    ui.comparison_table = gr.Dataframe(
+        interactive=False, label="B - A with 95% intervals", elem_id="comparison", wrap=True
+    )
     with gr.Row():
         ui.class_table = gr.Dataframe(interactive=False, label="Per-class IoU")
         ui.summary_table = gr.Dataframe(interactive=False, label="Split scores")
@@ -521,7 +529,7 @@ BOARD_INPUTS = (
 whose change refreshes it."""
 
 DATASET_VIEWS = (
-    "evaluation_status class_table summary_table split_iou_plot split_group_plot "
+    "evaluation_status comparison_table class_table summary_table split_iou_plot split_group_plot "
     "split_confusion_a split_confusion_b worst_table"
 )
 """The Dataset tab's outputs, in the order of :func:`_dataset_outputs`."""

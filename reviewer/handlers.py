@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from pathlib import Path
@@ -19,6 +19,7 @@ import numpy as np
 from db.store import FlagRecord, ValidationError
 from models.catalogue import UPLOAD_KIND
 from models.checkpoints import CheckpointError
+from models.comparison import Comparison, compare_split
 from models.conditions import condition_tags
 from models.datasets import DatasetError
 from models.evaluate import ProgressCallback
@@ -380,6 +381,9 @@ class DatasetSummary:
     """The Dataset tab's contents for one pair: a message, tables and figures."""
 
     message: str
+    comparison_rows: Rows | None = None
+    """B - A with its 95% interval and verdict for every score (the tab leads with it)."""
+    comparison_title: str = ""
     class_rows: Rows | None = None
     summary_rows: Rows | None = None
     iou: Any = None
@@ -400,6 +404,17 @@ class DatasetView:
     """The Dataset tab: the split's scores for a pair, evaluated on request."""
 
     bench: Workbench
+    _comparisons: dict[int, tuple[SplitScores, Comparison]] = field(default_factory=dict)
+    """The comparison of each split result shown, kept with it: pickers and page loads show
+    the same result again and again, and resampling it each time would make them wait."""
+
+    def comparison(self, result: SplitScores) -> Comparison:
+        """The paired bootstrap of B - A on this result (computed once per result)."""
+        kept = self._comparisons.get(id(result))
+        if kept is None or kept[0] is not result:
+            kept = (result, compare_split(result))
+            self._comparisons[id(result)] = kept
+        return kept[1]
 
     def evaluate(
         self, pair: tuple[str, str], progress: ProgressCallback | None = None
@@ -422,8 +437,11 @@ class DatasetView:
             [row[0], groups.group_name_of(train_id), *row[1:]]
             for train_id, row in enumerate(class_rows(result.models))
         ]
+        comparison = self.comparison(result)
         return DatasetSummary(
             f"Evaluated {len(result.images)} images of {escape(self.bench.dataset.describe())}.",
+            comparison.rows(),
+            comparison.title,
             classes,
             split_rows(result.models) + group_iou_rows(result.models),
             class_iou_bars(

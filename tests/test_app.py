@@ -287,3 +287,10 @@ def test_the_dataset_tab_shows_a_pair_once_it_is_evaluated(handlers) -> None:
     assert evaluated.message.startswith(f"Evaluated {len(bench.dataset)} images of ")
     assert tab.show(pair).worst_rows == evaluated.worst_rows
     assert {row[0] for row in evaluated.worst_rows} <= {sample.id for sample in bench.dataset}
+    result = bench.scores.split_result(*pair)
+    first = evaluated.comparison_rows[0]
+    assert first[0] == "mIoU (pooled, Cityscapes)"
+    assert first[1:3] == [f"{result.models[m]['miou']:.3f}" for m in ("A", "B")]
+    assert first[-1] in ("B better", "A better", "within noise")
+    assert evaluated.comparison_title.startswith(f"B - A on {len(bench.dataset)} images; ")
+    assert tab.comparison(result) is tab.comparison(result), "resampled once per result"
