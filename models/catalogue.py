@@ -60,10 +60,9 @@ SHIPPED_PAIRS = (
         epochs=36,
     ),
 )
-REAL_PHOTO_PAIR = "camvid"
-"""The shipped pair used by default for a photo someone uploads (real, not synthetic)."""
 UPLOAD_KIND = "camvid"
-"""What an uploaded road photo is taken to be when models are matched to it: a real photo."""
+"""What an uploaded road photo is taken to be when models are matched to it: a real photo,
+so the real-scene pair is used for it by default."""
 
 
 @dataclass(frozen=True)
