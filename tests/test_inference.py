@@ -19,8 +19,6 @@ from models.inference import (
     PLAIN,
     CpuPolicy,
     InferenceEngine,
-    exact_upsampled_labels,
-    upsampled_labels,
 )
 from models.preprocess import Preprocessing
 from models.segnet import SegNet
@@ -315,87 +313,3 @@ def test_large_batches_run_in_chunks_in_order(trained_like_checkpoint: Path) -> 
             assert torch.equal(single.logits, prediction.logits)
             assert np.array_equal(single.labels, prediction.labels)
         assert batch[0].labels.shape == ((64, 96) if resolution == "input" else (80, 120))
-
-
-def _region_logits(
-    classes: int, size: tuple[int, int], seed: int, region: int = 4, tie_share: float = 0.33
-) -> torch.Tensor:
-    """Logits (classes, h, w) with regions of ``region`` cells like a segmentation's and
-    near-ties: in ``tie_share`` of the cells an earlier class gets the winner's value or
-    one float32 step below it."""
-    generator = torch.Generator().manual_seed(seed)
-    grid = (max(1, size[0] // region), max(1, size[1] // region))
-    regions = torch.randint(0, classes, (1, 1, *grid), generator=generator)
-    regions = F.interpolate(regions.float(), size=size, mode="nearest")[0, 0].long()
-    logits = torch.randn(classes, *size, generator=generator)
-    logits += 4 * F.one_hot(regions, classes).permute(2, 0, 1)
-    winner = logits.argmax(0, keepdim=True)
-    top = logits.gather(0, winner)
-    rival = (winner - 1).clamp(min=0)
-    tied = torch.where(
-        torch.rand(size, generator=generator) < 0.5, top[0], top[0].nextafter(top[0] - 1)
-    )
-    chosen = torch.rand(size, generator=generator) < tie_share
-    return logits.scatter(0, rival, torch.where(chosen, tied, logits.gather(0, rival)[0])[None])
-
-
-@pytest.mark.parametrize(
-    ("size_in", "size_out"),
-    [
-        ((32, 64), (256, 512)),
-        ((37, 53), (301, 419)),
-        ((40, 60), (23, 31)),
-        ((45, 70), (45, 131)),
-        ((1, 50), (7, 90)),
-        ((30, 1), (45, 1)),
-        ((1, 1), (5, 6)),
-    ],
-)
-def test_upsampled_labels_match_the_reference_with_near_ties(
-    size_in, size_out, monkeypatch
-) -> None:
-    monkeypatch.setattr("models.inference.MOST_UNSURE_SHARE", 1.0)  # exact values everywhere
-    for seed in range(3):
-        logits = _region_logits(20, size_in, seed)
-        expected = upsampled_labels(logits, size_out)
-        assert torch.equal(exact_upsampled_labels(logits, size_out), expected)
-
-
-def test_upsampled_labels_match_the_reference_on_constant_regions(monkeypatch) -> None:
-    monkeypatch.setattr("models.inference.MOST_UNSURE_SHARE", 1.0)
-    zeros = torch.zeros(20, 24, 40)
-    tied = torch.zeros(20, 24, 40)
-    tied[[4, 9]] = 2.5
-    tied[2, :, 20:] = 7.0
-    for logits in (zeros, tied, -torch.ones(20, 24, 40)):
-        expected = upsampled_labels(logits, (100, 170))
-        assert torch.equal(exact_upsampled_labels(logits, (100, 170)), expected)
-
-
-def test_upsampled_labels_skip_interpolating_agreeing_blocks(monkeypatch) -> None:
-    logits = _region_logits(20, (64, 128), seed=4, region=16, tie_share=0.01)
-    expected = upsampled_labels(logits, (512, 1024))
-    monkeypatch.setattr("models.inference.upsampled_labels", _no_reference)
-    assert torch.equal(exact_upsampled_labels(logits, (512, 1024)), expected)
-
-
-def _no_reference(*_args: object) -> torch.Tensor:
-    raise AssertionError("fell back to the full interpolation")
-
-
-def test_trained_labels_at_full_resolution_match_the_reference() -> None:
-    if not DEMO_CHECKPOINT.is_file():
-        pytest.skip(f"no trained demo checkpoint at {DEMO_CHECKPOINT} (python -m models.train)")
-    engine = InferenceEngine(device="cpu")
-    model = engine.load(DEMO_CHECKPOINT)
-    for image in _smooth_images(2, (1024, 2048), seed=8):
-        prediction = engine.predict(model, image)
-        exact = exact_upsampled_labels(prediction.logits, image.shape[:2])
-        assert np.array_equal(exact.numpy(), prediction.labels)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_upsampled_labels_on_cuda_match_the_reference() -> None:
-    logits = _region_logits(20, (32, 64), seed=5).cuda()
-    expected = upsampled_labels(logits, (256, 512))
-    assert torch.equal(exact_upsampled_labels(logits, (256, 512)), expected)
