@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -44,6 +43,7 @@ from reviewer.handlers import (
 )
 from reviewer.overlays import LEGEND_CSS
 from reviewer.review_queue import FLAG_STATES, SORT_KEYS
+from reviewer.text import markdown_text
 from reviewer.workbench import Workbench
 
 IMAGE_HEIGHT = 240
@@ -325,8 +325,8 @@ def _header(bench: Workbench) -> SimpleNamespace:
     ui = SimpleNamespace()
     ui.reviewer_memory = gr.BrowserState("", storage_key="segbench-reviewer")
     gr.Markdown(
-        f"## SegNet review bench\n{escape(bench.dataset.describe())} · "
-        f"importance groups: {escape(' < '.join(bench.groups.names))}"
+        f"## SegNet review bench\n{markdown_text(bench.dataset.describe())} · "
+        f"importance groups: {markdown_text(' < '.join(bench.groups.names))}"
     )
     with gr.Row():
         with gr.Column():

@@ -10,7 +10,6 @@ import logging
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from reviewer import board, panels
 from reviewer.background import BackgroundScoring
 from reviewer.export import ExportError, export_report, zip_export
 from reviewer.plots import class_iou_bars, group_confusion_figure, group_iou_bars
+from reviewer.text import markdown_text
 from reviewer.workbench import Workbench
 
 log = logging.getLogger(__name__)
@@ -95,16 +95,18 @@ def model_card(bench: Workbench, name: str) -> str:
     meta = model.checkpoint.metadata
     entry = bench.catalogue[name]
     mismatch = entry.mismatch(bench.dataset.kind)
-    lines = [f"⚠️ **Not trained on this kind of data:** {escape(mismatch)}"] if mismatch else []
+    lines = (
+        [f"⚠️ **Not trained on this kind of data:** {markdown_text(mismatch)}"] if mismatch else []
+    )
     lines += [
-        f"**{escape(name)}** · loss `{escape(str(meta.loss or 'unknown'))}` · "
+        f"**{markdown_text(name)}** · loss {markdown_text(meta.loss or 'unknown')} · "
         f"width {meta.width:g} · input {meta.input_size[0]}x{meta.input_size[1]} · "
         f"sha256 `{model.hash[:12]}`",
-        f"preprocessing: {escape(model.checkpoint.preprocessing.describe())}",
+        f"preprocessing: {markdown_text(model.checkpoint.preprocessing.describe())}",
     ]
     if meta.groups is not None:
-        lines.append("groups: " + escape(" < ".join(meta.groups.names)))
-    lines.append(f"trained on: {escape(entry.data_name)}")
+        lines.append("groups: " + markdown_text(" < ".join(meta.groups.names)))
+    lines.append(f"trained on: {markdown_text(entry.data_name)}")
     if meta.epochs:
         lines.append(f"epochs: {meta.epochs}")
     if model.checkpoint.assumed_preprocessing:
@@ -144,7 +146,7 @@ def scoring_progress(scoring: BackgroundScoring | None) -> ScoringProgress:
     failure = scoring.failure()
     if failure is not None:
         message = (
-            f"⚠️ Scoring the split failed: {escape(readable(failure, 'scoring'))}. "
+            f"⚠️ Scoring the split failed: {markdown_text(readable(failure, 'scoring'))}. "
             "*Evaluate* in the Dataset tab tries again."
         )
         return ScoringProgress(message, False, False)
@@ -265,8 +267,8 @@ class FlagDesk:
         pair = (display.model_a, display.model_b)
         flag = self.create(self.bench.registry.image_id(sample_id), pair, judgement, region)
         message = (
-            f"✅ Saved flag #{flag.id} on {escape(sample_id)} "
-            f"({flag.severity}, {escape(flag.category)}) by {escape(flag.reviewer)}."
+            f"✅ Saved flag #{flag.id} on {markdown_text(sample_id)} "
+            f"({flag.severity}, {markdown_text(flag.category)}) by {markdown_text(flag.reviewer)}."
         )
         return message, self.image_rows(sample_id)
 
@@ -439,7 +441,8 @@ class DatasetView:
         ]
         comparison = self.comparison(result)
         return DatasetSummary(
-            f"Evaluated {len(result.images)} images of {escape(self.bench.dataset.describe())}.",
+            f"Evaluated {len(result.images)} images of "
+            f"{markdown_text(self.bench.dataset.describe())}.",
             comparison.rows(),
             comparison.title,
             classes,
@@ -484,10 +487,10 @@ def export_flags(
         progress=progress,
     )
     archive = zip_export(result)
-    notes = "".join(f"\n- {escape(problem)}" for problem in result.problems)
+    notes = "".join(f"\n- {markdown_text(problem)}" for problem in result.problems)
     message = (
         f"Exported {result.flag_count} flags on {result.image_count} images to "
-        f"`{escape(str(result.out))}`; the download holds every file.{notes}"
+        f"{markdown_text(result.out)}; the download holds every file.{notes}"
     )
     return message, str(archive)
 
@@ -526,9 +529,9 @@ class UploadDesk:
         drawn = panels.render_panels(view, panels.DisplayOptions(opacity=opacity))
         changed = float(view.models_differ.mean())
         catalogue = self.bench.catalogue
-        used = " and ".join(escape(catalogue[name].label) for name in pair)
+        used = " and ".join(markdown_text(catalogue[name].label) for name in pair)
         notes = [catalogue[name].mismatch(UPLOAD_KIND) for name in pair]
-        warnings = "".join(f"  \n⚠️ {escape(note)}" for note in notes if note)
+        warnings = "".join(f"  \n⚠️ {markdown_text(note)}" for note in notes if note)
         return UploadPrediction(
             drawn.prediction_a,
             drawn.prediction_b,
@@ -547,4 +550,6 @@ class UploadDesk:
         """Keep the photo and flag it; the confirmation names the stored image."""
         upload_id = self.bench.uploads.add(_rgb(image))
         flag = self.flags.create(upload_id, pair, judgement)
-        return f"✅ Saved flag #{flag.id} on your image (stored as {escape(flag.image_key)})."
+        return (
+            f"✅ Saved flag #{flag.id} on your image (stored as {markdown_text(flag.image_key)})."
+        )

@@ -48,6 +48,7 @@ from reviewer.handlers import (
 )
 from reviewer.pictures import jpeg_data_url
 from reviewer.workbench import Workbench
+from tests.test_text import shown
 
 
 @pytest.fixture()
@@ -123,7 +124,7 @@ def test_a_flag_goes_to_the_image_and_models_the_board_shows(handlers) -> None:
     board_value = _board(bench, ids, position=2)
     message, _ = flags.save_on_board(board_value, ("ana", "both models", "minor", "other", ""), "")
     (flag,) = bench.store.list_flags()
-    assert flag.image_key == ids[2] and ids[2] in message
+    assert flag.image_key == ids[2] and ids[2] in shown(message)
     assert (flag.model_a, flag.model_b) == bench.catalogue.pair_for(bench.dataset.kind)
 
 
@@ -225,7 +226,7 @@ def test_the_page_follows_the_scoring_that_runs_behind_it(handlers) -> None:
     assert "1 of 4 images" in message and polling and not scores_in
     scoring.future.set_exception(DatasetError("cannot read val/x.png"))
     message, polling, scores_in = astuple(scoring_progress(scoring))
-    assert "failed: cannot read val/x.png" in message and not polling
+    assert "failed: cannot read val/x.png" in shown(message) and not polling
     done = BackgroundScoring(("segnet-ce", "segnet-ial"), total=4, done=4)
     done.future.set_result(None)
     message, polling, scores_in = astuple(scoring_progress(done))
@@ -263,6 +264,7 @@ def test_the_pair_fits_the_data_and_a_misfit_is_said(tmp_path: Path) -> None:
     review_pair, upload_pair = default_pairs(bench)
     assert review_pair == upload_pair == ("camvid-ce", "camvid-ial")
     fitting, misfit = model_card(bench, "camvid-ce"), model_card(bench, "segnet-ial")
+    fitting, misfit = shown(fitting), shown(misfit)
     assert "Not trained on this kind of data" not in fitting
     assert "trained on: CamVid train, 367 real images (CC BY-NC 4.0)" in fitting
     assert "Not trained on this kind of data" in misfit
@@ -274,6 +276,7 @@ def test_an_upload_says_which_pair_predicted_it(handlers) -> None:
     name_a, name_b = bench.catalogue.names
     image = np.random.default_rng(2).integers(0, 256, (64, 96, 3), dtype=np.uint8)
     summary = UploadDesk(bench, flags).predict(image, (name_a, name_b), 0.5).summary
+    summary = shown(summary)
     assert summary.startswith(f"Predicted with {name_a} (CE, training data unknown) and ")
     assert f"{name_b}: its training data is unknown; the images are CamVid" in summary
 
