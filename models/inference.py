@@ -9,7 +9,7 @@ methods are safe to call from several GUI sessions (threads) at once.
 
 Execution is chosen per batch (:meth:`InferenceEngine.execution`). CUDA runs float16
 autocast on channels_last tensors. The CPU follows :class:`CpuPolicy`, a fixed policy
-justified by ``bench/bench_inference.py`` on this project's 2-core AVX2 machine: BatchNorm
+chosen with ``bench/bench_inference.py`` (which compares it with the plain pass): BatchNorm
 folded into the convolutions (one pass less over every feature map), channels_last tensors
 (oneDNN's NHWC kernels), large batches run in chunks of ``CPU_CHUNK_PIXELS`` input pixels
 (feature maps that stay in the caches), no bfloat16 autocast (it changes too many labels,
@@ -17,7 +17,7 @@ see :class:`CpuPolicy`), no compilation (``torch.compile`` builds C++ for every 
 at GUI start; ``torch.jit.trace`` rejects SegNet's input-size check) and PyTorch's default
 thread count, the physical cores. On a loaded machine, start the process with
 ``OMP_WAIT_POLICY=PASSIVE``: spinning OpenMP threads otherwise wait out other processes'
-time slices (a width-0.25 forward went from 20 ms to 1 s here). ``SEGBENCH_FAST=0`` or
+time slices, which can make a forward many times slower. ``SEGBENCH_FAST=0`` or
 ``InferenceEngine(fast=False)`` forces the plain float32 NCHW eager pass, the recipe's way.
 
 Probabilities are derived on demand from the model-resolution logits a :class:`Prediction`
@@ -52,9 +52,8 @@ FAST_ENV = "SEGBENCH_FAST"
 """Set to 0 to make every engine run the plain float32 NCHW eager pass."""
 CPU_CHANNELS_LAST_MIN_BATCH = 1
 """Smallest batch run channels_last on the CPU. With BatchNorm folded, channels_last won at
-every batch size measured here (the NCHW layout ran at 0.80-0.90x of it at batch 1 and
-0.76-0.86x at batch 16, widths 0.25-1.0, ``bench/bench_inference.py``); unfolded NCHW
-BatchNorm is what made channels_last lose on single small images."""
+every batch size ``bench/bench_inference.py`` compares; unfolded NCHW BatchNorm is what made
+channels_last lose on single small images."""
 CPU_CHUNK_PIXELS = 1 << 17
 """Input pixels per forward call on the CPU: a larger batch is run in chunks of this size,
 whose feature maps stay in the caches (4 images of 128x256, 14 of 96x96)."""

@@ -22,7 +22,6 @@ stands in the street), :mod:`.photometry`, :mod:`.render` (one scene), :mod:`.wr
 are re-exported here.
 """
 
-from models.conditions import condition_tags
 from models.synthetic.cli import image_size
 from models.synthetic.render import SyntheticError, render_scene
 from models.synthetic.writer import (
@@ -44,7 +43,6 @@ __all__ = [
     "STAMP_NAME",
     "SyntheticError",
     "SyntheticSettings",
-    "condition_tags",
     "default_cache_dir",
     "ensure_demo_dataset",
     "generate_dataset",
