@@ -118,7 +118,9 @@ def test_review_switch_model_and_flag_in_a_real_browser(
     _queue_row(page, 1).click()
     sync_api.expect(title).to_have_text(picked, timeout=30_000)
     sync_api.expect(page.locator("#review-board .position")).to_contain_text("Image 2 of 4")
-    sync_api.expect(page.locator("#review-details .gtitle").first).to_contain_text(picked)
+    sync_api.expect(page.locator("#review-details .gtitle").first).to_contain_text(
+        picked, timeout=30_000
+    )
 
     third = _image_id(page, 2)
     page.locator("h2").first.click()
@@ -226,7 +228,9 @@ def test_a_worst_image_of_the_dataset_tab_opens_in_the_review_tab(app_page) -> N
     sync_api.expect(title).to_have_text(wanted, timeout=30_000)
     sync_api.expect(title).to_be_visible()
     assert page.locator("#review-board tr.current").get_attribute("data-id") == wanted
-    sync_api.expect(page.locator("#review-details .gtitle").first).to_contain_text(wanted)
+    sync_api.expect(page.locator("#review-details .gtitle").first).to_contain_text(
+        wanted, timeout=30_000
+    )
 
 
 @pytest.mark.parametrize("path", ["/etc/passwd", str(ROOT / "pyproject.toml")])
