@@ -6,6 +6,8 @@ A sprite is built from a random stream once, when it is placed, and drawn later 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from models.synthetic.canvas import CIRCLE, Part, ellipse, line, poly
@@ -19,71 +21,92 @@ from models.synthetic.colours import (
     SHIRTS,
     SKIN,
     VEGETATION,
+    Colour,
     jitter,
     pick,
     shade,
 )
 
 
+class _Clothes(NamedTuple):
+    skin: Colour
+    hair: Colour
+    shirt: Colour
+    pants: Colour
+    shoes: Colour
+
+
 def person_parts(rng: np.random.Generator, height: float, view: str) -> list[Part]:
     """A pedestrian, ``view`` 'front', 'back' or 'side' (walking towards +u)."""
-    h = height
     skin, hair = pick(rng, SKIN, 8), pick(rng, HAIR, 10)
     shirt, pants = pick(rng, SHIRTS, 18), pick(rng, PANTS, 12)
-    shoes = jitter(rng, (35, 32, 30), 8)
-    parts: list[Part] = []
+    clothes = _Clothes(skin, hair, shirt, pants, jitter(rng, (35, 32, 30), 8))
     if view == "side":
-        stride = rng.uniform(0.08, 0.2) * h
-        for sign in (-1, 1):
-            foot = sign * stride
-            parts.append(
-                poly(
-                    [
-                        (foot - 0.05 * h, 0),
-                        (foot + 0.03 * h, 0),
-                        (0.04 * h, 0.49 * h),
-                        (-0.05 * h, 0.49 * h),
-                    ],
-                    pants,
-                )
-            )
-            parts.append(
-                poly(
-                    [
-                        (foot - 0.05 * h, 0),
-                        (foot + 0.08 * h, 0),
-                        (foot + 0.06 * h, 0.03 * h),
-                        (foot - 0.05 * h, 0.03 * h),
-                    ],
-                    shoes,
-                )
-            )
+        return _walking_side_on(rng, height, clothes)
+    return _facing(rng, height, view, clothes)
+
+
+def _walking_side_on(rng: np.random.Generator, h: float, clothes: _Clothes) -> list[Part]:
+    """A pedestrian seen from the side, legs apart and one arm swinging."""
+    skin, hair, shirt, pants, shoes = clothes
+    parts: list[Part] = []
+    stride = rng.uniform(0.08, 0.2) * h
+    for sign in (-1, 1):
+        foot = sign * stride
         parts.append(
             poly(
                 [
-                    (-0.075 * h, 0.47 * h),
-                    (0.07 * h, 0.47 * h),
-                    (0.065 * h, 0.81 * h),
-                    (-0.07 * h, 0.81 * h),
+                    (foot - 0.05 * h, 0),
+                    (foot + 0.03 * h, 0),
+                    (0.04 * h, 0.49 * h),
+                    (-0.05 * h, 0.49 * h),
                 ],
-                shirt,
+                pants,
             )
         )
-        swing = rng.uniform(-0.12, 0.12) * h
         parts.append(
             poly(
                 [
-                    (-0.03 * h, 0.79 * h),
-                    (0.03 * h, 0.79 * h),
-                    (swing + 0.03 * h, 0.5 * h),
-                    (swing - 0.03 * h, 0.5 * h),
+                    (foot - 0.05 * h, 0),
+                    (foot + 0.08 * h, 0),
+                    (foot + 0.06 * h, 0.03 * h),
+                    (foot - 0.05 * h, 0.03 * h),
                 ],
-                shade(shirt, 0.85),
+                shoes,
             )
         )
-        parts.append(ellipse(0.012 * h, 0.9 * h, 0.058 * h, 0.07 * h, skin))
-        parts.append(ellipse(-0.012 * h, 0.925 * h, 0.055 * h, 0.05 * h, hair))
-        return parts
+    parts.append(
+        poly(
+            [
+                (-0.075 * h, 0.47 * h),
+                (0.07 * h, 0.47 * h),
+                (0.065 * h, 0.81 * h),
+                (-0.07 * h, 0.81 * h),
+            ],
+            shirt,
+        )
+    )
+    swing = rng.uniform(-0.12, 0.12) * h
+    parts.append(
+        poly(
+            [
+                (-0.03 * h, 0.79 * h),
+                (0.03 * h, 0.79 * h),
+                (swing + 0.03 * h, 0.5 * h),
+                (swing - 0.03 * h, 0.5 * h),
+            ],
+            shade(shirt, 0.85),
+        )
+    )
+    parts.append(ellipse(0.012 * h, 0.9 * h, 0.058 * h, 0.07 * h, skin))
+    parts.append(ellipse(-0.012 * h, 0.925 * h, 0.055 * h, 0.05 * h, hair))
+    return parts
+
+
+def _facing(rng: np.random.Generator, h: float, view: str, clothes: _Clothes) -> list[Part]:
+    """A pedestrian seen from the front or the back (then sometimes with a backpack)."""
+    skin, hair, shirt, pants, shoes = clothes
+    parts: list[Part] = []
     for sign in (-1, 1):
         parts.append(
             poly(

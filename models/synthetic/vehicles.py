@@ -14,6 +14,7 @@ from models.synthetic.colours import (
     TRAM_BAND,
     TRUCK_CABS,
     TRUCK_CARGO,
+    Colour,
     jitter,
     pick,
     shade,
@@ -70,39 +71,7 @@ class Vehicle:
         rear_light = (255, 70, 50) if lit else (190, 30, 30)
         light = front_light if self.facing_camera else rear_light
         if self.kind == "car":
-            paint = pick(rng, CAR_PAINT, 10)
-            side_x = x0 if x0 > 0 else x1
-            for wz in (z0 + 0.85, z1 - 0.85):
-                canvas.fill(_wheel_disc(side_x, wz, 0.33), dark, ident)
-            side, _ = draw_box(canvas, x0, x1, 0.28, 0.98, z0, z1, paint, ident)
-            canvas.fill(rect_on_z(x0 + 0.1, x0 + 0.42, 0.0, 0.3, z0 + 0.3), dark, ident)
-            canvas.fill(rect_on_z(x1 - 0.42, x1 - 0.1, 0.0, 0.3, z0 + 0.3), dark, ident)
-            if side is not None:
-                sx = x0 if side == "left" else x1
-                for wz in (z0 + 0.85, z1 - 0.85):
-                    canvas.fill(_wheel_disc(sx, wz, 0.33), dark, ident)
-            cz0, cz1 = z0 + (0.9 if self.facing_camera else 1.0), z1 - 1.0
-            roof = rng.uniform(1.42, 1.55)
-            side, _ = draw_box(canvas, x0 + 0.12, x1 - 0.12, 0.98, roof, cz0, cz1, paint, ident)
-            canvas.fill(rect_on_z(x0 + 0.2, x1 - 0.2, 1.03, roof - 0.06, cz0), glass, ident)
-            if side is not None:
-                sx = x0 + 0.12 if side == "left" else x1 - 0.12
-                canvas.fill(
-                    rects_on_x(
-                        sx, np.array([cz0 + 0.15]), np.array([cz1 - 0.15]), 1.03, roof - 0.06
-                    ),
-                    glass,
-                    ident,
-                )
-            lamps = np.stack(
-                [
-                    rect_on_z(x0 + 0.08, x0 + 0.38, 0.72, 0.88, z0),
-                    rect_on_z(x1 - 0.38, x1 - 0.08, 0.72, 0.88, z0),
-                ]
-            )
-            canvas.fill(lamps, light, ident)
-            plate = rect_on_z(self.x - 0.26, self.x + 0.26, 0.42, 0.54, z0)
-            canvas.fill(plate, (230, 230, 225), ident)
+            self._draw_car(canvas, rng, ident, (glass, dark, light))
             return
         height = {"truck": 3.7, "bus": 3.1, "train": 3.5}[self.kind] + rng.uniform(-0.15, 0.15)
         clearance = 0.35 if self.kind == "train" else 0.45
@@ -169,3 +138,46 @@ class Vehicle:
             ]
         )
         canvas.fill(lamps, light, ident)
+
+    def _draw_car(
+        self,
+        canvas: Canvas,
+        rng: np.random.Generator,
+        ident: int,
+        colours: tuple[Colour, Colour, Colour],
+    ) -> None:
+        """A car's body, wheels, cabin, windows, lamps and plate (its shadow is drawn)."""
+        glass, dark, light = colours
+        x0, x1 = self.x - self.width / 2, self.x + self.width / 2
+        z0, z1 = self.z, self.z + self.length
+        paint = pick(rng, CAR_PAINT, 10)
+        side_x = x0 if x0 > 0 else x1
+        for wz in (z0 + 0.85, z1 - 0.85):
+            canvas.fill(_wheel_disc(side_x, wz, 0.33), dark, ident)
+        side, _ = draw_box(canvas, x0, x1, 0.28, 0.98, z0, z1, paint, ident)
+        canvas.fill(rect_on_z(x0 + 0.1, x0 + 0.42, 0.0, 0.3, z0 + 0.3), dark, ident)
+        canvas.fill(rect_on_z(x1 - 0.42, x1 - 0.1, 0.0, 0.3, z0 + 0.3), dark, ident)
+        if side is not None:
+            sx = x0 if side == "left" else x1
+            for wz in (z0 + 0.85, z1 - 0.85):
+                canvas.fill(_wheel_disc(sx, wz, 0.33), dark, ident)
+        cz0, cz1 = z0 + (0.9 if self.facing_camera else 1.0), z1 - 1.0
+        roof = rng.uniform(1.42, 1.55)
+        side, _ = draw_box(canvas, x0 + 0.12, x1 - 0.12, 0.98, roof, cz0, cz1, paint, ident)
+        canvas.fill(rect_on_z(x0 + 0.2, x1 - 0.2, 1.03, roof - 0.06, cz0), glass, ident)
+        if side is not None:
+            sx = x0 + 0.12 if side == "left" else x1 - 0.12
+            canvas.fill(
+                rects_on_x(sx, np.array([cz0 + 0.15]), np.array([cz1 - 0.15]), 1.03, roof - 0.06),
+                glass,
+                ident,
+            )
+        lamps = np.stack(
+            [
+                rect_on_z(x0 + 0.08, x0 + 0.38, 0.72, 0.88, z0),
+                rect_on_z(x1 - 0.38, x1 - 0.08, 0.72, 0.88, z0),
+            ]
+        )
+        canvas.fill(lamps, light, ident)
+        plate = rect_on_z(self.x - 0.26, self.x + 0.26, 0.42, 0.54, z0)
+        canvas.fill(plate, (230, 230, 225), ident)
