@@ -168,11 +168,33 @@ class FlagEvent(Base):
     changes: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
-class ImageScore(Base):
-    """Cached per-image scores of one model version (added by revision 0002)."""
+SETTINGS_CHARS = 64
+"""Longest settings fingerprint a score row can carry."""
+LEGACY_SETTINGS = "legacy"
+"""Fingerprint of the scores cached before revision 0003: their settings were not recorded,
+so they match no settings of a running app (kept, never served)."""
 
-    __tablename__ = "image_scores"
+
+class ImageScore(Base):
+    """Cached per-image scores of one model version under one settings fingerprint
+    (revision 0003; 0002 keyed them by model and image only)."""
+
+    __tablename__ = "model_image_scores"
     model_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True, index=True)
+    settings: Mapped[str] = mapped_column(String(SETTINGS_CHARS), primary_key=True)
     scores: Mapped[dict[str, Any]] = mapped_column(JSON)
+    computed_at: Mapped[datetime]
+
+
+class PairScore(Base):
+    """Cached counts comparing two model versions on one image (critical pixels both got
+    right, only A, only B, neither) under one settings fingerprint (revision 0003)."""
+
+    __tablename__ = "pair_image_scores"
+    model_a_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), primary_key=True)
+    model_b_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True, index=True)
+    settings: Mapped[str] = mapped_column(String(SETTINGS_CHARS), primary_key=True)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON)
     computed_at: Mapped[datetime]

@@ -30,6 +30,7 @@ from db.engine import SQLITE_BEGIN, make_engine
 from db.migrate import lock_schema, upgrade
 from db.schema import (
     DEFAULT_CATEGORIES,
+    SETTINGS_CHARS,
     SEVERITIES,
     STATUSES,
     TARGETS,
@@ -40,6 +41,7 @@ from db.schema import (
     Image,
     ImageScore,
     ModelVersion,
+    PairScore,
     Reviewer,
     utcnow,
 )
@@ -258,6 +260,29 @@ def _scores(scores: Any, image_id: int) -> dict[str, float | None]:
     return stored
 
 
+def _counts(counts: Any, image_id: int) -> dict[str, int]:
+    if not isinstance(counts, Mapping) or not counts:
+        raise ValidationError(f"pair counts for image {image_id} must be a non-empty dict")
+    for key, value in counts.items():
+        if not isinstance(key, str) or not key:
+            raise ValidationError(f"count name {key!r} for image {image_id} must be a string")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValidationError(
+                f"count {key!r} for image {image_id} must be a non-negative integer: {value!r}"
+            )
+    return dict(counts)
+
+
+def _settings(value: Any) -> str:
+    """A settings fingerprint: which scoring settings a cached row was computed under."""
+    if not isinstance(value, str) or not value or len(value) > SETTINGS_CHARS:
+        raise ValidationError(
+            f"settings fingerprint must be a string of 1 to {SETTINGS_CHARS} characters, "
+            f"got {value!r}"
+        )
+    return value
+
+
 def _values(value: str | Collection[str] | None) -> list[str] | None:
     if value is None:
         return None
@@ -443,7 +468,8 @@ class ReviewStore:
                     if chunk[key].content_hash != content_hash
                 ]
                 if changed:
-                    session.execute(delete(ImageScore).where(ImageScore.image_id.in_(changed)))
+                    for table in (ImageScore, PairScore):
+                        session.execute(delete(table).where(table.image_id.in_(changed)))
                 rows = [
                     {
                         "dataset_id": dataset_id,
@@ -909,23 +935,60 @@ class ReviewStore:
         ]
 
     # ------------------------------------------------------------------------- cached scores
+    # Every cached row carries the fingerprint of the settings it was computed under
+    # (models.settings.ScoringSettings); a read asks for one fingerprint and sees only its rows.
 
-    def put_scores(self, model_id: int, image_id: int, scores: Mapping[str, float | None]) -> None:
+    def put_scores(
+        self, model_id: int, image_id: int, scores: Mapping[str, float | None], *, settings: str
+    ) -> None:
         """Cache one image's scores for a model version, replacing any earlier ones."""
-        self.put_scores_bulk(model_id, {image_id: scores})
+        self.put_scores_bulk(model_id, {image_id: scores}, settings=settings)
 
     def put_scores_bulk(
-        self, model_id: int, scores_by_image: Mapping[int, Mapping[str, float | None]]
+        self,
+        model_id: int,
+        scores_by_image: Mapping[int, Mapping[str, float | None]],
+        *,
+        settings: str,
     ) -> None:
         """Cache many images' scores in one transaction (a split's first evaluation)."""
         stored = {
             _int(image_id, "image id"): _scores(scores, image_id)
             for image_id, scores in scores_by_image.items()
         }
+        key = {"model_id": model_id, "settings": _settings(settings)}
+        self._put_rows(ImageScore, key, "scores", stored, [model_id])
+
+    def put_pair_scores(
+        self,
+        model_a_id: int,
+        model_b_id: int,
+        counts_by_image: Mapping[int, Mapping[str, int]],
+        *,
+        settings: str,
+    ) -> None:
+        """Cache how two model versions compare on each image (critical-pixel counts)."""
+        stored = {
+            _int(image_id, "image id"): _counts(counts, image_id)
+            for image_id, counts in counts_by_image.items()
+        }
+        key = {"model_a_id": model_a_id, "model_b_id": model_b_id, "settings": _settings(settings)}
+        self._put_rows(PairScore, key, "counts", stored, [model_a_id, model_b_id])
+
+    def _put_rows(
+        self,
+        table: type[ImageScore] | type[PairScore],
+        key: dict[str, Any],
+        column: str,
+        by_image: dict[int, dict[str, Any]],
+        model_ids: list[int],
+    ) -> None:
+        """Upsert one row per image of `table` under `key`, after checking every id exists."""
 
         def work(session: Session) -> None:
-            self._require(session, ModelVersion, model_id, "model")
-            ids = list(stored)
+            for model_id in model_ids:
+                self._require(session, ModelVersion, model_id, "model")
+            ids = list(by_image)
             known: set[int] = set()
             for start in range(0, len(ids), _BULK_CHUNK):
                 chunk = ids[start : start + _BULK_CHUNK]
@@ -936,14 +999,14 @@ class ReviewStore:
             now = utcnow()
             for start in range(0, len(ids), _BULK_CHUNK):
                 rows = [
-                    {"model_id": model_id, "image_id": i, "scores": stored[i], "computed_at": now}
+                    {**key, "image_id": i, column: by_image[i], "computed_at": now}
                     for i in ids[start : start + _BULK_CHUNK]
                 ]
-                stmt = self._insert(ImageScore).values(rows)
+                stmt = self._insert(table).values(rows)
                 session.execute(
                     stmt.on_conflict_do_update(
-                        index_elements=["model_id", "image_id"],
-                        set_={"scores": stmt.excluded.scores, "computed_at": now},
+                        index_elements=[*key, "image_id"],
+                        set_={column: stmt.excluded[column], "computed_at": now},
                     )
                 )
 
@@ -953,30 +1016,61 @@ class ReviewStore:
         self,
         model_id: int,
         *,
+        settings: str,
         dataset_id: int | None = None,
         image_ids: Iterable[int] | None = None,
     ) -> dict[str, dict[str, float | None]]:
-        """Cached scores by image key (None where undefined). Keys are unique within a
-        dataset, so pass `dataset_id` when the model was scored on several; a clash without
-        it is an error."""
-        query = (
-            select(Image.image_key, ImageScore.scores)
-            .join(Image, Image.id == ImageScore.image_id)
-            .where(ImageScore.model_id == _int(model_id, "model id"))
+        """Cached scores under `settings` by image key (None where undefined). Keys are
+        unique within a dataset, so pass `dataset_id` when the model was scored on several;
+        a clash without it is an error."""
+        query = select(Image.image_key, ImageScore.scores).where(
+            ImageScore.model_id == _int(model_id, "model id")
         )
+        return self._get_rows(
+            ImageScore, query, settings, dataset_id, image_ids, f"model {model_id}"
+        )
+
+    def get_pair_scores(
+        self,
+        model_a_id: int,
+        model_b_id: int,
+        *,
+        settings: str,
+        dataset_id: int | None = None,
+        image_ids: Iterable[int] | None = None,
+    ) -> dict[str, dict[str, int]]:
+        """Cached pair counts under `settings` by image key, as :meth:`get_scores`."""
+        query = select(Image.image_key, PairScore.counts).where(
+            PairScore.model_a_id == _int(model_a_id, "model id"),
+            PairScore.model_b_id == _int(model_b_id, "model id"),
+        )
+        pair = f"models {model_a_id} and {model_b_id}"
+        return self._get_rows(PairScore, query, settings, dataset_id, image_ids, pair)
+
+    def _get_rows(
+        self,
+        table: type[ImageScore] | type[PairScore],
+        query: Select[Any],
+        settings: str,
+        dataset_id: int | None,
+        image_ids: Iterable[int] | None,
+        what: str,
+    ) -> dict[str, dict[str, Any]]:
+        query = query.join(Image, Image.id == table.image_id)
+        query = query.where(table.settings == _settings(settings))
         if dataset_id is not None:
             query = query.where(Image.dataset_id == _int(dataset_id, "dataset id"))
         if image_ids is not None:
-            query = query.where(ImageScore.image_id.in_(list(image_ids)))
-        result: dict[str, dict[str, float | None]] = {}
+            query = query.where(table.image_id.in_(list(image_ids)))
+        result: dict[str, dict[str, Any]] = {}
         with self._read() as session:
-            for key, scores in session.execute(query):
+            for key, values in session.execute(query):
                 if key in result:
                     raise ValidationError(
-                        f"image key {key!r} has scores in several datasets for model {model_id}; "
+                        f"image key {key!r} has scores in several datasets for {what}; "
                         "pass dataset_id"
                     )
-                result[key] = dict(scores)
+                result[key] = dict(values)
         return result
 
 

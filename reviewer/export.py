@@ -83,6 +83,7 @@ from models.labels import (
 )
 from models.scores import IMAGE_KEYS
 from models.scoring import SplitScores
+from models.settings import ScoringSettings
 from reviewer.report import (
     ExportedFlag,
     ImageScores,
@@ -211,6 +212,8 @@ class _Sources:
     checkpoints: dict[str, Path]
     """Checkpoint file sha256 -> path."""
     searched: tuple[Path, ...]
+    settings: str
+    """Fingerprint of the scoring settings: only scores cached under them are reported."""
 
     def missing_model(self, model: ModelInfo) -> str | None:
         if model.file_hash in self.checkpoints:
@@ -270,6 +273,7 @@ def _sources(
         },
         checkpoints=checkpoints,
         searched=searched,
+        settings=ScoringSettings(groups, min_recall=min_recall).fingerprint,
     )
 
 
@@ -357,7 +361,11 @@ def _pair_view(
 
 
 def _scores_of(
-    pair: PairView, store: ReviewStore, image: StoredImage, source_problem: str | None
+    pair: PairView,
+    store: ReviewStore,
+    image: StoredImage,
+    source_problem: str | None,
+    settings: str,
 ) -> ImageScores:
     """Scores computed on the image, else the store's cached ones, else why there are none."""
     view = pair.view
@@ -371,12 +379,15 @@ def _scores_of(
         )
     if view is not None:
         return ImageScores(problem="no ground truth for this image")
+    where = {"settings": settings, "image_ids": [image.id]}
     cached = [
-        store.get_scores(model.id, image_ids=[image.id]).get(image.image_key)
+        store.get_scores(model.id, **where).get(image.image_key)
         for model in (pair.model_a, pair.model_b)
     ]
     if all(c is not None for c in cached):
-        return ImageScores(headline_scores(cached[0]), headline_scores(cached[1]), None, "cached")
+        counts = store.get_pair_scores(pair.model_a.id, pair.model_b.id, **where)
+        scores = [headline_scores(c) for c in cached]
+        return ImageScores(*scores, counts.get(image.image_key), "cached")
     return ImageScores(problem=pair.problem or source_problem)
 
 
@@ -399,7 +410,10 @@ def _render_image(
         else:
             view_pair = _pair_view(composer, sources, image, photo, in_dataset, model_a, model_b)
             pairs.append(view_pair)
-    scores = {(p.model_a.id, p.model_b.id): _scores_of(p, store, image, problem) for p in pairs}
+    scores = {
+        (p.model_a.id, p.model_b.id): _scores_of(p, store, image, problem, sources.settings)
+        for p in pairs
+    }
     meta, mask_dir, ground_truth = {}, None, None
     if in_dataset:
         sample = composer.dataset.sample(image.image_key)
@@ -515,7 +529,10 @@ def _split_summary(
         return SplitSummary(
             source=f"split evaluated during this export ({images} images)", scores=result, **common
         )
-    cached = [store.get_scores(m.id, dataset_id=dataset_id) for m in (model_a, model_b)]
+    cached = [
+        store.get_scores(m.id, settings=sources.settings, dataset_id=dataset_id)
+        for m in (model_a, model_b)
+    ]
     if all(len(c) >= images for c in cached):
         means = {
             side: _mean_scores(scores.values())

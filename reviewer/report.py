@@ -38,8 +38,9 @@ JSON (``flags.json``), schema ``segnet-review-bench/flags-export`` version 1::
               (the per-image scores of ``models.scores.SCORES``)
 
 ``scores_source`` says where the scores come from: "computed" by running both checkpoints on
-the image during the export, or "cached" from the review store's per-image cache when a
-checkpoint file was not available (then ``critical_pixels`` is null). Images without ground
+the image during the export, or "cached" from the review store's per-image cache (rows
+computed under the export's scoring settings only) when a checkpoint file was not available
+(then ``critical_pixels`` is null unless the pair's counts are cached too). Images without ground
 truth (uploads) have no scores. :func:`read_flags_json` reads a file back into the same
 :class:`ExportedFlag` records that were written.
 
@@ -132,8 +133,8 @@ class ImageScores:
 
 
 def headline_scores(scores: Mapping[str, float | None]) -> dict[str, float | None]:
-    """The per-image scores of the table out of an image's scores (the store's cached rows
-    also hold the pair's critical-pixel counts)."""
+    """The per-image scores of the table out of an image's scores (every score, in the
+    order of the table, None where a row cached before a score was added lacks it)."""
     return {key: scores.get(key) for key in IMAGE_KEYS}
 
 

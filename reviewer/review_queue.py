@@ -10,11 +10,10 @@ from functools import cached_property
 
 from models.conditions import condition_tags
 from models.evaluate import ProgressCallback, evaluate_split
-from models.instances import DEFAULT_MIN_RECALL
-from models.labels import DEFAULT_GROUPS, ImportanceGroups
 from models.ranking import ORDERS_BY_LABEL, PAIR_ORDERS, rank
 from models.scores import IMAGE_KEYS
 from models.scoring import SplitScores
+from models.settings import ScoringSettings
 from reviewer.registry import SplitRegistry
 
 SORT_KEYS: dict[str, str] = {order.label: order.description for order in PAIR_ORDERS}
@@ -29,78 +28,67 @@ Pair = tuple[str, str]
 
 @dataclass
 class ScoreCache:
-    """Scores of pairs of models on the registered split: per image in the store (filled
-    by :meth:`evaluate`), per split for the pairs evaluated since start; thread-safe."""
+    """Scores of pairs of models on the registered split under one set of scoring settings:
+    per image in the store (filled by :meth:`evaluate`, keyed by the settings' fingerprint so
+    a start with other groups never ranks by scores of the old ones), per split for the
+    pairs evaluated since start; thread-safe."""
 
     registry: SplitRegistry
-    groups: ImportanceGroups = DEFAULT_GROUPS
-    min_recall: float = DEFAULT_MIN_RECALL
-    _pairs: dict[Pair, dict[str, dict]] = field(init=False, default_factory=dict)
+    settings: ScoringSettings = field(default_factory=ScoringSettings)
     _results: dict[Pair, SplitScores] = field(init=False, default_factory=dict)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def cached_scores(self, name_a: str, name_b: str) -> dict[str, dict] | None:
-        """Per-image scores of both models from the store, when the whole split has every
-        score of the table (rows cached before a score was added are scored again)."""
+        """Per-image scores of both models and their pair counts from the store, when the
+        whole split has every score of the table under these settings (rows cached before a
+        score was added are scored again)."""
         registry = self.registry
+        where = {"settings": self.settings.fingerprint, "dataset_id": registry.dataset_id}
         scores = {}
         for side, name in (("A", name_a), ("B", name_b)):
-            stored = registry.store.get_scores(
-                registry.model_id(name), dataset_id=registry.dataset_id
-            )
+            stored = registry.store.get_scores(registry.model_id(name), **where)
             complete = [row for row in stored.values() if set(IMAGE_KEYS) <= row.keys()]
             if len(complete) < registry.image_count:
                 return None
             scores[side] = stored
-        pair = self._pair_scores(name_a, name_b)
-        if pair is None:
+        ids = (registry.model_id(name_a), registry.model_id(name_b))
+        pair = registry.store.get_pair_scores(*ids, **where)
+        if len(pair) < registry.image_count:
             return None
         scores["pair"] = pair
         return scores
-
-    def _pair_scores(self, name_a: str, name_b: str) -> dict[str, dict] | None:
-        with self._lock:
-            if (name_a, name_b) in self._pairs:
-                return self._pairs[(name_a, name_b)]
-        registry = self.registry
-        key = _pair_prefix(registry.model(name_a).hash)
-        stored = registry.store.get_scores(
-            registry.model_id(name_b), dataset_id=registry.dataset_id
-        )
-        pair = {}
-        for sample_id, scores in stored.items():
-            if f"{key}only_a" not in scores:
-                return None
-            pair[sample_id] = {k: scores[f"{key}{k}"] for k in PAIR_KEYS}
-        return pair
 
     def evaluate(
         self, name_a: str, name_b: str, progress: ProgressCallback | None = None
     ) -> SplitScores:
         """Evaluate the split with both models and fill the store's score cache."""
         registry = self.registry
+        settings = self.settings
         models = {"A": registry.model(name_a), "B": registry.model(name_b)}
         result = evaluate_split(
             registry.dataset,
             registry.views.engine,
             models,
-            self.groups,
-            min_recall=self.min_recall,
+            settings.groups,
+            resolution=settings.resolution,
+            min_recall=settings.min_recall,
             progress=progress,
         )
-        prefix = _pair_prefix(models["A"].hash)
-        for side, name in (("A", name_a), ("B", name_b)):
-            by_image = {}
-            for image in result.images:
-                flat = {k: image.scores[side][k] for k in IMAGE_KEYS}
-                if side == "B" and image.disagreement is not None:
-                    flat.update({f"{prefix}{k}": image.disagreement[k] for k in PAIR_KEYS})
-                by_image[registry.image_id(image.sample_id)] = flat
-            registry.store.put_scores_bulk(registry.model_id(name), by_image)
-        with self._lock:
-            self._pairs[(name_a, name_b)] = {
-                image.sample_id: dict(image.disagreement or {}) for image in result.images
+        ids = {side: registry.model_id(name) for side, name in (("A", name_a), ("B", name_b))}
+        image_ids = [registry.image_id(image.sample_id) for image in result.images]
+        for side, model_id in ids.items():
+            by_image = {
+                image_id: {k: image.scores[side][k] for k in IMAGE_KEYS}
+                for image_id, image in zip(image_ids, result.images, strict=True)
             }
+            registry.store.put_scores_bulk(model_id, by_image, settings=settings.fingerprint)
+        counts = {
+            image_id: dict(image.disagreement)
+            for image_id, image in zip(image_ids, result.images, strict=True)
+            if image.disagreement
+        }
+        registry.store.put_pair_scores(ids["A"], ids["B"], counts, settings=settings.fingerprint)
+        with self._lock:
             self._results[(name_a, name_b)] = result
         return result
 
@@ -187,10 +175,6 @@ class ReviewQueue:
             for sample in dataset.samples
             if sample.meta_path is not None
         }
-
-
-def _pair_prefix(hash_a: str) -> str:
-    return f"pair:{hash_a[:16]}:"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from models.evaluate import ProgressCallback
 from models.inference import InferenceEngine
 from models.instances import DEFAULT_MIN_RECALL
 from models.labels import DEFAULT_GROUPS, ImportanceGroups
+from models.settings import ScoringSettings
 from reviewer.background import BackgroundScoring, score_in_background
 from reviewer.registry import SplitRegistry
 from reviewer.review_queue import ReviewQueue, ScoreCache
@@ -60,7 +61,9 @@ class Workbench:
             self.dataset, self.engine, self.catalogue, self.groups, self.min_recall
         )
         self.registry = SplitRegistry(self.dataset, self.store, self.views)
-        self.scores = ScoreCache(self.registry, self.groups, self.min_recall)
+        self.scores = ScoreCache(
+            self.registry, ScoringSettings(self.groups, min_recall=self.min_recall)
+        )
         self.queue = ReviewQueue(self.scores)
         self.uploads = Uploads(self.store, self.upload_dir)
 

@@ -12,7 +12,8 @@ from sqlalchemy import Engine, MetaData, select, text
 from db import ReviewStore, SchemaVersionError
 from db.engine import make_engine
 from db.migrate import current_revision, head_revision, upgrade
-from db.schema import Base
+from db.schema import LEGACY_SETTINGS, Base
+from models.settings import ScoringSettings
 from tests.pg import pg_server, store_url  # noqa: F401  (fixtures)
 
 TABLES_AT_0001 = (
@@ -198,8 +199,8 @@ def test_upgrade_from_first_revision_keeps_every_row(store_url: str) -> None:  #
             (None, "open"),
             ("open", "confirmed"),
         ]
-        store.put_scores(2, 3, {"miou": 0.5})
-        assert store.get_scores(2) == {"frankfurt_000003": {"miou": 0.5}}
+        store.put_scores(2, 3, {"miou": 0.5}, settings="s")
+        assert store.get_scores(2, settings="s") == {"frankfurt_000003": {"miou": 0.5}}
         new_flag = store.create_flag(
             image_id=2,
             reviewer="carol",
@@ -210,6 +211,51 @@ def test_upgrade_from_first_revision_keeps_every_row(store_url: str) -> None:  #
             category="night glare",
         )
         assert new_flag.id == 3
+    engine.dispose()
+
+
+def test_scores_of_0002_are_kept_as_legacy_rows_and_pair_counts_move(
+    store_url: str,  # noqa: F811
+) -> None:
+    engine = make_engine(store_url)
+    upgrade(engine, "0002")
+    meta = MetaData()
+    meta.reflect(engine)
+    rows = _rows_at_0001(engine)
+    with engine.begin() as conn:
+        for name in ("datasets", "images", "model_versions"):
+            conn.execute(meta.tables[name].insert(), rows[name])
+        # 0002 kept the pair's counts in model B's row, under the first 16 digits of A's hash
+        b_scores = {"miou": 0.25, "pair:a1:only_a": 3, "pair:a1:both_wrong": 1}
+        conn.execute(
+            meta.tables["image_scores"].insert(),
+            [
+                {
+                    "model_id": 1,
+                    "image_id": 1,
+                    "scores": {"miou": 0.5},
+                    "computed_at": _stamp(engine, T0),
+                },
+                {
+                    "model_id": 2,
+                    "image_id": 1,
+                    "scores": b_scores,
+                    "computed_at": _stamp(engine, T0),
+                },
+            ],
+        )
+    with ReviewStore.open(store_url) as store:
+        assert current_revision(engine) == head_revision()
+        assert store.get_scores(1, settings=LEGACY_SETTINGS) == {"frankfurt_000001": {"miou": 0.5}}
+        assert store.get_scores(2, settings=LEGACY_SETTINGS) == {"frankfurt_000001": {"miou": 0.25}}
+        legacy_pair = store.get_pair_scores(1, 2, settings=LEGACY_SETTINGS)
+        assert legacy_pair == {"frankfurt_000001": {"only_a": 3, "both_wrong": 1}}
+        current = ScoringSettings().fingerprint
+        assert store.get_scores(1, settings=current) == {}
+        assert store.get_pair_scores(1, 2, settings=current) == {}
+    meta = MetaData()
+    meta.reflect(engine)
+    assert "image_scores" not in meta.tables
     engine.dispose()
 
 

@@ -325,21 +325,52 @@ def test_categories_default_and_configurable(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------- cached scores
 
+S = "settings-1"
+"""A settings fingerprint (the store treats it as an opaque key)."""
+
+
+def test_scores_under_other_settings_are_separate_rows(world: World) -> None:
+    img = world.images
+    world.store.put_scores(world.model_a, img["img0"], {"miou": 0.5}, settings=S)
+    world.store.put_scores(world.model_a, img["img0"], {"miou": 0.25}, settings="settings-2")
+    assert world.store.get_scores(world.model_a, settings=S) == {"img0": {"miou": 0.5}}
+    assert world.store.get_scores(world.model_a, settings="settings-2") == {"img0": {"miou": 0.25}}
+    assert world.store.get_scores(world.model_a, settings="settings-3") == {}
+
+
+def test_pair_scores_round_trip_by_ordered_pair_and_settings(world: World) -> None:
+    img = world.images
+    counts = {"both_right": 7, "only_a": 1, "only_b": 0, "both_wrong": 2}
+    world.store.put_pair_scores(world.model_a, world.model_b, {img["img1"]: counts}, settings=S)
+    got = world.store.get_pair_scores(world.model_a, world.model_b, settings=S)
+    assert got == {"img1": counts}
+    assert world.store.get_pair_scores(world.model_b, world.model_a, settings=S) == {}
+    assert world.store.get_pair_scores(world.model_a, world.model_b, settings="other") == {}
+    changed = {**counts, "only_b": 3}
+    world.store.put_pair_scores(world.model_a, world.model_b, {img["img1"]: changed}, settings=S)
+    where = {"settings": S, "dataset_id": world.dataset_id, "image_ids": [img["img1"]]}
+    assert world.store.get_pair_scores(world.model_a, world.model_b, **where) == {"img1": changed}
+    records = [ImageRecord("img1", "/data/cs/img1.png", "relabelled", 64, 32)]
+    world.store.register_images(world.dataset_id, records)
+    assert world.store.get_pair_scores(world.model_a, world.model_b, settings=S) == {}
+
 
 def test_scores_round_trip_with_undefined_and_overwrite(world: World) -> None:
     img = world.images
     undefined = {"miou": 0.5, "iou_person": math.nan, "critical_miss_rate": None}
     world.store.put_scores_bulk(
-        world.model_a, {img["img0"]: undefined, img["img1"]: {"miou": 0.25}}
+        world.model_a, {img["img0"]: undefined, img["img1"]: {"miou": 0.25}}, settings=S
     )
-    world.store.put_scores(world.model_a, img["img1"], {"miou": 0.75, "pixels": 2048})
-    world.store.put_scores(world.model_b, img["img0"], {"miou": 0.125})
-    got = world.store.get_scores(world.model_a)
+    world.store.put_scores(world.model_a, img["img1"], {"miou": 0.75, "pixels": 2048}, settings=S)
+    world.store.put_scores(world.model_b, img["img0"], {"miou": 0.125}, settings=S)
+    got = world.store.get_scores(world.model_a, settings=S)
     assert set(got) == {"img0", "img1"}
     assert got["img0"] == {"miou": 0.5, "iou_person": None, "critical_miss_rate": None}
     assert got["img1"] == {"miou": 0.75, "pixels": 2048}
-    assert world.store.get_scores(world.model_a, image_ids=[img["img1"]]) == {"img1": got["img1"]}
-    assert world.store.get_scores(world.model_b, dataset_id=world.dataset_id) == {
+    assert world.store.get_scores(world.model_a, settings=S, image_ids=[img["img1"]]) == {
+        "img1": got["img1"]
+    }
+    assert world.store.get_scores(world.model_b, settings=S, dataset_id=world.dataset_id) == {
         "img0": {"miou": 0.125}
     }
 
@@ -347,8 +378,8 @@ def test_scores_round_trip_with_undefined_and_overwrite(world: World) -> None:
 def test_replaced_image_content_drops_only_its_cached_scores(world: World) -> None:
     img = world.images
     scores = {img[key]: {"miou": 0.5} for key in ("img0", "img1", "img2")}
-    world.store.put_scores_bulk(world.model_a, scores)
-    world.store.put_scores(world.model_b, img["img1"], {"miou": 0.25})
+    world.store.put_scores_bulk(world.model_a, scores, settings=S)
+    world.store.put_scores(world.model_b, img["img1"], {"miou": 0.25}, settings=S)
     flag = world.flag(image_id=img["img1"])
     records = [
         ImageRecord(
@@ -357,21 +388,23 @@ def test_replaced_image_content_drops_only_its_cached_scores(world: World) -> No
         for i in range(5)
     ]
     assert world.store.register_images(world.dataset_id, records) == img
-    assert set(world.store.get_scores(world.model_a)) == {"img0", "img2"}
-    assert world.store.get_scores(world.model_b) == {}
+    assert set(world.store.get_scores(world.model_a, settings=S)) == {"img0", "img2"}
+    assert world.store.get_scores(world.model_b, settings=S) == {}
     assert [f.id for f in world.store.list_flags(image_id=img["img1"])] == [flag.id]
     world.store.register_images(world.dataset_id, records)
-    assert set(world.store.get_scores(world.model_a)) == {"img0", "img2"}
+    assert set(world.store.get_scores(world.model_a, settings=S)) == {"img0", "img2"}
 
 
 def test_scores_for_same_key_in_two_datasets_need_a_dataset(world: World) -> None:
     other = world.store.register_dataset("cityscapes", "/data/cs", "cityscapes", "train")
     other_img = world.store.register_images(other.id, [ImageRecord("img0", "p", "h", 64, 32)])
-    world.store.put_scores(world.model_a, world.images["img0"], {"miou": 0.5})
-    world.store.put_scores(world.model_a, other_img["img0"], {"miou": 0.25})
+    world.store.put_scores(world.model_a, world.images["img0"], {"miou": 0.5}, settings=S)
+    world.store.put_scores(world.model_a, other_img["img0"], {"miou": 0.25}, settings=S)
     with pytest.raises(ValidationError, match="pass dataset_id"):
-        world.store.get_scores(world.model_a)
-    assert world.store.get_scores(world.model_a, dataset_id=other.id) == {"img0": {"miou": 0.25}}
+        world.store.get_scores(world.model_a, settings=S)
+    assert world.store.get_scores(world.model_a, settings=S, dataset_id=other.id) == {
+        "img0": {"miou": 0.25}
+    }
 
 
 # ------------------------------------------------------------------------------- bad input
@@ -434,18 +467,42 @@ def test_limits_are_inclusive(world: World) -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda w: w.store.put_scores(w.model_a, w.images["img0"], {"miou": math.inf}), "infinite"),
         (
-            lambda w: w.store.put_scores(w.model_a, w.images["img0"], {"miou": "high"}),
+            lambda w: w.store.put_scores(
+                w.model_a, w.images["img0"], {"miou": math.inf}, settings=S
+            ),
+            "infinite",
+        ),
+        (
+            lambda w: w.store.put_scores(w.model_a, w.images["img0"], {"miou": "high"}, settings=S),
             "not a number",
         ),
         (
             lambda w: w.store.put_scores_bulk(
-                w.model_a, {w.images["img0"]: {"m": 1.0}, 999: {"m": 1}}
+                w.model_a, {w.images["img0"]: {"m": 1.0}, 999: {"m": 1}}, settings=S
             ),
             r"unknown image id\(s\): \[999\]",
         ),
-        (lambda w: w.store.put_scores(999, w.images["img0"], {"m": 1.0}), "unknown model id 999"),
+        (
+            lambda w: w.store.put_scores(999, w.images["img0"], {"m": 1.0}, settings=S),
+            "unknown model id 999",
+        ),
+        (
+            lambda w: w.store.put_scores(w.model_a, w.images["img0"], {"m": 1.0}, settings=""),
+            "settings fingerprint must be a string",
+        ),
+        (
+            lambda w: w.store.put_pair_scores(
+                w.model_a, w.model_b, {w.images["img0"]: {"only_a": -1}}, settings=S
+            ),
+            "must be a non-negative integer",
+        ),
+        (
+            lambda w: w.store.put_pair_scores(
+                w.model_a, 999, {w.images["img0"]: {"only_a": 1}}, settings=S
+            ),
+            "unknown model id 999",
+        ),
         (
             lambda w: w.store.register_images(w.dataset_id, [ImageRecord("z", "p", "h", 0, 5)]),
             "width of image 'z' must be positive",

@@ -27,6 +27,7 @@ from models.inference import InferenceEngine
 from models.labels import BACKGROUND, LABEL_COLOR_BY_ID, NUM_EVALUATED, train_ids_to_label_ids
 from models.preprocess import Preprocessing
 from models.segnet import SegNet
+from models.settings import ScoringSettings
 from models.synthetic import generate_dataset
 from reviewer.export import ExportError, export_report, file_sha256, open_store, zip_export
 from reviewer.report import CSV_COLUMNS, ExportedFlag, flags_document, read_flags_json
@@ -519,8 +520,14 @@ def test_missing_checkpoint_falls_back_to_cached_scores(setup: Setup, tmp_path: 
     flag = store.get_flag(setup.flags["ghost"])
     cached = {"miou": 0.25, "pixel_accuracy": 0.5, "critical_miss_rate": float("nan")}
     cached |= {"false_alarm_rate": 0.125, "safety_error": 1.5, "expected_cost": 2.0}
+    settings = ScoringSettings().fingerprint  # the export's defaults
     for model_id in (flag.model_a_id, flag.model_b_id):
-        store.put_scores(model_id, flag.image_id, cached)
+        store.put_scores(model_id, flag.image_id, cached, settings=settings)
+        store.put_scores(model_id, flag.image_id, {"miou": 0.75}, settings="other settings")
+    counts = {"both_right": 5, "only_a": 1, "only_b": 2, "both_wrong": 0}
+    store.put_pair_scores(
+        flag.model_a_id, flag.model_b_id, {flag.image_id: counts}, settings=settings
+    )
     result = export_report(
         tmp_path / "out", store, formats=["json"], severity="major", category="other"
     )
@@ -528,4 +535,5 @@ def test_missing_checkpoint_falls_back_to_cached_scores(setup: Setup, tmp_path: 
     expected = dict(cached, critical_miss_rate=None)
     assert record.scores_source == "cached"
     assert (record.scores_a, record.scores_b) == (expected, expected)
+    assert record.critical_pixels == counts
     store.close()

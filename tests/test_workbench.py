@@ -15,11 +15,12 @@ from models.catalogue import ModelCatalogue
 from models.conditions import condition_tags
 from models.datasets import DatasetError, open_dataset
 from models.inference import InferenceEngine
-from models.labels import CLASSES, DEFAULT_GROUPS, NUM_EVALUATED
+from models.labels import CLASSES, DEFAULT_GROUPS, NUM_EVALUATED, ImportanceGroups
 from models.scoring import score_image
 from reviewer import panels
 from reviewer.handlers import parse_region
 from reviewer.workbench import Workbench
+from tests.pg import pg_server, store_url  # noqa: F401  (fixtures)
 
 
 @pytest.fixture()
@@ -33,13 +34,15 @@ def bench(tiny_synthetic: Path, tiny_models: Path, tmp_path: Path) -> Workbench:
     )
 
 
-def _independent_scores(bench: Workbench, name: str, key: str) -> dict[str, float]:
+def _independent_scores(
+    bench: Workbench, name: str, key: str, groups: ImportanceGroups = DEFAULT_GROUPS
+) -> dict[str, float]:
     engine = InferenceEngine(device="cpu")
     model = engine.load(bench.catalogue.path(name))
     result = {}
     for sample in bench.dataset:
         prediction = engine.predict(model, bench.dataset.read_image(sample)).labels
-        scored = score_image(bench.dataset.read_label(sample), {name: prediction})
+        scored = score_image(bench.dataset.read_label(sample), {name: prediction}, groups)
         result[sample.id] = scored.value(name, key)
     return result
 
@@ -83,13 +86,66 @@ def test_queue_is_worst_first_after_evaluation_and_cached_in_the_store(
     assert [r.value for r in lowest_miou_first] == pytest.approx(sorted(miou_b.values()))
 
 
+ROAD_FIRST = ImportanceGroups(
+    names=("everything else", "road"),
+    members=(tuple(i for i in range(20) if i not in (0, 1)), (0, 1)),
+)
+"""Other importance groups than the recipe's: road and sidewalk most important."""
+
+
+def test_restart_with_other_groups_ranks_by_scores_under_the_new_groups(
+    tiny_synthetic: Path,
+    tiny_models: Path,
+    store_url: str,  # noqa: F811
+) -> None:
+    def start(groups: ImportanceGroups) -> Workbench:
+        return Workbench(
+            dataset=open_dataset(tiny_synthetic, "val"),
+            engine=InferenceEngine(device="cpu"),
+            store=ReviewStore.open(store_url),
+            catalogue=ModelCatalogue.discover([tiny_models], shipped=False),
+            groups=groups,
+        )
+
+    default = start(DEFAULT_GROUPS)
+    name_a, name_b = default.catalogue.pair_for(default.dataset.kind)
+    default.scores.evaluate(name_a, name_b)
+    old = _independent_scores(default, name_a, "safety_error", DEFAULT_GROUPS)
+    default.store.close()
+
+    restarted = start(ROAD_FIRST)
+    assert restarted.scores.cached_scores(name_a, name_b) is None
+    unranked = restarted.queue.rows(name_a, name_b, "safety error of A")
+    assert [r.value for r in unranked] == [None] * len(old)
+    restarted.scores.evaluate(name_a, name_b)
+    new = _independent_scores(restarted, name_a, "safety_error", ROAD_FIRST)
+    assert any(new[k] != pytest.approx(old[k]) for k in new), "the groups must change the scores"
+    rows = restarted.queue.rows(name_a, name_b, "safety error of A")
+    assert [r.sample_id for r in rows] == sorted(new, key=lambda k: -new[k])
+    for row in rows:
+        panel = restarted.views.view(row.sample_id, name_a, name_b).result
+        assert row.value == pytest.approx(new[row.sample_id])
+        assert row.value == pytest.approx(panel.value("A", "safety_error"))
+    pair = restarted.scores.cached_scores(name_a, name_b)["pair"]
+    for sample_id, counts in pair.items():
+        assert counts == restarted.views.view(sample_id, name_a, name_b).result.disagreement
+    restarted.store.close()
+
+    back = start(DEFAULT_GROUPS)
+    cached = back.scores.cached_scores(name_a, name_b)
+    assert cached is not None, "the default groups' scores are still cached"
+    assert {k: v["safety_error"] for k, v in cached["A"].items()} == pytest.approx(old)
+    back.store.close()
+
+
 def test_cached_rows_without_every_score_of_the_table_are_scored_again(bench: Workbench) -> None:
     name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
     bench.scores.evaluate(name_a, name_b)
     first = bench.dataset[0].id
     row = bench.scores.cached_scores(name_a, name_b)["B"][first]
     older = {key: value for key, value in row.items() if key != "expected_cost"}
-    bench.store.put_scores(bench.registry.model_id(name_b), bench.registry.image_id(first), older)
+    ids = bench.registry.model_id(name_b), bench.registry.image_id(first)
+    bench.store.put_scores(*ids, older, settings=bench.scores.settings.fingerprint)
     assert bench.scores.cached_scores(name_a, name_b) is None
     bench.scores.evaluate(name_a, name_b)
     assert bench.scores.cached_scores(name_a, name_b)["B"][first] == row
