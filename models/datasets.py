@@ -17,6 +17,7 @@ import json
 import os
 import struct
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -95,8 +96,50 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True)
 class SkippedFile:
+    """A file left out of a split (or a folder that could not be read), and why: scans
+    find what the headers tell, scoring and training what only decoding finds."""
+
     path: Path
     reason: str
+    """Why, without the path (it is :attr:`path`)."""
+
+    @classmethod
+    def of(cls, error: DatasetError, *paths: Path | None) -> SkippedFile:
+        """The skip a reader's error means: the one of ``paths`` (a sample's files) its
+        message starts with, else the first."""
+        text = str(error)
+        for path in paths:
+            if path is not None and text.startswith(f"{path}: "):
+                return cls(path, text[len(f"{path}: ") :])
+        first = next(path for path in paths if path is not None)
+        return cls(first, text)
+
+    def name(self, root: Path) -> str:
+        """The file as a person reads it in a list: relative to the dataset's folder."""
+        try:
+            return self.path.relative_to(root).as_posix()
+        except ValueError:
+            return str(self.path)
+
+
+def count_of(number: int, noun: str) -> str:
+    """``1 file``, ``2 files``: counts people read."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def skipped_lines(skipped: Sequence[SkippedFile], root: Path, limit: int | None = 10) -> list[str]:
+    """The skipped files, each named with its reason: one line for one file, else a count
+    and the first ``limit`` of them (None: all) with how many more there are."""
+    if not skipped:
+        return []
+    if len(skipped) == 1:
+        return [f"1 file skipped: {skipped[0].name(root)}: {skipped[0].reason}"]
+    shown = skipped if limit is None else skipped[:limit]
+    lines = [f"{count_of(len(skipped), 'file')} skipped:"]
+    lines += [f"  {s.name(root)}: {s.reason}" for s in shown]
+    if len(skipped) > len(shown):
+        lines.append(f"  and {len(skipped) - len(shown)} more")
+    return lines
 
 
 @dataclass(frozen=True)
@@ -157,6 +200,8 @@ def read_jpeg_size(path: Path) -> tuple[int, int] | None:
             if len(marker) < 4 or marker[0] != 0xFF:
                 return None
             length = int.from_bytes(marker[2:4], "big")
+            if length < 2:
+                return None
             if marker[1] in _JPEG_FRAME_MARKERS:
                 frame = handle.read(5)
                 return None if len(frame) < 5 else struct.unpack(">HH", frame[1:5])
@@ -216,14 +261,65 @@ def check_pixels(path: Path | str, height: int, width: int) -> None:
         )
 
 
+_NEEDED = {
+    "image": ((2,), "an 8-bit RGB image"),
+    "label": ((0, 2), "an 8-bit grey label image"),
+}
+"""What each role of file must be: the PNG colour types accepted and how to say so."""
+
+
+def check_header(path: Path, role: str) -> tuple[int, int] | None:
+    """Refuse what the header already tells is unusable as an ``image`` or ``label``: an
+    empty file, a file whose contents are not what its name says, a PNG of the wrong bit
+    depth or channels, an image over the pixel limit. The (height, width) when known."""
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise DatasetError(f"{path}: cannot be opened ({error.strerror})") from None
+    if size == 0:
+        raise DatasetError(f"{path}: file is empty (0 bytes)")
+    header = read_png_header(path)
+    suffix = path.suffix.lower()
+    if header is not None:
+        colour_types, needed = _NEEDED[role]
+        if header.bit_depth != 8 or header.color_type not in colour_types:
+            raise DatasetError(f"{path}: {role} is {header.description}; {needed} is needed")
+        dimensions: tuple[int, int] | None = (header.height, header.width)
+    elif suffix == ".png":
+        raise DatasetError(f"{path}: not a PNG file (no PNG signature at its start)")
+    elif suffix in (".jpg", ".jpeg"):
+        dimensions = read_jpeg_size(path)
+        if dimensions is None:
+            raise DatasetError(f"{path}: not a JPEG file, or its header is cut short")
+    else:
+        dimensions = None
+    if dimensions is not None:
+        check_pixels(path, *dimensions)
+    return dimensions
+
+
+def header_problem(path: Path, role: str) -> str | None:
+    """Why :func:`check_header` refuses the file, None if it does not (scans use it)."""
+    try:
+        check_header(path, role)
+    except DatasetError as error:
+        return str(error)
+    return None
+
+
 def _decode(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     size = image_size(path)
     if size is not None:
         check_pixels(path, *size)
-    data = np.fromfile(path, dtype=np.uint8)
-    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+        array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except OSError as error:
+        raise DatasetError(f"{path}: cannot be read ({error.strerror})") from None
+    except cv2.error:
+        array = None
     if array is None:
         raise DatasetError(f"{path}: cannot be decoded (corrupt, truncated or not an image)")
     return array
@@ -231,9 +327,7 @@ def _decode(path: Path) -> np.ndarray:
 
 def read_rgb_image(path: Path) -> np.ndarray:
     """Read an 8-bit colour image as uint8 RGB (H, W, 3); anything else is an error."""
-    header = read_png_header(path)
-    if header is not None and (header.bit_depth != 8 or header.color_type != 2):
-        raise DatasetError(f"{path}: image is {header.description}; an 8-bit RGB image is needed")
+    check_header(path, "image")
     array = _decode(path)
     if array.dtype != np.uint8:
         raise DatasetError(f"{path}: image is {array.dtype.itemsize * 8}-bit; 8-bit is needed")
@@ -246,11 +340,7 @@ def read_rgb_image(path: Path) -> np.ndarray:
 
 def read_label_values(path: Path, max_value: int) -> np.ndarray:
     """Read an 8-bit single-valued label PNG (grey, or RGB with equal channels)."""
-    header = read_png_header(path)
-    if header is not None and (header.bit_depth != 8 or header.color_type not in (0, 2)):
-        raise DatasetError(
-            f"{path}: label is {header.description}; an 8-bit grey label image is needed"
-        )
+    check_header(path, "label")
     array = _decode(path)
     if array.dtype != np.uint8:
         raise DatasetError(f"{path}: label is {array.dtype.itemsize * 8}-bit; 8-bit is needed")
@@ -270,11 +360,7 @@ def read_label_values(path: Path, max_value: int) -> np.ndarray:
 
 
 def _check_same_size(image_path: Path, other: Path, array: np.ndarray) -> None:
-    header = read_png_header(image_path)
-    if header is None:
-        height, width = _decode(image_path).shape[:2]
-    else:
-        height, width = header.height, header.width
+    height, width = image_size(image_path) or _decode(image_path).shape[:2]
     if array.shape[:2] != (height, width):
         raise DatasetError(
             f"{other}: size {array.shape[1]}x{array.shape[0]} differs from its image "
@@ -282,27 +368,19 @@ def _check_same_size(image_path: Path, other: Path, array: np.ndarray) -> None:
         )
 
 
-def _pair_problem(image_path: Path, label_path: Path) -> str | None:
+def _pair_problem(image_path: Path, label_path: Path) -> SkippedFile | None:
     """Why an image/label pair cannot be used, judged from headers only (cheap at scan)."""
     if not label_path.is_file():
-        return f"label file missing: {label_path.name}"
+        return SkippedFile(image_path, f"label file missing: {label_path.name}")
     try:
-        image = read_png_header(image_path)
-        label = read_png_header(label_path)
+        image = check_header(image_path, "image")
+        label = check_header(label_path, "label")
     except DatasetError as error:
-        return str(error)
-    if (
-        image is not None
-        and label is not None
-        and (image.width, image.height)
-        != (
-            label.width,
-            label.height,
-        )
-    ):
-        return (
-            f"label {label_path.name} is {label.width}x{label.height}, "
-            f"image is {image.width}x{image.height}"
+        return SkippedFile.of(error, image_path, label_path)
+    if image is not None and label is not None and image != label:
+        return SkippedFile(
+            image_path,
+            f"label {label_path.name} is {label[1]}x{label[0]}, image is {image[1]}x{image[0]}",
         )
     return None
 
@@ -336,7 +414,7 @@ class SegmentationDataset(ABC):
         assert sample.label_path is not None
         problem = _pair_problem(sample.image_path, sample.label_path)
         if problem:
-            self.skipped.append(SkippedFile(sample.image_path, problem))
+            self.skipped.append(problem)
         else:
             self.samples.append(sample)
 
@@ -385,9 +463,10 @@ class SegmentationDataset(ABC):
         if self.kind == SYNTHETIC:
             return DATA_KIND_NAMES[SYNTHETIC]
         if self.kind == "camvid":
-            return f"CamVid {self.split}, {len(self)} real images ({CAMVID_LICENCE})"
+            images = count_of(len(self), "real image")
+            return f"CamVid {self.split}, {images} ({CAMVID_LICENCE})"
         name = DATA_KIND_NAMES.get(self.kind, self.kind)
-        return f"{name} layout, split {self.split!r}, {len(self)} images"
+        return f"{name} layout, split {self.split!r}, {count_of(len(self), 'image')}"
 
     def card(self) -> dict[str, Any]:
         """The split as a model card records its training data: kind, title, layout, the
@@ -403,9 +482,10 @@ class SegmentationDataset(ABC):
 
     def describe(self) -> str:
         labels = "with labels" if self.has_labels else "without labels"
-        text = f"{self.layout} split {self.split!r} at {self.root}: {len(self)} images {labels}"
+        images = count_of(len(self), "image")
+        text = f"{self.layout} split {self.split!r} at {self.root}: {images} {labels}"
         if self.skipped:
-            text += f", {len(self.skipped)} files skipped"
+            text += f", {count_of(len(self.skipped), 'file')} skipped"
         return text
 
 
@@ -440,7 +520,9 @@ class CityscapesDataset(SegmentationDataset):
         image_dir = root / "leftImg8bit" / split
         label_dir = root / "gtFine" / split
         dataset = cls(root=root, split=split, has_labels=label_dir.is_dir())
-        for image_path in sorted(image_dir.rglob("*_leftImg8bit.png")):
+        for image_path in _files_below(image_dir, dataset.skipped):
+            if not image_path.name.endswith("_leftImg8bit.png"):
+                continue
             relative = image_path.relative_to(image_dir)
             stem = image_path.name[: -len("_leftImg8bit.png")]
             city = relative.parent.as_posix()
@@ -455,7 +537,7 @@ class CityscapesDataset(SegmentationDataset):
                 label_path = label_dir / relative.parent / f"{stem}_gtFine_labelIds.png"
                 problem = _pair_problem(image_path, label_path)
                 if problem:
-                    dataset.skipped.append(SkippedFile(image_path, problem))
+                    dataset.skipped.append(problem)
                     continue
                 instance_path = label_path.with_name(f"{stem}_gtFine_instanceIds.png")
                 sample = replace(
@@ -498,7 +580,9 @@ class KittiDataset(SegmentationDataset):
         folder = root / KITTI_SPLITS.get(split, split)
         label_dir = folder / "semantic"
         dataset = cls(root=root, split=split, has_labels=label_dir.is_dir())
-        for image_path in sorted((folder / "image_2").glob("*.png")):
+        for image_path in _listing(folder / "image_2"):
+            if image_path.suffix != ".png":
+                continue
             instance_path = folder / "instance" / image_path.name
             dataset.add_pair(
                 Sample(
@@ -545,7 +629,7 @@ class CamVidDataset(SegmentationDataset):
     def scan(cls, root: Path, split: str) -> CamVidDataset:
         label_dir = root / f"{split}annot"
         dataset = cls(root=root, split=split, has_labels=label_dir.is_dir())
-        for image_path in sorted((root / split).iterdir()):
+        for image_path in _listing(root / split):
             if image_path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             dataset.add_pair(
@@ -581,15 +665,12 @@ class ImageFolderDataset(SegmentationDataset):
     @classmethod
     def scan(cls, root: Path, split: str) -> ImageFolderDataset:
         dataset = cls(root=root, split=split)
-        for image_path in _image_files(root):
+        for image_path in _image_files(root, dataset.skipped):
             relative = image_path.relative_to(root)
-            header_problem = None
             try:
-                read_png_header(image_path)
+                check_header(image_path, "image")
             except DatasetError as error:
-                header_problem = str(error)
-            if header_problem:
-                dataset.skipped.append(SkippedFile(image_path, header_problem))
+                dataset.skipped.append(SkippedFile.of(error, image_path))
                 continue
             dataset.samples.append(
                 Sample(
@@ -604,8 +685,33 @@ class ImageFolderDataset(SegmentationDataset):
         raise DatasetError(f"{path}: a plain image folder has no labels")
 
 
-def _image_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def _image_files(root: Path, skipped: list[SkippedFile] | None = None) -> list[Path]:
+    """The image files below ``root``; unreadable subfolders are recorded in ``skipped``."""
+    return [p for p in _files_below(root, skipped) if p.suffix.lower() in IMAGE_SUFFIXES]
+
+
+def _listing(folder: Path) -> list[Path]:
+    """A folder's entries in name order. Unlike ``glob``, which passes over a folder it
+    cannot read as if it were empty, this raises (:func:`open_dataset` says which)."""
+    return sorted(folder.iterdir())
+
+
+def _files_below(folder: Path, skipped: list[SkippedFile] | None) -> list[Path]:
+    """Every file below ``folder`` in name order. ``folder`` itself must be readable; a
+    subfolder that is not is recorded in ``skipped`` (None: passed over) and the walk goes
+    on, so a split with one locked city is scored without it and says so."""
+    files = []
+    for entry in _listing(folder):
+        if entry.is_dir():
+            try:
+                files += _files_below(entry, skipped)
+            except OSError as error:
+                if skipped is not None:
+                    reason = f"folder cannot be read ({error.strerror}); check its permissions"
+                    skipped.append(SkippedFile(entry, reason))
+        elif entry.is_file():
+            files.append(entry)
+    return files
 
 
 LAYOUTS: tuple[type[SegmentationDataset], ...] = (
@@ -633,8 +739,21 @@ def detect_layout(root: Path) -> type[SegmentationDataset]:
 
 
 def open_dataset(path: str | Path, split: str = "val") -> SegmentationDataset:
-    """Scan one split of the dataset at ``path``, detecting its layout."""
+    """Scan one split of the dataset at ``path``, detecting its layout; a folder that cannot
+    be read is a DatasetError naming it."""
     root = Path(path).expanduser().resolve()
+    try:
+        return _scan(root, split)
+    except PermissionError as error:
+        raise DatasetError(
+            f"{error.filename or root}: folder cannot be read ({error.strerror}); check its "
+            "permissions"
+        ) from None
+    except OSError as error:
+        raise DatasetError(f"{error.filename or root}: cannot be read ({error.strerror})") from None
+
+
+def _scan(root: Path, split: str) -> SegmentationDataset:
     layout = detect_layout(root)
     available = layout.splits(root)
     if layout is not ImageFolderDataset and split not in available:
@@ -646,6 +765,10 @@ def open_dataset(path: str | Path, split: str = "val") -> SegmentationDataset:
             )
     dataset = layout.scan(root, split)
     if not dataset.samples:
-        reasons = "".join(f"\n  {s.path}: {s.reason}" for s in dataset.skipped[:10])
-        raise DatasetError(f"{root}: no usable image in split {split!r}{reasons}")
+        why = ""
+        if dataset.skipped:
+            first = dataset.skipped[0]
+            skipped = count_of(len(dataset.skipped), "file")
+            why = f"; {skipped} skipped, the first {first.name(root)}: {first.reason}"
+        raise DatasetError(f"{root}: no usable image in split {split!r}{why}")
     return dataset

@@ -3,21 +3,26 @@
     python -m models.evaluate --data DIR --split val --models A.pt B.pt --json out.json
 
 The JSON written by ``--json`` has the top-level keys ``dataset`` (root, layout, split,
-image count, annotated classes), ``split``, ``groups``, ``models`` (per model: ``checkpoint``,
-``hash``, ``loss``, every split score of :data:`models.scores.SCORES` under its key (``miou``,
-``frequency_weighted_iou``, ``pixel_accuracy``, ``critical_miss_rate``, ``false_alarm_rate``,
-``safety_error``, ``expected_cost``), ``fw_iou`` (the frequency-weighted IoU under its
-earlier name), ``per_class_iou`` (class name -> IoU or null), ``group_iou``, ``confusion``
-(20x20, rows = ground truth) and ``details`` (everything :meth:`ModelScores.to_dict` gives))
-and ``images`` (per image: ``sample_id``, ``scores`` per model, ``disagreement`` of the two
-models on critical pixels when two are evaluated, ``instances`` with recall per model) and
-``comparison`` (null unless two or more models are evaluated and ``--bootstrap`` is not 0): the
-first two models as ``model_a`` and ``model_b``, ``images``, ``method``, ``confidence`` (0.95),
-``resamples``, ``seed`` and ``differences``, one per compared quantity (every split score,
-``group_iou/<group>`` and ``class_iou/<class>`` for each annotated class), each with ``key``,
-``label``, ``higher_is_better``, ``a``, ``b``, ``difference`` (B - A), ``low`` and ``high``
-(the interval) and ``verdict`` ("B better", "A better", "within noise" or "undefined").
-Undefined values are null.
+``images`` scored, annotated classes and ``skipped``: every file left out, refused at scan or
+failing to decode, as ``path`` and ``reason``), ``split``, ``groups``, ``models`` (per model:
+``checkpoint``, ``hash``, ``loss``, every split score of :data:`models.scores.SCORES` under its
+key (``miou``, ``frequency_weighted_iou``, ``pixel_accuracy``, ``critical_miss_rate``,
+``false_alarm_rate``, ``safety_error``, ``expected_cost``), ``fw_iou`` (the frequency-weighted
+IoU under its earlier name), ``per_class_iou`` (class name -> IoU or null), ``group_iou``,
+``confusion`` (20x20, rows = ground truth) and ``details`` (everything
+:meth:`ModelScores.to_dict` gives)) and ``images`` (per image: ``sample_id``, ``scores`` per
+model, ``disagreement`` of the two models on critical pixels when two are evaluated,
+``instances`` with recall per model) and ``comparison`` (null unless two or more models are
+evaluated and ``--bootstrap`` is not 0): the first two models as ``model_a`` and ``model_b``,
+``images``, ``method``, ``confidence`` (0.95), ``resamples``, ``seed`` and ``differences``, one
+per compared quantity (every split score, ``group_iou/<group>`` and ``class_iou/<class>`` for
+each annotated class), each with ``key``, ``label``, ``higher_is_better``, ``a``, ``b``,
+``difference`` (B - A), ``low`` and ``high`` (the interval) and ``verdict`` ("B better", "A
+better", "within noise" or "undefined").
+Undefined values are null. The ``--csv`` file has one row per image and model, then one
+per skipped file (its name in ``sample_id``, its reason in ``skipped_reason``). A bad file
+never stops the run: it is skipped, listed (the first 10, all with ``--verbose``) and the
+split is scored without it.
 """
 
 from __future__ import annotations
@@ -27,14 +32,24 @@ import csv
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from models.checkpoints import CheckpointError
 from models.comparison import DEFAULT_RESAMPLES, Comparison, compare_split
-from models.datasets import DatasetError, SegmentationDataset, open_dataset
+from models.datasets import (
+    DatasetError,
+    Sample,
+    SegmentationDataset,
+    SkippedFile,
+    count_of,
+    open_dataset,
+    skipped_lines,
+)
 from models.device import DEVICE_CHOICES, DeviceError
 from models.inference import InferenceEngine, LoadedModel, Resolution
 from models.instances import DEFAULT_MIN_RECALL
@@ -50,6 +65,8 @@ from models.scoring import ModelScores, SplitEvaluator, SplitScores
 from models.spreadsheet import spreadsheet_safe
 from models.synthetic import resolve_data
 
+SKIPPED_SHOWN = 10
+"""Skipped files the command lists without ``--verbose``."""
 ProgressCallback = Callable[[int, int], None]
 """Called with (images done, images in all) after each batch."""
 
@@ -79,26 +96,64 @@ def evaluate_split(
         min_recall=min_recall,
     )
     samples = dataset.samples
+    skipped: list[SkippedFile] = []
     for start in range(0, len(samples), batch_size):
-        batch = samples[start : start + batch_size]
-        images = [dataset.read_image(s) for s in batch]
-        ids = [s.id for s in batch]
-        predictions = {
-            name: engine.predict_batch(model, images, ids, resolution)
-            for name, model in models.items()
-        }
-        for n, sample in enumerate(batch):
-            gt = dataset.read_label(sample)
-            instances = dataset.read_instances(sample)
-            if resolution == "input":
-                preprocessing = next(iter(models.values())).checkpoint.preprocessing
-                gt = preprocessing.resize_label(gt)
-                instances = None if instances is None else preprocessing.resize_label(instances)
-            preds = {name: predictions[name][n].labels for name in models}
-            evaluator.add(sample.id, gt, preds, instances)
+        batch = [
+            read
+            for sample in samples[start : start + batch_size]
+            if (read := _read_or_skip(dataset, sample, skipped)) is not None
+        ]
+        if batch:
+            ids = [read.sample.id for read in batch]
+            predictions = {
+                name: engine.predict_batch(model, [read.image for read in batch], ids, resolution)
+                for name, model in models.items()
+            }
+            for n, read in enumerate(batch):
+                gt, instances = read.label, read.instances
+                if resolution == "input":
+                    preprocessing = next(iter(models.values())).checkpoint.preprocessing
+                    gt = preprocessing.resize_label(gt)
+                    instances = None if instances is None else preprocessing.resize_label(instances)
+                preds = {name: predictions[name][n].labels for name in models}
+                evaluator.add(read.sample.id, gt, preds, instances)
         if progress is not None:
             progress(min(start + batch_size, len(samples)), len(samples))
-    return evaluator.result()
+    if len(skipped) == len(samples):
+        first = skipped[0]
+        raise DatasetError(
+            f"{dataset.describe()}: no image could be scored; the first of "
+            f"{count_of(len(skipped), 'file')} skipped: {first.name(dataset.root)}: {first.reason}"
+        )
+    return replace(evaluator.result(), skipped=tuple(skipped))
+
+
+@dataclass(frozen=True)
+class _ReadSample:
+    """One sample's decoded files, ready to be scored."""
+
+    sample: Sample
+    image: np.ndarray
+    label: np.ndarray
+    instances: np.ndarray | None
+
+
+def _read_or_skip(
+    dataset: SegmentationDataset, sample: Sample, skipped: list[SkippedFile]
+) -> _ReadSample | None:
+    """The sample's image, label and instances, or None with the reason added to
+    ``skipped`` when one of them cannot be decoded: one bad file must not stop a split."""
+    try:
+        return _ReadSample(
+            sample,
+            dataset.read_image(sample),
+            dataset.read_label(sample),
+            dataset.read_instances(sample),
+        )
+    except DatasetError as error:
+        files = (sample.image_path, sample.label_path, sample.instance_path)
+        skipped.append(SkippedFile.of(error, *files))
+        return None
 
 
 def unique_model_names(paths: Sequence[Path]) -> list[str]:
@@ -135,15 +190,16 @@ def results_document(
     groups: ImportanceGroups,
     comparison: Comparison | None = None,
 ) -> dict:
+    skipped = all_skipped(dataset, result)
     return {
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         "dataset": {
             "root": str(dataset.root),
             "layout": dataset.layout,
             "split": dataset.split,
-            "images": len(dataset),
+            "images": len(result.images),
             "annotated_classes": sorted(CLASS_NAMES[i] for i in dataset.annotated_classes),
-            "skipped": [{"path": str(s.path), "reason": s.reason} for s in dataset.skipped],
+            "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped],
         },
         "split": dataset.split,
         "groups": groups.to_dict(),
@@ -155,8 +211,14 @@ def results_document(
     }
 
 
-def write_image_csv(path: Path, result: SplitScores) -> None:
-    """One row per image and model: the image scores and the per-class IoUs."""
+def all_skipped(dataset: SegmentationDataset, result: SplitScores) -> list[SkippedFile]:
+    """Every file left out of the evaluation: refused at scan, then at decoding."""
+    return [*dataset.skipped, *result.skipped]
+
+
+def write_image_csv(path: Path, result: SplitScores, dataset: SegmentationDataset) -> None:
+    """One row per image and model: the image scores and the per-class IoUs; then one row
+    per skipped file, named relative to the dataset, with its reason in the last column."""
     disagreement_keys = ("both_right", "only_a", "only_b", "both_wrong")
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -167,6 +229,7 @@ def write_image_csv(path: Path, result: SplitScores) -> None:
                 *IMAGE_KEYS,
                 *(f"critical_{k}" for k in disagreement_keys),
                 *(f"iou_{name}" for name in CLASS_NAMES[:NUM_EVALUATED]),
+                "skipped_reason",
             ]
         )
         for image in result.images:
@@ -179,8 +242,13 @@ def write_image_csv(path: Path, result: SplitScores) -> None:
                         *(scores[k] for k in IMAGE_KEYS),
                         *(agreement.get(k) for k in disagreement_keys),
                         *scores.iou,
+                        "",
                     ]
                 )
+        blanks = [""] * (len(IMAGE_KEYS) + len(disagreement_keys) + NUM_EVALUATED)
+        for skipped in all_skipped(dataset, result):
+            name = spreadsheet_safe(skipped.name(dataset.root))
+            writer.writerow([name, "", *blanks, spreadsheet_safe(skipped.reason)])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
         "model's input resolution (the recipe's way)",
     )
     parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help=f"list every skipped file (default: the first {SKIPPED_SHOWN})",
+    )
+    parser.add_argument(
         "--min-recall",
         type=float,
         default=DEFAULT_MIN_RECALL,
@@ -265,6 +338,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DatasetError, CheckpointError, GroupsError, DeviceError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    for line in skipped_lines(
+        all_skipped(dataset, result), dataset.root, None if args.verbose else SKIPPED_SHOWN
+    ):
+        print(line, file=sys.stderr)
     comparison = None
     if len(models) >= 2 and args.bootstrap:
         comparison = compare_split(result, args.bootstrap)
@@ -275,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.write_text(json.dumps(document, indent=1, allow_nan=False), encoding="utf-8")
         print(f"wrote {args.json}", file=sys.stderr)
     if args.csv:
-        write_image_csv(args.csv, result)
+        write_image_csv(args.csv, result, dataset)
         print(f"wrote {args.csv}", file=sys.stderr)
     return 0
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from models.confusion import LabelMap, confusion_matrix, joint_confusion
+from models.datasets import SkippedFile
 from models.instances import DEFAULT_MIN_RECALL, InstanceScore, instance_scores
 from models.labels import CLASS_NAMES, DEFAULT_GROUPS, NUM_CLASSES, NUM_EVALUATED, ImportanceGroups
 from models.metrics import (
@@ -315,6 +316,9 @@ class SplitScores:
 
     models: dict[str, ModelScores]
     images: tuple[ImageResult, ...]
+    skipped: tuple[SkippedFile, ...] = ()
+    """Files of the split that could not be decoded, with why: the split is scored without
+    them (files already refused at scan are in the dataset's own ``skipped``)."""
 
     def worst(self, model: str, key: str = "safety_error", n: int = 10) -> list[ImageResult]:
         """The ``n`` images where ``model`` does worst on ``key``; images without a value last."""

@@ -17,7 +17,7 @@ from db.config import default_data_dir, resolve_db_url
 from db.store import ReviewStore, ValidationError
 from models.catalogue import ModelCatalogue
 from models.checkpoints import CheckpointError
-from models.datasets import DatasetError, open_dataset
+from models.datasets import DatasetError, open_dataset, skipped_lines
 from models.device import DEVICE_CHOICES, DeviceError
 from models.inference import InferenceEngine
 from models.labels import DEFAULT_GROUPS, GroupsError, ImportanceGroups
@@ -97,8 +97,8 @@ def prepare(args: argparse.Namespace) -> tuple[Workbench, AppOptions]:
     groups = ImportanceGroups.load(args.groups) if args.groups else DEFAULT_GROUPS
     dataset = open_dataset(resolve_data(args.data), args.split)
     print(dataset.describe(), file=sys.stderr)
-    for skipped in dataset.skipped[:20]:
-        print(f"  skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    for line in skipped_lines(dataset.skipped, dataset.root):
+        print(line, file=sys.stderr)
     catalogue = ModelCatalogue.discover(args.models, shipped=not args.only_my_models)
     for path, reason in catalogue.skipped:
         print(f"  skipped model {path.name}: {reason}", file=sys.stderr)

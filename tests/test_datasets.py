@@ -17,9 +17,11 @@ from models.datasets import (
     DatasetError,
     ImageFolderDataset,
     KittiDataset,
+    SkippedFile,
     file_fingerprint,
     image_size,
     open_dataset,
+    read_rgb_image,
 )
 
 CAMVID_NAMES_IN_VALUE_ORDER = [
@@ -148,27 +150,34 @@ def test_scan_reports_skipped_files_instead_of_crashing(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("image", "message"),
     [
-        (np.zeros((4, 6), np.uint8), "image is 8-bit grey"),
-        (np.zeros((4, 6, 3), np.uint16), "image is 16-bit RGB"),
-        (np.zeros((4, 6, 4), np.uint8), "image is 8-bit RGBA"),
+        (np.zeros((4, 6), np.uint8), "image is 8-bit grey; an 8-bit RGB image is needed"),
+        (np.zeros((4, 6, 3), np.uint16), "image is 16-bit RGB; an 8-bit RGB image is needed"),
+        (np.zeros((4, 6, 4), np.uint8), "image is 8-bit RGBA; an 8-bit RGB image is needed"),
     ],
 )
-def test_unusable_images_give_a_clear_error_naming_the_file(
+def test_unusable_images_are_skipped_at_scan_and_refused_naming_the_file(
     tmp_path: Path, image: np.ndarray, message: str
 ) -> None:
+    _cityscapes_pair(tmp_path, "good_000000_000000", np.full((4, 6), 7, np.uint8))
     _cityscapes_pair(tmp_path, "a_000000_000000", np.full((4, 6), 7, np.uint8), image=image)
     dataset = open_dataset(tmp_path, "val")
-    with pytest.raises(DatasetError, match=message) as caught:
-        dataset.read_image(dataset[0])
-    assert "a_000000_000000_leftImg8bit.png" in str(caught.value)
+    assert [s.id for s in dataset] == ["val/x/good_000000_000000"]
+    bad = tmp_path / "leftImg8bit/val/x/a_000000_000000_leftImg8bit.png"
+    assert dataset.skipped == [SkippedFile(bad, message)]
+    with pytest.raises(DatasetError) as caught:
+        read_rgb_image(bad)
+    assert str(caught.value) == f"{bad}: {message}"
 
 
-def test_paletted_and_corrupt_files_give_clear_errors(tmp_path: Path) -> None:
+def test_paletted_labels_are_skipped_and_corrupt_images_refused_on_reading(
+    tmp_path: Path,
+) -> None:
+    _cityscapes_pair(tmp_path, "good_000000_000000", np.full((4, 6), 7, np.uint8))
     label_path = _cityscapes_pair(tmp_path, "p_000000_000000", np.full((4, 6), 7, np.uint8))
     Image.fromarray(np.full((4, 6), 7, np.uint8)).convert("P").save(label_path)
     dataset = open_dataset(tmp_path, "val")
-    with pytest.raises(DatasetError, match="label is 8-bit paletted"):
-        dataset.read_label(dataset[0])
+    reason = "label is 8-bit paletted; an 8-bit grey label image is needed"
+    assert dataset.skipped == [SkippedFile(label_path, reason)]
     image_path = dataset[0].image_path
     image_path.write_bytes(image_path.read_bytes()[:40])
     with pytest.raises(DatasetError, match="cannot be decoded") as caught:

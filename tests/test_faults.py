@@ -1,23 +1,33 @@
-"""Bad input never stops the work: decompression bombs and absurd checkpoints are refused with
-a one-line reason, in a process whose peak memory stays small."""
+"""Bad input never stops the work: each bad file of issue 15 in a small real split is skipped
+with its reason while the good images are scored exactly as in a clean split; unreadable
+folders are skipped or a one-line error; decompression bombs and absurd checkpoints are
+refused with a one-line reason, in a process whose peak memory stays small."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+import shutil
 import struct
 import subprocess
 import sys
 import zlib
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from models import evaluate
 from models.checkpoints import CheckpointError, load_checkpoint
 from models.datasets import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, DatasetError, read_rgb_image
+from reviewer import launcher
 from reviewer.report import ExportedFlag, flag_to_json, write_flags_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,3 +139,242 @@ def test_csv_cells_that_would_be_formulas_are_text(start: str) -> None:
     assert row["image_key"] == "ok"
     assert row["a_miou"] == "-0.5", "numbers are written as numbers"
     assert flag_to_json(_flag(reviewer=formula))["reviewer"] == formula, "JSON keeps raw text"
+
+
+GOOD_IMAGES = 3
+BAD = "ZZbad_000001"
+NOT_DECODED = "cannot be decoded (corrupt, truncated or not an image)"
+SMALL = (36, 48)
+
+
+@pytest.fixture(scope="module")
+def clean_split(camvid_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first real CamVid val images with their labels, as a split of their own."""
+    root = tmp_path_factory.mktemp("clean").resolve()
+    for folder in ("val", "valannot"):
+        (root / folder).mkdir()
+        for path in sorted((camvid_root / folder).glob("*.png"))[:GOOD_IMAGES]:
+            shutil.copy(path, root / folder / path.name)
+    return root
+
+
+def _evaluate(root: Path, models: Path, out: Path, *extra: str) -> int:
+    checkpoints = [str(models / "segnet-ce.pt"), str(models / "segnet-ial.pt")]
+    files = ["--json", str(out / "scores.json"), "--csv", str(out / "s.csv")]
+    data = ["--data", str(root), "--split", "val", "--device", "cpu", "--bootstrap", "0"]
+    return evaluate.main([*data, "--models", *checkpoints, *files, *extra])
+
+
+def _image_scores(out: Path) -> dict[str, dict]:
+    document = json.loads((out / "scores.json").read_text(encoding="utf-8"))
+    return {image["sample_id"]: image["scores"] for image in document["images"]}
+
+
+@pytest.fixture(scope="module")
+def clean_scores(clean_split: Path, tiny_models: Path, tmp_path_factory) -> dict[str, dict]:
+    out = tmp_path_factory.mktemp("clean-scores")
+    assert _evaluate(clean_split, tiny_models, out) == 0
+    scores = _image_scores(out)
+    assert len(scores) == GOOD_IMAGES
+    return scores
+
+
+def _png(path: Path, array: np.ndarray) -> bytes:
+    assert cv2.imwrite(str(path), array)
+    return path.read_bytes()
+
+
+def _pair(root: Path, image: np.ndarray | None = None, label: np.ndarray | None = None) -> None:
+    """The bad sample's files: a good image and label unless given."""
+    rgb = np.random.default_rng(5).integers(0, 256, (*SMALL, 3), dtype=np.uint8)
+    _png(root / "val" / f"{BAD}.png", rgb if image is None else image)
+    _png(root / "valannot" / f"{BAD}.png", np.full(SMALL, 3, np.uint8) if label is None else label)
+
+
+def _truncated(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _paletted(path: Path) -> None:
+    Image.open(path).convert("P").save(path)
+
+
+def _fault(
+    folder: str, make: Callable[[Path], None], reason: str
+) -> Callable[[Path], tuple[str, str]]:
+    """A fault maker: the bad sample with its file in ``folder`` (val or valannot) spoiled by
+    ``make``; it gives the spoiled file relative to the split and the reason expected."""
+
+    def fault(root: Path) -> tuple[str, str]:
+        _pair(root)
+        make(root / folder / f"{BAD}.png")
+        return f"{folder}/{BAD}.png", reason
+
+    return fault
+
+
+def _image_fault(make: Callable[[Path], None], reason: str) -> Callable[[Path], tuple[str, str]]:
+    return _fault("val", make, reason)
+
+
+def _label_fault(make: Callable[[Path], None], reason: str) -> Callable[[Path], tuple[str, str]]:
+    return _fault("valannot", make, reason)
+
+
+def _corrupt_jpeg(root: Path) -> tuple[str, str]:
+    image = np.random.default_rng(6).integers(0, 256, (*SMALL, 3), dtype=np.uint8)
+    _png(root / "val" / f"{BAD}.jpg", image)
+    _truncated(root / "val" / f"{BAD}.jpg")
+    _png(root / "valannot" / f"{BAD}.jpg", np.full(SMALL, 3, np.uint8))
+    return f"val/{BAD}.jpg", NOT_DECODED
+
+
+RGB_NEEDED = "an 8-bit RGB image is needed"
+GREY_NEEDED = "an 8-bit grey label image is needed"
+FAULTS: dict[str, Callable[[Path], tuple[str, str]]] = {
+    "truncated PNG": _image_fault(_truncated, NOT_DECODED),
+    "zero-byte PNG": _image_fault(lambda p: p.write_bytes(b""), "file is empty (0 bytes)"),
+    "16-bit image": _image_fault(
+        lambda p: _png(p, np.zeros((*SMALL, 3), np.uint16)), f"image is 16-bit RGB; {RGB_NEEDED}"
+    ),
+    "grey image": _image_fault(
+        lambda p: _png(p, np.zeros(SMALL, np.uint8)), f"image is 8-bit grey; {RGB_NEEDED}"
+    ),
+    "RGBA image": _image_fault(
+        lambda p: _png(p, np.zeros((*SMALL, 4), np.uint8)), f"image is 8-bit RGBA; {RGB_NEEDED}"
+    ),
+    "paletted image": _image_fault(_paletted, f"image is 8-bit paletted; {RGB_NEEDED}"),
+    "truncated label": _label_fault(_truncated, NOT_DECODED),
+    "16-bit label": _label_fault(
+        lambda p: _png(p, np.zeros(SMALL, np.uint16)), f"label is 16-bit grey; {GREY_NEEDED}"
+    ),
+    "paletted label": _label_fault(_paletted, f"label is 8-bit paletted; {GREY_NEEDED}"),
+    "label value out of range": _label_fault(
+        lambda p: _png(p, np.full(SMALL, 200, np.uint8)),
+        "label value 200 is out of range (0..11)",
+    ),
+    "text named .png": _image_fault(
+        lambda p: p.write_text("not an image", encoding="utf-8"),
+        "not a PNG file (no PNG signature at its start)",
+    ),
+    "corrupt JPEG": _corrupt_jpeg,
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_bad_file_is_skipped_with_its_reason_and_the_rest_scored_as_in_a_clean_split(
+    fault: str,
+    clean_split: Path,
+    clean_scores: dict[str, dict],
+    tiny_models: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = tmp_path / "split"
+    shutil.copytree(clean_split, root)
+    relative, reason = FAULTS[fault](root)
+    assert _evaluate(root, tiny_models, tmp_path) == 0
+    printed = capsys.readouterr().err
+    assert "Traceback" not in printed
+    assert f"1 file skipped: {relative}: {reason}" in printed.splitlines()
+    document = json.loads((tmp_path / "scores.json").read_text(encoding="utf-8"))
+    assert document["dataset"]["skipped"] == [{"path": str(root / relative), "reason": reason}]
+    assert document["dataset"]["images"] == GOOD_IMAGES
+    assert _image_scores(tmp_path) == clean_scores
+    *_, last = csv.DictReader((tmp_path / "s.csv").open(encoding="utf-8"))
+    assert (last["sample_id"], last["model"], last["skipped_reason"]) == (relative, "", reason)
+    assert last["miou"] == ""
+
+
+def test_the_command_lists_ten_skipped_files_and_all_with_verbose(
+    clean_split: Path, tiny_models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "split"
+    shutil.copytree(clean_split, root)
+    for n in range(12):
+        (root / "val" / f"empty{n:02}.png").write_bytes(b"")
+        (root / "valannot" / f"empty{n:02}.png").write_bytes(b"")
+    assert _evaluate(root, tiny_models, tmp_path) == 0
+    lines = capsys.readouterr().err.splitlines()
+    start = lines.index("12 files skipped:")
+    listed = [f"  val/empty{n:02}.png: file is empty (0 bytes)" for n in range(12)]
+    assert lines[start + 1 : start + 12] == [*listed[:10], "  and 2 more"]
+    assert _evaluate(root, tiny_models, tmp_path, "--verbose") == 0
+    lines = capsys.readouterr().err.splitlines()
+    start = lines.index("12 files skipped:")
+    assert lines[start + 1 : start + 14] == [*listed, lines[start + 13]]
+    assert "more" not in lines[start + 13]
+    assert _image_scores(tmp_path).keys() == {
+        f"val/{p.stem}" for p in (clean_split / "val").iterdir()
+    }
+
+
+def unreadable(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``folder`` unreadable to this process: by its mode for an ordinary user; as root,
+    who reads any folder whatever its mode, by making listing it fail exactly as the system
+    fails for others (PermissionError, errno 13, naming the folder)."""
+    if os.geteuid() != 0:
+        folder.chmod(0)  # the test gives the mode back when done
+        return
+    listing = Path.iterdir
+
+    def iterdir(self: Path):
+        if self == folder:
+            raise PermissionError(13, "Permission denied", str(self))
+        return listing(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+
+
+def test_an_unreadable_city_folder_is_reported_as_skipped(
+    cityscapes_root: Path,
+    tiny_models: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = tmp_path / "cityscapes"
+    shutil.copytree(cityscapes_root, root)
+    locked = root / "leftImg8bit" / "val" / "aachen"
+    shutil.copytree(root / "leftImg8bit" / "val" / "frankfurt", locked)
+    unreadable(locked, monkeypatch)
+    try:
+        assert _evaluate(root, tiny_models, tmp_path) == 0
+    finally:
+        locked.chmod(0o755)
+    reason = "folder cannot be read (Permission denied); check its permissions"
+    assert f"1 file skipped: leftImg8bit/val/aachen: {reason}" in capsys.readouterr().err
+    document = json.loads((tmp_path / "scores.json").read_text(encoding="utf-8"))
+    assert document["dataset"]["skipped"] == [{"path": str(locked), "reason": reason}]
+    assert [image["sample_id"] for image in document["images"]] == [
+        "val/frankfurt/frankfurt_000000_000294"
+    ]
+
+
+@pytest.mark.parametrize("command", ["evaluate", "launch"])
+def test_an_unreadable_split_folder_is_a_one_line_error(
+    command: str,
+    clean_split: Path,
+    tiny_models: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = tmp_path / "split"
+    shutil.copytree(clean_split, root)
+    unreadable(root / "val", monkeypatch)
+    monkeypatch.setenv("SEGBENCH_DATA", str(tmp_path / "data"))
+    try:
+        if command == "evaluate":
+            code = _evaluate(root, tiny_models, tmp_path)
+        else:
+            code = launcher.main(["--data", str(root), "--models", str(tiny_models)])
+    finally:
+        (root / "val").chmod(0o755)
+    assert code == 2
+    printed = capsys.readouterr().err.strip().splitlines()
+    assert printed[-1] == (
+        f"error: {root / 'val'}: folder cannot be read (Permission denied); check its permissions"
+    )
+    assert not (tmp_path / "scores.json").exists()
