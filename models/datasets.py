@@ -24,6 +24,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import PIL.Image
 
 from models.labels import (
     BACKGROUND,
@@ -208,15 +209,33 @@ def read_jpeg_size(path: Path) -> tuple[int, int] | None:
             handle.seek(length - 2, 1)
 
 
+def read_other_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) of a BMP, TIFF, WebP or other image from its header, read by Pillow
+    without decoding; None when Pillow cannot tell."""
+    try:
+        with PIL.Image.open(path) as picture:
+            width, height = picture.size
+    except PIL.Image.DecompressionBombError:
+        raise DatasetError(
+            f"{path}: over {2 * PIL.Image.MAX_IMAGE_PIXELS / 1e6:.4g} MP, above the limit of "
+            "images read from this format"
+        ) from None
+    except (OSError, ValueError, SyntaxError):
+        return None
+    return height, width
+
+
 def image_size(path: Path) -> tuple[int, int] | None:
-    """(height, width) of a PNG or JPEG from its header alone, so that a split of large
-    images is registered without decoding one; None for other formats or a broken header
-    (reading the image then says what is wrong with it)."""
+    """(height, width) of an image from its header alone, so that a split of large images is
+    registered without decoding one; None for a broken header (reading the image then says
+    what is wrong with it)."""
     try:
         header = read_png_header(path)
         if header is not None:
             return header.height, header.width
-        return read_jpeg_size(path)
+        if path.suffix.lower() in (".jpg", ".jpeg"):
+            return read_jpeg_size(path)
+        return read_other_size(path)
     except (DatasetError, OSError):
         return None
 
@@ -268,10 +287,10 @@ _NEEDED = {
 """What each role of file must be: the PNG colour types accepted and how to say so."""
 
 
-def check_header(path: Path, role: str) -> tuple[int, int] | None:
+def check_header(path: Path, role: str) -> tuple[int, int]:
     """Refuse what the header already tells is unusable as an ``image`` or ``label``: an
     empty file, a file whose contents are not what its name says, a PNG of the wrong bit
-    depth or channels, an image over the pixel limit. The (height, width) when known."""
+    depth or channels, an image over the pixel limit. The (height, width) otherwise."""
     try:
         size = path.stat().st_size
     except OSError as error:
@@ -284,7 +303,7 @@ def check_header(path: Path, role: str) -> tuple[int, int] | None:
         colour_types, needed = _NEEDED[role]
         if header.bit_depth != 8 or header.color_type not in colour_types:
             raise DatasetError(f"{path}: {role} is {header.description}; {needed} is needed")
-        dimensions: tuple[int, int] | None = (header.height, header.width)
+        dimensions = (header.height, header.width)
     elif suffix == ".png":
         raise DatasetError(f"{path}: not a PNG file (no PNG signature at its start)")
     elif suffix in (".jpg", ".jpeg"):
@@ -292,9 +311,10 @@ def check_header(path: Path, role: str) -> tuple[int, int] | None:
         if dimensions is None:
             raise DatasetError(f"{path}: not a JPEG file, or its header is cut short")
     else:
-        dimensions = None
-    if dimensions is not None:
-        check_pixels(path, *dimensions)
+        dimensions = read_other_size(path)
+        if dimensions is None:
+            raise DatasetError(f"{path}: not an image file, or its header is cut short")
+    check_pixels(path, *dimensions)
     return dimensions
 
 
@@ -377,7 +397,7 @@ def _pair_problem(image_path: Path, label_path: Path) -> SkippedFile | None:
         label = check_header(label_path, "label")
     except DatasetError as error:
         return SkippedFile.of(error, image_path, label_path)
-    if image is not None and label is not None and image != label:
+    if image != label:
         return SkippedFile(
             image_path,
             f"label {label_path.name} is {label[1]}x{label[0]}, image is {image[1]}x{image[0]}",

@@ -20,8 +20,8 @@ from models.catalogue import UPLOAD_KIND
 from models.checkpoints import CheckpointError
 from models.comparison import Comparison, compare_split
 from models.conditions import condition_tags
-from models.datasets import DatasetError
-from models.evaluate import ProgressCallback
+from models.datasets import DatasetError, SkippedFile, count_of, skipped_lines
+from models.evaluate import ProgressCallback, all_skipped
 from models.labels import NUM_EVALUATED
 from models.scoring import SplitScores, class_rows, group_iou_rows, split_rows
 from reviewer import board, panels
@@ -440,9 +440,11 @@ class DatasetView:
             for train_id, row in enumerate(class_rows(result.models))
         ]
         comparison = self.comparison(result)
+        dataset = self.bench.dataset
         return DatasetSummary(
-            f"Evaluated {len(result.images)} images of "
-            f"{markdown_text(self.bench.dataset.describe())}.",
+            f"Evaluated {count_of(len(result.images), 'image')} of "
+            f"{markdown_text(dataset.describe())}."
+            + skipped_markdown(all_skipped(dataset, result), dataset.root),
             comparison.rows(),
             comparison.title,
             classes,
@@ -458,6 +460,23 @@ class DatasetView:
             group_confusion_figure(b.group_confusion, groups, "B: importance-group confusion"),
             panels.worst_rows(result, WORST_IMAGES),
         )
+
+
+SKIPPED_LISTED = 50
+"""Skipped files the Dataset tab lists by name (then how many more)."""
+
+
+def skipped_markdown(skipped: list[SkippedFile], root: Path) -> str:
+    """The files left out of the evaluation with their reasons, as Markdown to follow the
+    tab's message (nothing when none was)."""
+    lines = skipped_lines(skipped, root, SKIPPED_LISTED)
+    if not lines:
+        return ""
+    head, *listed = lines
+    text = f"\n\n⚠️ {markdown_text(head)}"
+    if listed:
+        text += "\n" + "".join(f"\n- {markdown_text(line.strip())}" for line in listed)
+    return text
 
 
 def export_flags(

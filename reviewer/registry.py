@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from db.store import ImageRecord, ModelInfo, ReviewStore
-from models.datasets import SegmentationDataset, file_fingerprint, image_size, read_rgb_image
+from models.datasets import SegmentationDataset, file_fingerprint, image_size
 from models.inference import LoadedModel
 from reviewer.views import ViewComposer
+
+UNKNOWN_SIZE = (0, 0)
+"""The size recorded for an image whose header no longer tells it (it changed since the
+scan checked it): start-up reads headers only, never decodes."""
 
 
 @dataclass
@@ -37,7 +40,7 @@ class SplitRegistry:
         self.dataset_id = info.id
         records = []
         for sample in self.dataset.samples:
-            height, width = image_size(sample.image_path) or _decoded_size(sample.image_path)
+            height, width = image_size(sample.image_path) or UNKNOWN_SIZE
             files = (sample.image_path, *([sample.label_path] if sample.label_path else []))
             records.append(
                 ImageRecord(
@@ -77,10 +80,3 @@ class SplitRegistry:
     def model_id(self, name: str) -> int:
         self.model(name)
         return self._models[name].id
-
-
-def _decoded_size(path: Path) -> tuple[int, int]:
-    """(height, width) of an image whose header alone does not tell (formats other than
-    PNG and JPEG), by decoding it."""
-    height, width = read_rgb_image(path).shape[:2]
-    return height, width

@@ -44,19 +44,28 @@ class ScoreCache:
         score was added are scored again)."""
         registry = self.registry
         where = {"settings": self.settings.fingerprint, "dataset_id": registry.dataset_id}
+        expected = self._scoreable_images(name_a, name_b)
         scores = {}
         for side, name in (("A", name_a), ("B", name_b)):
             stored = registry.store.get_scores(registry.model_id(name), **where)
             complete = [row for row in stored.values() if set(IMAGE_KEYS) <= row.keys()]
-            if len(complete) < registry.image_count:
+            if len(complete) < expected:
                 return None
             scores[side] = stored
         ids = (registry.model_id(name_a), registry.model_id(name_b))
         pair = registry.store.get_pair_scores(*ids, **where)
-        if len(pair) < registry.image_count:
+        if len(pair) < expected:
             return None
         scores["pair"] = pair
         return scores
+
+    def _scoreable_images(self, name_a: str, name_b: str) -> int:
+        """Images the store must hold scores of: the split's, less those the pair's
+        evaluation since start could not decode (they are skipped and ranked last). Which
+        files fail to decode is known only from an evaluation, so after a restart a split
+        with such files is scored again."""
+        result = self.split_result(name_a, name_b)
+        return self.registry.image_count - (len(result.skipped) if result else 0)
 
     def evaluate(
         self, name_a: str, name_b: str, progress: ProgressCallback | None = None

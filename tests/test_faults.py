@@ -24,11 +24,23 @@ import pytest
 import torch
 from PIL import Image
 
+from db.store import ReviewStore
 from models import evaluate
+from models.catalogue import ModelCatalogue
 from models.checkpoints import CheckpointError, load_checkpoint
-from models.datasets import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, DatasetError, read_rgb_image
+from models.datasets import (
+    DEFAULT_MAX_PIXELS,
+    MAX_PIXELS_ENV,
+    DatasetError,
+    open_dataset,
+    read_rgb_image,
+)
+from models.inference import InferenceEngine
 from reviewer import launcher
+from reviewer.handlers import DatasetView
 from reviewer.report import ExportedFlag, flag_to_json, write_flags_csv
+from reviewer.text import markdown_text
+from reviewer.workbench import Workbench
 
 ROOT = Path(__file__).resolve().parents[1]
 PEAK_LIMIT_BYTES = 2 * 1024**3
@@ -378,3 +390,49 @@ def test_an_unreadable_split_folder_is_a_one_line_error(
         f"error: {root / 'val'}: folder cannot be read (Permission denied); check its permissions"
     )
     assert not (tmp_path / "scores.json").exists()
+
+
+def test_the_app_starts_without_decoding_and_ranks_the_images_it_can_score(
+    clean_split: Path, tiny_models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "split"
+    shutil.copytree(clean_split, root)
+    label = np.full(SMALL, 3, np.uint8)
+    for stem, suffix in (("ZZempty", ".jpg"), ("ZZtext", ".jpg"), ("ZZcut", ".jpg")):
+        _png(root / "valannot" / f"{stem}{suffix}", label)
+    (root / "val" / "ZZempty.jpg").write_bytes(b"")
+    (root / "val" / "ZZtext.jpg").write_text("not an image", encoding="utf-8")
+    _png(root / "val" / "ZZcut.jpg", np.zeros((*SMALL, 3), np.uint8))
+    _truncated(root / "val" / "ZZcut.jpg")
+    _png(root / "val" / "ZZbmp.bmp", np.zeros((*SMALL, 3), np.uint8))
+    _png(root / "valannot" / "ZZbmp.bmp", label)
+    dataset = open_dataset(root, "val")
+
+    def no_decoding(path: Path) -> None:
+        raise AssertionError(f"start-up decoded {path}")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("models.datasets._decode", no_decoding)
+        bench = Workbench(
+            dataset=dataset,
+            engine=InferenceEngine(device="cpu"),
+            store=ReviewStore.open(f"sqlite:///{tmp_path / 'review.db'}"),
+            catalogue=ModelCatalogue.discover([tiny_models], shipped=False),
+        )
+    pair = ("segnet-ce", "segnet-ial")
+    bench.score_in_background(*pair).future.result(timeout=300)
+    rows = bench.queue.rows(*pair, "safety error of A")
+    good = {f"val/{path.stem}" for path in (clean_split / "val").iterdir()} | {"val/ZZbmp"}
+    assert {row.sample_id for row in rows if row.value is not None} == good
+    assert rows[-1].sample_id == "val/ZZcut" and rows[-1].value is None
+    message = DatasetView(bench).show(pair).message
+    expected = [
+        "3 files skipped:",
+        "val/ZZempty.jpg: file is empty (0 bytes)",
+        "val/ZZtext.jpg: not a JPEG file, or its header is cut short",
+        f"val/ZZcut.jpg: {NOT_DECODED}",
+    ]
+    for line in expected:
+        assert markdown_text(line) in message
+    assert "Evaluated 4 images" in message
+    assert bench.registry.image_count == 5
