@@ -86,9 +86,15 @@ NOT_JUDGED = 255
 """The value of pixels a map does not judge (ground-truth background, and pixels outside
 the judged classes), the same in every map so that it reads as "nothing to see"."""
 
-MAP_TITLES = {"error": "Error maps", "disagreement": "Disagreement of A and B"}
+MAP_TITLES = {
+    "error": "Error maps",
+    "taxonomy": "Error maps by kind of error",
+    "disagreement": "Disagreement of A and B",
+}
 """Every kind of map by name, with the title of its legend, in the order legends are shown.
 ``error``: one model's errors by importance (``models.metrics.error_map``);
+``taxonomy``: one model's errors by kind, boundary, extent or segment
+(``models.taxonomy.error_taxonomy``);
 ``disagreement``: which of two models is right (``models.metrics.disagreement_map``)."""
 
 CODES = (
@@ -97,6 +103,19 @@ CODES = (
     MapCode("error", "false_alarm", 2, "false alarm (predicted as more important)", (255, 150, 0)),
     MapCode("error", "other_error", 3, "other error", (150, 150, 150)),
     MapCode("error", "ignored", NOT_JUDGED, "not judged: ground-truth background"),
+    MapCode("taxonomy", "correct", 0, "correct"),
+    MapCode(
+        "taxonomy", "boundary", 1, "boundary error (outline off by a few pixels)", (0, 200, 230)
+    ),
+    MapCode("taxonomy", "extent", 2, "extent error (region too big or too small)", (255, 190, 0)),
+    MapCode(
+        "taxonomy",
+        "segment",
+        3,
+        "segment error (whole region missed or hallucinated)",
+        (190, 0, 255),
+    ),
+    MapCode("taxonomy", "ignored", NOT_JUDGED, "not judged: ground-truth background"),
     MapCode("disagreement", "both_right", 0, "both right"),
     MapCode("disagreement", "only_a", 1, "only A right", (40, 110, 230)),
     MapCode("disagreement", "only_b", 2, "only B right", (230, 200, 0)),
@@ -126,4 +145,5 @@ def split_by_map(codes: tuple[MapCode, ...], titles: dict[str, str]) -> dict[str
 
 CODE_MAPS = split_by_map(CODES, MAP_TITLES)
 ERROR_MAP = CODE_MAPS["error"]
+TAXONOMY_MAP = CODE_MAPS["taxonomy"]
 DISAGREEMENT_MAP = CODE_MAPS["disagreement"]
