@@ -745,7 +745,7 @@ class ReviewStore:
         target: str | Collection[str] | None,
         reviewer: str | Collection[str] | None,
         image_id: int | None,
-        dataset_id: int | None,
+        dataset_id: int | Collection[int] | None,
         model_id: int | None,
     ) -> Select[Any]:
         """Apply the filters; a value outside a vocabulary is an error, not an empty result."""
@@ -776,7 +776,8 @@ class ReviewStore:
         if image_id is not None:
             conditions.append(Flag.image_id == _int(image_id, "image id"))
         if dataset_id is not None:
-            conditions.append(Image.dataset_id == _int(dataset_id, "dataset id"))
+            ids = [dataset_id] if isinstance(dataset_id, int) else list(dataset_id)
+            conditions.append(Image.dataset_id.in_([_int(i, "dataset id") for i in ids]))
         if model_id is not None:
             _int(model_id, "model id")
             conditions.append(or_(Flag.model_a_id == model_id, Flag.model_b_id == model_id))
@@ -791,7 +792,7 @@ class ReviewStore:
         target: str | Collection[str] | None = None,
         reviewer: str | Collection[str] | None = None,
         image_id: int | None = None,
-        dataset_id: int | None = None,
+        dataset_id: int | Collection[int] | None = None,
         model_id: int | None = None,
         limit: int | None = None,
         offset: int = 0,

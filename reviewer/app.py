@@ -7,6 +7,7 @@ can review at once without seeing each other's selection."""
 from __future__ import annotations
 
 import functools
+import html
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from reviewer.handlers import (
     TARGET_LABELS,
     DatasetSummary,
     DatasetView,
+    DuplicateFlag,
     FlagDesk,
     ReviewDesk,
     UploadDesk,
@@ -70,6 +72,17 @@ PANEL_FORMAT = "jpeg"
 :data:`reviewer.board.PANEL_JPEG_QUALITY`)."""
 
 
+FAILURE_TITLE = "Not done"
+
+
+def refuse(message: str) -> Any:
+    """What a failed action returns: one readable message (escaped, as Gradio shows it as
+    HTML) and every output left as it was. Raising :class:`gr.Error` would instead mark
+    each output of the event with an error badge."""
+    gr.Warning(html.escape(message), title=FAILURE_TITLE)
+    return gr.skip()
+
+
 def friendly(handler: Callable[..., Any]) -> Callable[..., Any]:
     """Show failures as a readable message in the page, never as a traceback."""
 
@@ -77,10 +90,8 @@ def friendly(handler: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         try:
             return handler(*args, **kwargs)
-        except gr.Error:
-            raise
         except Exception as error:
-            raise gr.Error(readable(error, handler.__name__), print_exception=False) from None
+            return refuse(readable(error, handler.__name__))
 
     return wrapped
 
@@ -209,10 +220,16 @@ class Page:
         category: str,
         note: str,
         region: str,
-    ) -> tuple[str, pd.DataFrame | None, str, str]:
+        confirmed: str,
+    ) -> tuple[Any, ...]:
+        """Outputs: the form's message, the image's flags, the note, the duplicate asked
+        about (saving the same form again confirms it)."""
         judgement = (reviewer, target, severity, category, note)
-        message, rows = self.flags.save_on_board(board_value, judgement, region)
-        return message, _frame(rows, FLAG_HEADERS), "", reviewer
+        try:
+            message, rows = self.flags.save_on_board(board_value, judgement, region, confirmed)
+        except DuplicateFlag as duplicate:
+            return markdown_text(str(duplicate)), gr.skip(), gr.skip(), duplicate.signature
+        return message, _frame(rows, FLAG_HEADERS), "", ""
 
     @friendly
     def evaluate_split(
@@ -284,9 +301,14 @@ class Page:
 
     @friendly
     def flag_upload(
-        self, image: np.ndarray | None, name_a: str, name_b: str, *judgement: str
-    ) -> str:
-        return self.uploads.flag(image, (name_a, name_b), judgement)
+        self, image: np.ndarray | None, name_a: str, name_b: str, *form: str
+    ) -> tuple[str, str]:
+        """Outputs: the message and the duplicate asked about, as :meth:`save_flag`."""
+        *judgement, confirmed = form
+        try:
+            return self.uploads.flag(image, (name_a, name_b), tuple(judgement), confirmed), ""
+        except DuplicateFlag as duplicate:
+            return markdown_text(str(duplicate)), duplicate.signature
 
 
 def panel_image(label: str, elem_id: str | None = None) -> gr.Image:
@@ -324,10 +346,18 @@ def _header(bench: Workbench) -> SimpleNamespace:
     choices = bench.catalogue.choices()
     ui = SimpleNamespace()
     ui.reviewer_memory = gr.BrowserState("", storage_key="segbench-reviewer")
-    gr.Markdown(
-        f"## SegNet review bench\n{markdown_text(bench.dataset.describe())} · "
-        f"importance groups: {markdown_text(' < '.join(bench.groups.names))}"
-    )
+    with gr.Row(equal_height=True):
+        gr.Markdown(
+            f"## SegNet review bench\n{markdown_text(bench.dataset.describe())} · "
+            f"importance groups: {markdown_text(' < '.join(bench.groups.names))}"
+        )
+        ui.reviewer = gr.Textbox(
+            label="Reviewer (recorded with every flag and change)",
+            placeholder="your name",
+            elem_id="reviewer-name",
+            scale=0,
+            min_width=320,
+        )
     with gr.Row():
         with gr.Column():
             ui.model_a = gr.Dropdown(choices, value=default_a, label="Model A")
@@ -398,9 +428,6 @@ def _review_board(bench: Workbench, page: Page, ui: SimpleNamespace) -> None:
             ui.review_board = board.review_board(fetch_panels, elem_id="review-board")
         with gr.Column(scale=1, min_width=300), gr.Group():
             gr.Markdown("### Flag this image")
-            ui.reviewer = gr.Textbox(
-                label="Reviewer", placeholder="your name", elem_id="reviewer-name"
-            )
             ui.target, ui.severity, ui.category = _judgement(bench, list(TARGET_LABELS.values()))
             ui.note = gr.Textbox(label="Note", lines=3, max_length=10_000, elem_id="flag-note")
             ui.region = gr.Textbox(
@@ -409,6 +436,7 @@ def _review_board(bench: Workbench, page: Page, ui: SimpleNamespace) -> None:
             )
             ui.save_button = gr.Button("Save flag", variant="primary", elem_id="save-flag")
             ui.flag_status = gr.Markdown(elem_id="flag-status")
+            ui.duplicate_asked = gr.State("")
 
 
 def _review_details(ui: SimpleNamespace) -> None:
@@ -469,7 +497,9 @@ def _flags_tab(bench: Workbench, ui: SimpleNamespace) -> None:
         ui.flags_category = gr.Dropdown(
             bench.store.categories(), multiselect=True, label="Category"
         )
-        ui.flags_reviewer = gr.Textbox(label="Reviewer")
+        ui.flags_reviewer = gr.Textbox(
+            label="Filter: reviewer", placeholder="any reviewer", elem_id="flags-reviewer-filter"
+        )
         ui.refresh_flags = gr.Button("Refresh")
     ui.all_flags = gr.Dataframe(
         headers=FLAG_HEADERS,
@@ -484,7 +514,9 @@ def _flags_tab(bench: Workbench, ui: SimpleNamespace) -> None:
         )
         ui.apply_status = gr.Button("Apply")
     ui.status_message = gr.Markdown()
-    ui.history = gr.Dataframe(headers=HISTORY_HEADERS, interactive=False, label="Audit trail")
+    ui.history = gr.Dataframe(
+        headers=HISTORY_HEADERS, interactive=False, label="Audit trail", elem_id="audit-trail"
+    )
     with gr.Group():
         gr.Markdown("### Export the flags matching the filters above")
         with gr.Row():
@@ -501,7 +533,12 @@ def _upload_tab(bench: Workbench, ui: SimpleNamespace) -> None:
     _, (upload_a_default, upload_b_default) = default_pairs(bench)
     choices = bench.catalogue.choices()
     with gr.Row():
-        ui.upload = gr.Image(label="Your road scene", type="numpy", sources=["upload", "clipboard"])
+        ui.upload = gr.Image(
+            label="Your road scene",
+            type="numpy",
+            sources=["upload", "clipboard"],
+            elem_id="upload-image",
+        )
         with gr.Column():
             ui.upload_model_a = gr.Dropdown(choices, value=upload_a_default, label="Model A")
             ui.upload_model_b = gr.Dropdown(choices, value=upload_b_default, label="Model B")
@@ -517,8 +554,9 @@ def _upload_tab(bench: Workbench, ui: SimpleNamespace) -> None:
             bench, list(TARGET_LABELS.values())[1:]
         )
     ui.upload_note = gr.Textbox(label="Note", lines=2, max_length=10_000)
-    ui.flag_upload_button = gr.Button("Flag this image")
-    ui.upload_status = gr.Markdown()
+    ui.flag_upload_button = gr.Button("Flag this image", elem_id="flag-upload")
+    ui.upload_status = gr.Markdown(elem_id="upload-status")
+    ui.upload_duplicate_asked = gr.State("")
 
 
 BOARD_INPUTS = (
@@ -591,8 +629,8 @@ def _wire_review(app: gr.Blocks, page: Page, ui: SimpleNamespace) -> None:
     form = [ui.reviewer, ui.target, ui.severity, ui.category, ui.note, ui.region]
     ui.save_button.click(
         page.save_flag,
-        [ui.review_board, *form],
-        [ui.flag_status, ui.this_image_flags, ui.note, ui.reviewer_memory],
+        [ui.review_board, *form, ui.duplicate_asked],
+        [ui.flag_status, ui.this_image_flags, ui.note, ui.duplicate_asked],
     ).success(
         page.refresh_board, _pick(ui, BOARD_INPUTS), [ui.review_board], show_progress=QUIET_PROGRESS
     )
@@ -627,9 +665,9 @@ def _wire_flags(page: Page, ui: SimpleNamespace) -> None:
         [ui.upload, ui.upload_model_a, ui.upload_model_b, ui.opacity],
         [ui.upload_a, ui.upload_b, ui.upload_diff, ui.upload_summary, ui.upload_legend],
     )
-    judgement = [ui.upload_target, ui.upload_severity, ui.upload_category, ui.upload_note]
+    form = [ui.reviewer, ui.upload_target, ui.upload_severity, ui.upload_category, ui.upload_note]
     ui.flag_upload_button.click(
         page.flag_upload,
-        [ui.upload, ui.upload_model_a, ui.upload_model_b, ui.reviewer, *judgement],
-        [ui.upload_status],
+        [ui.upload, ui.upload_model_a, ui.upload_model_b, *form, ui.upload_duplicate_asked],
+        [ui.upload_status, ui.upload_duplicate_asked],
     )

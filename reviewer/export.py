@@ -103,6 +103,7 @@ from reviewer.report_html import (
     image_section_html,
     summary_html,
 )
+from reviewer.text import counted
 from reviewer.views import ViewComposer
 
 FORMATS = ("html", "csv", "json", "masks")
@@ -896,7 +897,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for problem in result.problems:
         print(f"warning: {problem}", file=sys.stderr)
-    print(f"exported {result.flag_count} flags on {result.image_count} images to {result.out}")
+    flags, images = counted(result.flag_count, "flag"), counted(result.image_count, "image")
+    print(f"exported {flags} on {images} to {result.out}")
     if archive is not None:
         print(f"wrote {archive}")
     return 0

@@ -6,6 +6,7 @@ behaviour here is testable without a running page."""
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from reviewer import board, panels
 from reviewer.background import BackgroundScoring
 from reviewer.export import ExportError, export_report, zip_export
 from reviewer.plots import class_iou_bars, group_confusion_figure, group_iou_bars
-from reviewer.text import markdown_text
+from reviewer.text import counted, markdown_text
 from reviewer.workbench import Workbench
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ FLAG_HEADERS = [
     "id",
     "image",
     "target",
+    "model A",
+    "model B",
     "severity",
     "category",
     "status",
@@ -59,7 +62,7 @@ FLAG_HEADERS = [
     "region",
     "updated",
 ]
-HISTORY_HEADERS = ["when", "who", "action", "changes"]
+HISTORY_HEADERS = ["when", "who", "action", "what"]
 CLASS_HEADERS = ["class", "group", "IoU A", "IoU B"]
 SUMMARY_HEADERS = ["score", "A", "B"]
 
@@ -76,6 +79,25 @@ EXPECTED_ERRORS = (
 """Failures a person can act on; anything else is a bug and is logged in full."""
 
 Rows = list[list]
+
+NO_REVIEWER = (
+    "Type your name in the Reviewer box at the top of the page first: every flag and "
+    "status change records who made it."
+)
+
+
+class DuplicateFlag(ValueError):
+    """The form repeats an open flag of the image: the person is asked before a second
+    identical flag is written (saving the same form again confirms)."""
+
+    def __init__(self, existing: FlagRecord, signature: str) -> None:
+        super().__init__(
+            f"Flag #{existing.id} on this image already says exactly this and is still open. "
+            "Save again to add a second, identical flag."
+        )
+        self.existing = existing
+        self.signature = signature
+        """What the form said; the confirmation must say the same."""
 
 
 def readable(error: BaseException, where: str) -> str:
@@ -183,21 +205,78 @@ def target_key(label: str) -> str:
     raise ValueError(f"unknown flag target {label!r}; choose one of {', '.join(TARGET_LABELS)}")
 
 
+def reviewer_name(text: str | None) -> str:
+    """The page's reviewer identity, required by every action that writes."""
+    name = (text or "").strip()
+    if not name:
+        raise ValueError(NO_REVIEWER)
+    return name
+
+
+def target_text(target: str, model_a: str, model_b: str) -> str:
+    """A flag's target as a reviewer reads it, naming the model: "model A (segnet-ce)"."""
+    label = TARGET_LABELS.get(target, target)
+    named = {"model_a": model_a, "model_b": model_b, "both_models": f"{model_a}, {model_b}"}
+    return f"{label} ({named[target]})" if target in named else label
+
+
+def _region_text(region: list[int] | None) -> str:
+    return "none" if region is None else ", ".join(str(v) for v in region)
+
+
 def flag_row(flag: FlagRecord) -> list:
     """A flag as a row under :data:`FLAG_HEADERS`."""
-    region = "" if flag.region is None else ", ".join(str(v) for v in flag.region.as_list())
     return [
         flag.id,
         flag.image_key,
-        TARGET_LABELS.get(flag.target, flag.target),
+        target_text(flag.target, flag.model_a, flag.model_b),
+        flag.model_a,
+        flag.model_b,
         flag.severity,
         flag.category,
         flag.status,
         flag.reviewer,
         flag.note,
-        region,
+        "" if flag.region is None else _region_text(flag.region.as_list()),
         flag.updated_at.strftime("%Y-%m-%d %H:%M"),
     ]
+
+
+AUDITED_FIELDS = ("target", "severity", "category", "status", "note", "region")
+"""The fields of a flag's audit entries a reviewer reads, in this order; the ids the store
+also records (image, model versions) are shown by the flag's own columns."""
+
+ACTIONS = {"create": "created", "update": "changed"}
+
+
+def _field_value(name: str, value: Any, flag: FlagRecord) -> str:
+    """One recorded value in the reviewer's terms."""
+    if name == "target":
+        return target_text(str(value), flag.model_a, flag.model_b)
+    if name == "region":
+        return _region_text(value)
+    if name == "note":
+        return f"“{value}”" if value else "none"
+    return str(value)
+
+
+def change_text(action: str, changes: dict[str, tuple[Any, Any]], flag: FlagRecord) -> str:
+    """An audit entry's changes as a reviewer reads them: "status: open → confirmed", or
+    for a new flag what it said."""
+    parts = []
+    for name in AUDITED_FIELDS:
+        if name not in changes:
+            continue
+        old, new = changes[name]
+        if action == "create":
+            if name in ("note", "region") and not new:
+                continue
+            parts.append(f"{name} {_field_value(name, new, flag)}")
+        else:
+            parts.append(
+                f"{name}: {_field_value(name, old, flag)} → {_field_value(name, new, flag)}"
+            )
+    return "; ".join(parts)
 
 
 def shown_image(board_value: str) -> tuple[str | None, board.Display | None]:
@@ -233,21 +312,40 @@ class FlagDesk:
         pair: tuple[str, str],
         judgement: tuple[str, str, str, str, str],
         region: str = "",
+        confirmed: str = "",
     ) -> FlagRecord:
         """A flag from the form's (reviewer, target, severity, category, note); the store
-        validates and writes it with its event."""
+        validates and writes it with its event. A copy of an open flag is refused with
+        :class:`DuplicateFlag` unless ``confirmed`` is the signature that refusal gave."""
         reviewer, target, severity, category, note = judgement
-        return self.bench.store.create_flag(
-            image_id=image_id,
-            reviewer=reviewer or "",
-            target=target_key(target),
-            model_a_id=self.bench.registry.model_id(pair[0]),
-            model_b_id=self.bench.registry.model_id(pair[1]),
-            severity=severity,
-            category=category,
-            note=note or "",
-            region=parse_region(region),
-        )
+        reviewer = reviewer_name(reviewer)
+        fields = {
+            "image_id": image_id,
+            "target": target_key(target),
+            "model_a_id": self.bench.registry.model_id(pair[0]),
+            "model_b_id": self.bench.registry.model_id(pair[1]),
+            "severity": severity,
+            "category": category,
+            "note": note or "",
+            "region": parse_region(region),
+        }
+        signature = json.dumps(fields, sort_keys=True)
+        existing = self._open_copy(fields)
+        if existing is not None and confirmed != signature:
+            raise DuplicateFlag(existing, signature)
+        return self.bench.store.create_flag(reviewer=reviewer, **fields)
+
+    def _open_copy(self, fields: dict[str, Any]) -> FlagRecord | None:
+        """An open flag of the image that says what ``fields`` say, if any."""
+        for flag in self.bench.store.list_flags(
+            image_id=fields["image_id"], status="open", target=fields["target"]
+        ):
+            region = None if flag.region is None else tuple(flag.region.as_list())
+            said = (flag.model_a_id, flag.model_b_id, flag.severity, flag.category, flag.note)
+            wanted = tuple(fields[k] for k in ("model_a_id", "model_b_id", "severity"))
+            if said == (*wanted, fields["category"], fields["note"]) and region == fields["region"]:
+                return flag
+        return None
 
     def image_rows(self, sample_id: str | None) -> Rows:
         """The flags on one image of the split (none without an image)."""
@@ -257,7 +355,11 @@ class FlagDesk:
         return [flag_row(f) for f in flags]
 
     def save_on_board(
-        self, board_value: str, judgement: tuple[str, str, str, str, str], region: str
+        self,
+        board_value: str,
+        judgement: tuple[str, str, str, str, str],
+        region: str,
+        confirmed: str = "",
     ) -> tuple[str, Rows]:
         """Flag the image the board shows, against the pair of models it shows: the
         confirmation and the image's flags."""
@@ -265,7 +367,8 @@ class FlagDesk:
         if not sample_id or display is None:
             raise ValueError("Pick an image before flagging it.")
         pair = (display.model_a, display.model_b)
-        flag = self.create(self.bench.registry.image_id(sample_id), pair, judgement, region)
+        image_id = self.bench.registry.image_id(sample_id)
+        flag = self.create(image_id, pair, judgement, region, confirmed)
         message = (
             f"✅ Saved flag #{flag.id} on {markdown_text(sample_id)} "
             f"({flag.severity}, {markdown_text(flag.category)}) by {markdown_text(flag.reviewer)}."
@@ -275,13 +378,16 @@ class FlagDesk:
     def rows(
         self, status: list[str], severity: list[str], category: list[str], reviewer: str
     ) -> Rows:
-        """The split's flags matching the Flags tab's filters (empty filter: any)."""
+        """The flags of the split and of uploaded images matching the Flags tab's filters
+        (an empty filter: any)."""
+        datasets = [self.bench.registry.dataset_id]
+        uploads = self.bench.uploads.dataset_id()
         flags = self.bench.store.list_flags(
             status=status or None,
             severity=severity or None,
             category=category or None,
-            reviewer=reviewer.strip() or None if reviewer else None,
-            dataset_id=self.bench.registry.dataset_id,
+            reviewer=(reviewer or "").strip() or None,
+            dataset_id=datasets if uploads is None else [*datasets, uploads],
             limit=1000,
         )
         return [flag_row(f) for f in flags]
@@ -290,12 +396,13 @@ class FlagDesk:
         """A flag's audit trail under :data:`HISTORY_HEADERS` (none without a flag)."""
         if not flag_id:
             return []
+        flag = self.bench.store.get_flag(int(flag_id))
         return [
             [
                 e.at.strftime("%Y-%m-%d %H:%M:%S"),
                 e.reviewer,
-                e.action,
-                "; ".join(f"{k}: {old!r} → {new!r}" for k, (old, new) in e.changes.items()),
+                ACTIONS.get(e.action, e.action),
+                change_text(e.action, e.changes, flag),
             ]
             for e in self.bench.store.flag_history(int(flag_id))
         ]
@@ -304,7 +411,9 @@ class FlagDesk:
         """Set the selected flag's status; the confirmation."""
         if not flag_id:
             raise ValueError("Select a flag in the table first.")
-        flag = self.bench.store.update_flag(int(flag_id), reviewer or "", status=new_status)
+        flag = self.bench.store.update_flag(
+            int(flag_id), reviewer_name(reviewer), status=new_status
+        )
         return f"Flag #{flag.id} is now {flag.status}."
 
 
@@ -508,7 +617,8 @@ def export_flags(
     archive = zip_export(result)
     notes = "".join(f"\n- {markdown_text(problem)}" for problem in result.problems)
     message = (
-        f"Exported {result.flag_count} flags on {result.image_count} images to "
+        f"Exported {counted(result.flag_count, 'flag')} on "
+        f"{counted(result.image_count, 'image')} to "
         f"{markdown_text(result.out)}; the download holds every file.{notes}"
     )
     return message, str(archive)
@@ -565,10 +675,11 @@ class UploadDesk:
         image: np.ndarray | None,
         pair: tuple[str, str],
         judgement: tuple[str, str, str, str, str],
+        confirmed: str = "",
     ) -> str:
         """Keep the photo and flag it; the confirmation names the stored image."""
         upload_id = self.bench.uploads.add(_rgb(image))
-        flag = self.flags.create(upload_id, pair, judgement)
+        flag = self.flags.create(upload_id, pair, judgement, confirmed=confirmed)
         return (
             f"✅ Saved flag #{flag.id} on your image (stored as {markdown_text(flag.image_key)})."
         )

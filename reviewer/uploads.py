@@ -12,6 +12,9 @@ import numpy as np
 
 from db.store import ImageRecord, ReviewStore
 
+UPLOADS = "uploads"
+"""Name and split of the store's dataset that holds uploaded images."""
+
 
 def encode_png(image: np.ndarray) -> bytes:
     """PNG bytes of an RGB image (OpenCV writes BGR)."""
@@ -43,7 +46,7 @@ class Uploads:
             temporary.write_bytes(encoded)
             temporary.replace(path)
         uploads = self.store.register_dataset(
-            name="uploads", root=str(self.folder), layout="images", split="uploads"
+            name=UPLOADS, root=str(self.folder), layout="images", split=UPLOADS
         )
         record = ImageRecord(
             image_key=f"uploads/{path.stem}",
@@ -53,3 +56,10 @@ class Uploads:
             height=int(image.shape[0]),
         )
         return self.store.register_images(uploads.id, [record])[record.image_key]
+
+    def dataset_id(self) -> int | None:
+        """The store's id of the uploaded images (None before the first upload)."""
+        for info in self.store.list_datasets():
+            if (info.name, info.split) == (UPLOADS, UPLOADS):
+                return info.id
+        return None

@@ -37,6 +37,7 @@ from reviewer.handlers import (
     EXPECTED_ERRORS,
     FLAG_HEADERS,
     DatasetView,
+    DuplicateFlag,
     FlagDesk,
     ReviewDesk,
     UploadDesk,
@@ -47,6 +48,7 @@ from reviewer.handlers import (
     scoring_progress,
 )
 from reviewer.pictures import jpeg_data_url
+from reviewer.text import counted
 from reviewer.workbench import Workbench
 from tests.test_text import shown
 
@@ -99,7 +101,7 @@ def test_bad_form_values_become_readable_messages(handlers) -> None:
     judgement = ("ana", "model A", "major", "missed person", "note")
     refusals = [
         ("four whole numbers", board_value, judgement, "1, 2"),
-        ("reviewer name must be a non-empty string", board_value, ("", *judgement[1:]), ""),
+        ("Type your name in the Reviewer box", board_value, ("", *judgement[1:]), ""),
         ("Pick an image", BoardState().to_json(), judgement, ""),
         ("malformed state", '{"queue": [{"id": 1}]}', judgement, ""),
     ]
@@ -113,9 +115,82 @@ def test_bad_form_values_become_readable_messages(handlers) -> None:
 def test_a_failing_handler_shows_a_readable_message_in_the_page(handlers) -> None:
     bench, _ = handlers
     page = Page(bench, AppOptions(Path("exports")))
-    form = [BoardState().to_json(), "ana", "model A", "major", "missed person", "note", ""]
-    with pytest.raises(gr.Error, match="Pick an image"):
-        page.save_flag(*form)
+    form = [BoardState().to_json(), "<b>ana</b>", "model A", "major", "missed person", "n", "", ""]
+    with pytest.warns(UserWarning, match="Pick an image"):
+        assert page.save_flag(*form) == gr.skip(), "a failed action leaves every output"
+    form[0] = _board(bench, [bench.dataset[0].id])
+    with pytest.warns(UserWarning) as warned:
+        assert page.change_status(None, "confirmed", "<b>ana</b>", [], [], [], "") == gr.skip()
+    (warning,) = warned
+    assert str(warning.message) == "Select a flag in the table first."
+    with pytest.warns(UserWarning, match="&lt;img src=x&gt;"):
+        page.save_flag(*form[:-2], "<img src=x>", "")
+
+
+def test_an_identical_open_flag_is_asked_about_before_a_second_is_saved(handlers) -> None:
+    bench, flags = handlers
+    board_value = _board(bench, [bench.dataset[0].id])
+    judgement = ("ana", "model A", "major", "missed person", "same words")
+    flags.save_on_board(board_value, judgement, "1, 2, 3, 4")
+    with pytest.raises(DuplicateFlag) as asked:
+        flags.save_on_board(board_value, ("bo", *judgement[1:]), "1, 2, 3, 4")
+    (first,) = bench.store.list_flags()
+    assert asked.value.existing.id == first.id and f"#{first.id}" in str(asked.value)
+    flags.save_on_board(board_value, judgement, "1, 2, 3, 5")
+    flags.save_on_board(board_value, (*judgement[:4], "other words"), "1, 2, 3, 4")
+    assert len(bench.store.list_flags()) == 3, "a flag that differs is no duplicate"
+    flags.save_on_board(board_value, judgement, "1, 2, 3, 4", asked.value.signature)
+    assert len(bench.store.list_flags()) == 4, "saving the same form again confirms"
+    bench.store.update_flag(first.id, "ana", status="dismissed")
+    page = Page(bench, AppOptions(Path("exports")))
+    message, *_, asked_again = page.save_flag(board_value, *judgement, "1, 2, 3, 4", "")
+    assert "already says exactly this" in shown(message) and asked_again
+
+
+def test_flags_on_uploads_are_listed_filtered_and_changed_with_the_split(handlers) -> None:
+    bench, flags = handlers
+    pair = bench.catalogue.pair_for(bench.dataset.kind)
+    image = np.random.default_rng(2).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    UploadDesk(bench, flags).flag(image, pair, ("ana", "model B", "critical", "other", "up"))
+    flags.save_on_board(
+        _board(bench, [bench.dataset[0].id]), ("bo", "model A", "minor", "other", ""), ""
+    )
+    rows = [dict(zip(FLAG_HEADERS, row, strict=True)) for row in flags.rows([], [], [], "")]
+    assert [row["reviewer"] for row in rows] == ["bo", "ana"]
+    (upload,) = [dict(zip(FLAG_HEADERS, r, strict=True)) for r in flags.rows([], [], [], " ana ")]
+    assert upload["image"].startswith("uploads/") and upload["note"] == "up"
+    assert upload["target"] == f"model B ({pair[1]})"
+    assert (upload["model A"], upload["model B"]) == pair
+    assert (
+        flags.change_status(upload["id"], "confirmed", "cy")
+        == f"Flag #{upload['id']} is now confirmed."
+    )
+    assert flags.rows(["confirmed"], [], [], "")[0][0] == upload["id"]
+    with pytest.raises(ValueError, match="Type your name"):
+        flags.change_status(upload["id"], "dismissed", "  ")
+
+
+def test_the_audit_trail_speaks_in_the_reviewers_terms(handlers) -> None:
+    bench, flags = handlers
+    pair = bench.catalogue.pair_for(bench.dataset.kind)
+    board_value = _board(bench, [bench.dataset[0].id])
+    flags.save_on_board(
+        board_value, ("ana", "model A", "major", "other", "look here"), "1, 2, 3, 4"
+    )
+    (flag,) = bench.store.list_flags()
+    flags.change_status(flag.id, "confirmed", "bo")
+    created, changed = flags.history_rows(flag.id)
+    assert created[1:] == [
+        "ana",
+        "created",
+        f"target model A ({pair[0]}); severity major; category other; status open; "
+        "note “look here”; region 1, 2, 3, 4",
+    ]
+    assert changed[1:] == ["bo", "changed", "status: open → confirmed"]
+
+
+def test_counts_read_as_a_person_writes_them() -> None:
+    assert [counted(n, "flag") for n in (0, 1, 2)] == ["0 flags", "1 flag", "2 flags"]
 
 
 def test_a_flag_goes_to_the_image_and_models_the_board_shows(handlers) -> None:

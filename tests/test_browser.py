@@ -153,7 +153,7 @@ def test_review_switch_model_and_flag_in_a_real_browser(
     sync_api.expect(page.locator("#all-flags")).to_contain_text("e2e reviewer", timeout=30_000)
     page.get_by_role("button", name="Export", exact=True).click()
     sync_api.expect(page.locator("#export-message")).to_contain_text(
-        "Exported 1 flags on 1 images", timeout=120_000
+        "Exported 1 flag on 1 image", timeout=120_000
     )
     page.get_by_role("tab", name="Review").click()
     sync_api.expect(title).to_have_text(picked, timeout=30_000)

@@ -227,7 +227,8 @@ function receive() {
     return row;
   });
   $('.queue tbody').replaceChildren(...rows);
-  $('.queue-caption').textContent = `${board.queue.length} images · score: ${board.score_label}`;
+  const count = board.queue.length;
+  $('.queue-caption').textContent = `${count} image${count === 1 ? '' : 's'} · score: ${board.score_label}`;
   write();
   show();
 }
