@@ -199,7 +199,8 @@ def pooled(matrices: np.ndarray, counts: np.ndarray) -> np.ndarray:
     )
 
 
-def _interval(values: np.ndarray) -> tuple[float | None, float | None]:
+def percentile_interval(values: np.ndarray) -> tuple[float | None, float | None]:
+    """The 95% percentile interval of bootstrap values (NaN: undefined in that resample)."""
     defined_values = values[~np.isnan(values)]
     if defined_values.size == 0:
         return None, None
@@ -232,7 +233,7 @@ def compare(
     for quantity in compared_quantities(template.groups, template.annotated):
         a, b = defined(quantity.compute(whole_a)), defined(quantity.compute(whole_b))
         spread = np.asarray(quantity.compute(drawn_b)) - np.asarray(quantity.compute(drawn_a))
-        low, high = _interval(spread)
+        low, high = percentile_interval(spread)
         difference = None if a is None or b is None else b - a
         differences.append(
             Difference(

@@ -12,13 +12,26 @@ IoU under its earlier name), ``per_class_iou`` (class name -> IoU or null), ``gr
 ``confusion`` (20x20, rows = ground truth) and ``details`` (everything
 :meth:`ModelScores.to_dict` gives)) and ``images`` (per image: ``sample_id``, ``scores`` per
 model, ``disagreement`` of the two models on critical pixels when two are evaluated,
-``instances`` with recall per model) and ``comparison`` (null unless two or more models are
-evaluated and ``--bootstrap`` is not 0): the first two models as ``model_a`` and ``model_b``,
-``images``, ``method``, ``confidence`` (0.95), ``resamples``, ``seed`` and ``differences``, one
-per compared quantity (every split score, ``group_iou/<group>`` and ``class_iou/<class>`` for
-each annotated class), each with ``key``, ``label``, ``higher_is_better``, ``a``, ``b``,
-``difference`` (B - A), ``low`` and ``high`` (the interval) and ``verdict`` ("B better", "A
-better", "within noise" or "undefined").
+``instances`` with recall per model and ``size`` (small, medium or large),
+``instances_annotated`` (false without an instance map)), ``objects_by_size`` (below) and
+``comparison`` (null unless two or more models are evaluated and ``--bootstrap`` is not 0):
+the first two models as ``model_a`` and ``model_b``, ``images``, ``method``, ``confidence``
+(0.95), ``resamples``, ``seed`` and ``differences``, one per compared quantity (every split
+score, ``group_iou/<group>`` and ``class_iou/<class>`` for each annotated class), each with
+``key``, ``label``, ``higher_is_better``, ``a``, ``b``, ``difference`` (B - A), ``low`` and
+``high`` (the interval) and ``verdict`` ("B better", "A better", "within noise" or
+"undefined").
+
+``objects_by_size`` has ``annotated`` (false when no image has an instance map: then there
+is nothing to count, which is not zero misses), ``bins`` (``name``, ``min_area`` and
+``max_area`` in pixels at the annotation's resolution, COCO's 32x32 and 96x96; the last
+``max_area`` is null: unbounded), ``cells`` (one per class and size with objects:
+``class``, ``size``, ``objects``, and per model ``missed`` (count), ``miss_rate`` and
+``recall`` (share of objects found)) and ``differences`` (null with one model, else one per
+cell in the same order, keyed ``miss_rate/<class>/<size>``, with the fields of a
+``comparison`` difference: B - A of the miss rates, its interval from the same bootstrap and
+the verdict; ``--bootstrap 0`` leaves the intervals null).
+
 Undefined values are null. The ``--csv`` file has one row per image and model, then one
 per skipped file (its name in ``sample_id``, its reason in ``skipped_reason``). A bad file
 never stops the run: it is skipped, listed (the first 10, all with ``--verbose``) and the
@@ -60,6 +73,7 @@ from models.labels import (
     GroupsError,
     ImportanceGroups,
 )
+from models.object_sizes import ObjectsBySize, objects_by_size
 from models.scores import IMAGE_KEYS, SPLIT_SCORES
 from models.scoring import ModelScores, SplitEvaluator, SplitScores
 from models.spreadsheet import spreadsheet_safe
@@ -111,12 +125,15 @@ def evaluate_split(
             }
             for n, read in enumerate(batch):
                 gt, instances = read.label, read.instances
+                area_scale = 1.0
                 if resolution == "input":
                     preprocessing = next(iter(models.values())).checkpoint.preprocessing
+                    area_scale = gt.size
                     gt = preprocessing.resize_label(gt)
+                    area_scale /= gt.size
                     instances = None if instances is None else preprocessing.resize_label(instances)
                 preds = {name: predictions[name][n].labels for name in models}
-                evaluator.add(read.sample.id, gt, preds, instances)
+                evaluator.add(read.sample.id, gt, preds, instances, area_scale)
         if progress is not None:
             progress(min(start + batch_size, len(samples)), len(samples))
     if len(skipped) == len(samples):
@@ -189,7 +206,11 @@ def results_document(
     models: Mapping[str, LoadedModel],
     groups: ImportanceGroups,
     comparison: Comparison | None = None,
+    objects: ObjectsBySize | None = None,
 ) -> dict:
+    """The documented JSON document (see the module docstring); ``objects`` defaults to the
+    split's objects by size without intervals."""
+    objects = objects_by_size(result.images, list(result.models), 0) if objects is None else objects
     skipped = all_skipped(dataset, result)
     return {
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -207,6 +228,7 @@ def results_document(
             name: model_summary(result.models[name], model) for name, model in models.items()
         },
         "images": [image.to_dict() for image in result.images],
+        "objects_by_size": objects.to_dict(),
         "comparison": None if comparison is None else comparison.to_dict(),
     }
 
@@ -348,7 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(comparison.text(), end="\n\n")
     print(result.report())
     if args.json:
-        document = results_document(dataset, result, models, groups, comparison)
+        objects = objects_by_size(result.images, list(models), args.bootstrap)
+        document = results_document(dataset, result, models, groups, comparison, objects)
         args.json.write_text(json.dumps(document, indent=1, allow_nan=False), encoding="utf-8")
         print(f"wrote {args.json}", file=sys.stderr)
     if args.csv:

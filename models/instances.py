@@ -3,6 +3,10 @@
 Instance maps use the Cityscapes encoding: ``labelId * 1000 + k`` for the k-th object of an
 instance class, a bare label id (< 1000) elsewhere, including crowd regions. A pixel of an
 instance is recalled by a model when the model predicts the instance's trainId there.
+
+Objects are binned by area as COCO bins them (:data:`SIZE_BINS`): small below 32x32 pixels,
+large from 96x96, medium between, counted at the annotation's resolution, because a model
+that misses small persons and one that misses large ones are not equally dangerous.
 """
 
 from __future__ import annotations
@@ -20,6 +24,31 @@ DEFAULT_MIN_RECALL = 0.5
 
 
 @dataclass(frozen=True)
+class SizeBin:
+    """A range of object areas in pixels: ``low <= area < high`` (no ``high``: unbounded)."""
+
+    name: str
+    low: int
+    high: int | None
+
+    def holds(self, area: float) -> bool:
+        return self.low <= area and (self.high is None or area < self.high)
+
+
+SIZE_BINS: tuple[SizeBin, ...] = (
+    SizeBin("small", 0, 32 * 32),
+    SizeBin("medium", 32 * 32, 96 * 96),
+    SizeBin("large", 96 * 96, None),
+)
+"""COCO's object sizes by area at the annotation's resolution, smallest first."""
+
+
+def size_of(area: float) -> str:
+    """The name of the size bin an object of ``area`` pixels falls in."""
+    return next(size.name for size in SIZE_BINS if size.holds(area))
+
+
+@dataclass(frozen=True)
 class InstanceScore:
     """One ground-truth object and how much of it each model recovered."""
 
@@ -28,6 +57,8 @@ class InstanceScore:
     train_id: int
     class_name: str
     pixels: int
+    size: str
+    """Name of its bin of :data:`SIZE_BINS`, by its area at the annotation's resolution."""
     box: tuple[int, int, int, int]
     """(x0, y0, x1, y1) in pixels; x1 and y1 are exclusive, so width = x1 - x0."""
     recall: dict[str, float]
@@ -41,6 +72,7 @@ class InstanceScore:
             "train_id": self.train_id,
             "class_name": self.class_name,
             "pixels": self.pixels,
+            "size": self.size,
             "box": list(self.box),
             "recall": dict(self.recall),
             "missed": dict(self.missed),
@@ -51,14 +83,19 @@ def instance_scores(
     instance_ids: np.ndarray | torch.Tensor,
     preds: Mapping[str, LabelMap],
     min_recall: float = DEFAULT_MIN_RECALL,
+    area_scale: float = 1.0,
 ) -> list[InstanceScore]:
     """Score every person, rider, car, truck, bus, train, motorcycle and bicycle instance.
 
     Instances of other classes (caravan, trailer) are not evaluated by Cityscapes and are
     left out. Only the instance pixels are touched, so the cost follows the object area.
+    ``area_scale`` is the annotation's pixel count per pixel of ``instance_ids`` (above 1
+    when the map was shrunk to the model's input), so sizes are binned as annotated.
     """
     if not 0.0 <= min_recall <= 1.0:
         raise ValueError(f"min_recall must be within 0..1, got {min_recall}")
+    if not area_scale > 0:
+        raise ValueError(f"area_scale must be positive, got {area_scale}")
     if isinstance(instance_ids, torch.Tensor):
         instance_ids = instance_ids.cpu().numpy()
     instance_ids = np.asarray(instance_ids)
@@ -104,6 +141,7 @@ def instance_scores(
                 train_id=int(train_ids[k]),
                 class_name=CLASS_NAMES[train_ids[k]],
                 pixels=int(counts[k]),
+                size=size_of(counts[k] * area_scale),
                 box=(int(x0[k]), int(y0[k]), int(x1[k]), int(y1[k])),
                 recall=recall,
                 missed={name: value < min_recall for name, value in recall.items()},

@@ -120,6 +120,9 @@ class ImageResult:
     """Critical-pixel counts of :func:`models.metrics.disagreement_from_joint` when exactly
     two models are scored: both_right, only_a (the first model), only_b, both_wrong."""
     instances: tuple[InstanceScore, ...] = ()
+    instances_annotated: bool = False
+    """Whether the image came with an instance map: without one, no objects means "not
+    annotated" rather than "none there"."""
 
     def value(self, model: str, key: str) -> float | None:
         return self.scores[model][key]
@@ -130,6 +133,7 @@ class ImageResult:
             "scores": {name: scores.to_dict() for name, scores in self.scores.items()},
             "disagreement": None if self.disagreement is None else dict(self.disagreement),
             "instances": [instance.to_dict() for instance in self.instances],
+            "instances_annotated": self.instances_annotated,
         }
 
 
@@ -168,13 +172,15 @@ def score_image(
     *,
     sample_id: str = "image",
     device: torch.device | str | None = None,
+    area_scale: float = 1.0,
 ) -> ImageResult:
     """Every score of every model on one image (a pure function of its arguments).
 
     ``predictions`` maps model names to label maps, in order (with two, the first is "a"
     of the disagreement counts); ``instance_ids`` (Cityscapes encoding) adds per-instance
-    recall. Counting runs on ``device`` (default: where the predictions are); a bad map is
-    reported with ``sample_id`` and the model's name.
+    recall, with sizes binned at ``area_scale`` annotation pixels per pixel (see
+    :func:`models.instances.instance_scores`). Counting runs on ``device`` (default: where
+    the predictions are); a bad map is reported with ``sample_id`` and the model's name.
     """
     if not predictions:
         raise ValueError(f"{sample_id}: no prediction to score")
@@ -186,8 +192,8 @@ def score_image(
     }
     if instance_ids is None:
         return ImageResult(sample_id, scores, agreement)
-    instances = tuple(instance_scores(instance_ids, predictions, min_recall))
-    return ImageResult(sample_id, scores, agreement, instances)
+    instances = tuple(instance_scores(instance_ids, predictions, min_recall, area_scale))
+    return ImageResult(sample_id, scores, agreement, instances, instances_annotated=True)
 
 
 def _by_group(values: Sequence[float | None], groups: ImportanceGroups) -> dict[str, float | None]:
@@ -383,8 +389,10 @@ class SplitEvaluator:
         gt: LabelMap,
         preds: Mapping[str, LabelMap],
         instance_ids: np.ndarray | None = None,
+        area_scale: float = 1.0,
     ) -> ImageResult:
-        """Add one image: ground truth, each model's prediction, optional instance map."""
+        """Add one image: ground truth, each model's prediction, optional instance map
+        (with ``area_scale`` annotation pixels per pixel of it)."""
         if set(preds) != set(self.model_names):
             raise ValueError(
                 f"{sample_id}: predictions given for {sorted(preds)}, "
@@ -400,6 +408,7 @@ class SplitEvaluator:
             self.min_recall,
             sample_id=sample_id,
             device=self.device,
+            area_scale=area_scale,
         )
         for name, scores in result.scores.items():
             self._totals[name] += scores.confusion

@@ -21,6 +21,7 @@ import pandas as pd
 from db.schema import SEVERITIES, STATUSES
 from models.comparison import COMPARISON_HEADERS
 from models.labels import CLASS_NAMES
+from models.object_sizes import OBJECT_HEADERS
 from reviewer import board, panels
 from reviewer.export import FORMATS
 from reviewer.handlers import (
@@ -129,6 +130,8 @@ def _dataset_outputs(summary: DatasetSummary) -> tuple[Any, ...]:
         summary.confusion_a,
         summary.confusion_b,
         _frame(summary.worst_rows, panels.WORST_HEADERS),
+        summary.objects_message,
+        _frame(summary.object_rows, OBJECT_HEADERS),
     )
 
 
@@ -477,6 +480,10 @@ def _dataset_tab(ui: SimpleNamespace) -> None:
     with gr.Row():
         ui.class_table = gr.Dataframe(interactive=False, label="Per-class IoU")
         ui.summary_table = gr.Dataframe(interactive=False, label="Split scores")
+    ui.objects_message = gr.Markdown(elem_id="objects-by-size")
+    ui.object_table = gr.Dataframe(
+        interactive=False, label="Objects missed by class and size, B - A with 95% intervals"
+    )
     ui.split_iou_plot = gr.Plot()
     ui.split_group_plot = gr.Plot()
     with gr.Row():
@@ -568,7 +575,7 @@ whose change refreshes it."""
 
 DATASET_VIEWS = (
     "evaluation_status comparison_table class_table summary_table split_iou_plot split_group_plot "
-    "split_confusion_a split_confusion_b worst_table"
+    "split_confusion_a split_confusion_b worst_table objects_message object_table"
 )
 """The Dataset tab's outputs, in the order of :func:`_dataset_outputs`."""
 

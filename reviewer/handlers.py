@@ -23,7 +23,8 @@ from models.comparison import Comparison, compare_split
 from models.conditions import condition_tags
 from models.datasets import DatasetError, SkippedFile, count_of, skipped_lines
 from models.evaluate import ProgressCallback, all_skipped
-from models.labels import NUM_EVALUATED
+from models.labels import NUM_EVALUATED, train_id_of
+from models.object_sizes import ObjectsBySize, objects_by_size
 from models.scoring import SplitScores, class_rows, group_iou_rows, split_rows
 from reviewer import board, panels
 from reviewer.background import BackgroundScoring
@@ -502,6 +503,24 @@ class DatasetSummary:
     confusion_a: Any = None
     confusion_b: Any = None
     worst_rows: Rows | None = None
+    objects_message: str = ""
+    """Misses of :data:`HEADLINE_CLASS` by size ("small persons missed: A 41%, B 28% ...")."""
+    object_rows: Rows | None = None
+    """Objects and misses per class and size, B - A of the miss rates with intervals."""
+
+
+HEADLINE_CLASS = train_id_of("person")
+"""The class whose misses by size the Dataset tab states in words: a missed small person is
+the error a safety reviewer asks about first."""
+
+
+@dataclass(frozen=True)
+class PairStatistics:
+    """The paired-bootstrap statistics of one split result: B - A of every score and of
+    the objects' miss rates."""
+
+    comparison: Comparison
+    objects: ObjectsBySize
 
 
 NOT_EVALUATED = (
@@ -515,16 +534,17 @@ class DatasetView:
     """The Dataset tab: the split's scores for a pair, evaluated on request."""
 
     bench: Workbench
-    _comparisons: dict[int, tuple[SplitScores, Comparison]] = field(default_factory=dict)
-    """The comparison of each split result shown, kept with it: pickers and page loads show
+    _statistics: dict[int, tuple[SplitScores, PairStatistics]] = field(default_factory=dict)
+    """The statistics of each split result shown, kept with it: pickers and page loads show
     the same result again and again, and resampling it each time would make them wait."""
 
-    def comparison(self, result: SplitScores) -> Comparison:
-        """The paired bootstrap of B - A on this result (computed once per result)."""
-        kept = self._comparisons.get(id(result))
+    def statistics(self, result: SplitScores) -> PairStatistics:
+        """The paired bootstraps of B - A on this result (computed once per result)."""
+        kept = self._statistics.get(id(result))
         if kept is None or kept[0] is not result:
-            kept = (result, compare_split(result))
-            self._comparisons[id(result)] = kept
+            objects = objects_by_size(result.images, ["A", "B"])
+            kept = (result, PairStatistics(compare_split(result), objects))
+            self._statistics[id(result)] = kept
         return kept[1]
 
     def evaluate(
@@ -548,7 +568,8 @@ class DatasetView:
             [row[0], groups.group_name_of(train_id), *row[1:]]
             for train_id, row in enumerate(class_rows(result.models))
         ]
-        comparison = self.comparison(result)
+        statistics = self.statistics(result)
+        comparison = statistics.comparison
         dataset = self.bench.dataset
         return DatasetSummary(
             f"Evaluated {count_of(len(result.images), 'image')} of "
@@ -568,6 +589,8 @@ class DatasetView:
             group_confusion_figure(a.group_confusion, groups, "A: importance-group confusion"),
             group_confusion_figure(b.group_confusion, groups, "B: importance-group confusion"),
             panels.worst_rows(result, WORST_IMAGES),
+            statistics.objects.headline(HEADLINE_CLASS),
+            statistics.objects.rows() if statistics.objects.annotated else None,
         )
 
 

@@ -4,6 +4,7 @@ readable errors, flags on the image shown, uploads flagged."""
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from dataclasses import astuple
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from models.conditions import condition_tags
 from models.datasets import DatasetError, open_dataset
 from models.inference import InferenceEngine
 from models.labels import DEFAULT_GROUPS
+from models.object_sizes import plural
 from reviewer import panels
 from reviewer.app import AppOptions, Page, build_app
 from reviewer.background import BackgroundScoring
@@ -371,4 +373,11 @@ def test_the_dataset_tab_shows_a_pair_once_it_is_evaluated(handlers) -> None:
     assert first[1:3] == [f"{result.models[m]['miou']:.3f}" for m in ("A", "B")]
     assert first[-1] in ("B better", "A better", "within noise")
     assert evaluated.comparison_title.startswith(f"B - A on {len(bench.dataset)} images; ")
-    assert tab.comparison(result) is tab.comparison(result), "resampled once per result"
+    assert tab.statistics(result) is tab.statistics(result), "resampled once per result"
+    sizes = Counter((i.size, i.class_name) for image in result.images for i in image.instances)
+    assert sizes, "synthetic scenes have persons and vehicles"
+    counted = {row[0]: row[1] for row in evaluated.object_rows}
+    assert counted == {f"{size} {plural(name)}": n for (size, name), n in sizes.items()}
+    said = {part.split(" missed: ")[0] for part in evaluated.objects_message.split(" · ")}
+    persons = {f"{size} persons" for size, name in sizes if name == "person"}
+    assert said == (persons or {"No persons in the split."})

@@ -101,6 +101,9 @@ def test_json_and_csv_hold_the_exact_scores(
     assert miou["low"] <= miou["high"] and miou["verdict"] in VERDICTS
     assert {f"class_iou/{CLASS_NAMES[c]}" for c in dataset.annotated_classes} <= set(by_key)
     assert "class_iou/terrain" not in by_key, "CamVid does not annotate terrain"
+    objects = document["objects_by_size"]
+    assert (objects["annotated"], objects["cells"], objects["differences"]) == (False, [], [])
+    assert not any(image["instances_annotated"] for image in document["images"])
 
 
 def test_cli_reports_bad_input_without_a_traceback(two_models: list[Path], tmp_path: Path) -> None:
