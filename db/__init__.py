@@ -1,7 +1,7 @@
 """Flags on hard cases, their audit trail and cached scores (SQLite, PostgreSQL)."""
 
 from db.config import resolve_db_url
-from db.engine import DatabaseURLError
+from db.engine import DatabaseAccessError, DatabaseURLError
 from db.migrate import SchemaVersionError
 from db.schema import DEFAULT_CATEGORIES, SEVERITIES, STATUSES, TARGETS
 from db.store import (
@@ -27,6 +27,7 @@ __all__ = [
     "SEVERITIES",
     "STATUSES",
     "TARGETS",
+    "DatabaseAccessError",
     "DatabaseURLError",
     "DatasetInfo",
     "FlagEventRecord",

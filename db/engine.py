@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -18,6 +18,59 @@ SQLITE_BEGIN = "sqlite_begin"
 
 class DatabaseURLError(ValueError):
     """The database URL cannot be used (malformed, or a back end this tool does not support)."""
+
+
+class DatabaseAccessError(RuntimeError):
+    """The database at a valid URL cannot be used as it is (not a database, unreachable,
+    read-only, written by a newer version): one line naming it and what to do."""
+
+
+# SQLSTATEs of PostgreSQL that mean "this session may not write here".
+_PG_READ_ONLY = {"25006", "42501"}  # read_only_sql_transaction, insufficient_privilege
+_SQLITE_READ_ONLY = ("attempt to write a readonly database", "readonly database")
+
+
+def is_read_only(error: SQLAlchemyError) -> bool:
+    """Whether a failed statement failed because the database refuses writes."""
+    orig = getattr(error, "orig", None)
+    if getattr(orig, "sqlstate", None) in _PG_READ_ONLY:
+        return True
+    return any(text in str(orig or error) for text in _SQLITE_READ_ONLY)
+
+
+def access_error(url: str, error: SQLAlchemyError) -> DatabaseAccessError:
+    """The one-line explanation of why the database at `url` cannot be used."""
+    parsed = make_url(url)
+    shown = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    shown = shown or parsed.render_as_string(hide_password=True)
+    orig = getattr(error, "orig", None)
+    text = str(orig if orig is not None else error).strip()
+    detail = text.splitlines()[0] if text else type(error).__name__
+    backend = parsed.get_backend_name()
+    if is_read_only(error):
+        fix = (
+            "make the file and its folder writable by this user"
+            if backend == "sqlite"
+            else "grant this user write access"
+        )
+        return DatabaseAccessError(
+            f"the review database {shown} is read-only ({detail}): {fix}, or pass --db with "
+            "a writable database"
+        )
+    if backend == "sqlite" and "not a database" in detail:
+        return DatabaseAccessError(
+            f"{shown} is not a SQLite database ({detail}): pass --db with the "
+            "review database's URL, or move the file away to start a new database there"
+        )
+    if backend == "postgresql":
+        return DatabaseAccessError(
+            f"cannot use the PostgreSQL database {shown}: {detail}; check that the server "
+            "runs and that the URL's host, port, user, password and database name are right"
+        )
+    return DatabaseAccessError(
+        f"cannot use the SQLite database {shown}: {detail}; check that the "
+        "file and its folder exist and are readable and writable by this user"
+    )
 
 
 def make_engine(url: str) -> Engine:

@@ -10,12 +10,14 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
+from db.engine import DatabaseAccessError
+
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 # Arbitrary constant key of the PostgreSQL advisory lock that serialises schema changes.
 _PG_MIGRATION_LOCK = 7_431_802_113
 
 
-class SchemaVersionError(RuntimeError):
+class SchemaVersionError(DatabaseAccessError):
     """The database was written by a newer version of this tool than the one running."""
 
 
@@ -61,7 +63,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             raise SchemaVersionError(
                 f"database {engine.url.render_as_string(hide_password=True)} is at schema "
                 f"revision {current!r}, which this version of the tool does not know (newest "
-                f"known: {script.get_current_head()!r}); upgrade segnet-review-bench"
+                f"known: {script.get_current_head()!r}); upgrade segnet-review-bench to use it"
             )
         target = script.get_current_head() if revision == "head" else revision
         if current != target:

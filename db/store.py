@@ -22,11 +22,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Row, Select, and_, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
 from db.config import resolve_db_url
-from db.engine import SQLITE_BEGIN, make_engine
+from db.engine import SQLITE_BEGIN, access_error, is_read_only, make_engine
 from db.migrate import lock_schema, upgrade
 from db.schema import (
     DEFAULT_CATEGORIES,
@@ -178,10 +178,27 @@ class ImageFlagState:
 # ---------------------------------------------------------------------------- validation helpers
 
 
+def _plain_text(value: str, what: str) -> str:
+    """Text both back ends store alike: PostgreSQL refuses NUL and neither can encode a lone
+    surrogate (half of a UTF-16 pair, e.g. from a badly decoded file name) as UTF-8."""
+    nul = value.find("\x00")
+    if nul >= 0:
+        raise ValidationError(f"{what} contains a NUL character (at position {nul}); remove it")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        code = ord(value[error.start])
+        raise ValidationError(
+            f"{what} contains a lone surrogate U+{code:04X} (at position {error.start}), which "
+            "is not text; retype that character"
+        ) from None
+    return value
+
+
 def _name(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(f"{what} must be a non-empty string, got {value!r}")
-    value = value.strip()
+    value = _plain_text(value.strip(), what)
     if len(value) > MAX_NAME_CHARS:
         raise ValidationError(f"{what} is {len(value)} characters long; at most {MAX_NAME_CHARS}")
     return value
@@ -200,7 +217,7 @@ def _note(value: Any) -> str:
         raise ValidationError(
             f"note is {len(value)} characters long; at most {MAX_NOTE_CHARS} are allowed"
         )
-    return value
+    return _plain_text(value, "note")
 
 
 def _int(value: Any, what: str) -> int:
@@ -307,11 +324,15 @@ class ReviewStore:
     ) -> ReviewStore:
         """Open (creating or upgrading the schema) the store at `url` (see `resolve_db_url`)."""
         wanted = [_name(c, "category") for c in categories] if categories is not None else None
-        engine = make_engine(resolve_db_url(url))
+        resolved = resolve_db_url(url)
+        engine = make_engine(resolved)
         try:
             upgrade(engine)
             store = cls(engine)
             store._seed_categories(wanted)
+        except SQLAlchemyError as error:
+            engine.dispose()
+            raise access_error(resolved, error) from None
         except BaseException:
             engine.dispose()
             raise
@@ -342,8 +363,10 @@ class ReviewStore:
             try:
                 with Session(self._engine, expire_on_commit=False) as session, session.begin():
                     return work(session)
-            except OperationalError as exc:
-                locked = "database is locked" in str(exc.orig)
+            except SQLAlchemyError as exc:
+                if is_read_only(exc):
+                    raise access_error(self.url, exc) from None
+                locked = isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
                 if not locked or attempt == _LOCK_RETRIES - 1:
                     raise
                 time.sleep(0.05 * 2**attempt)

@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
+from models.options import DEVICE_CHOICES
 
 
 class DeviceError(ValueError):

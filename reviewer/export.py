@@ -31,7 +31,9 @@ What is written into ``DIR`` (which must not exist yet):
   Uploaded images have no ground truth.
 
 Everything is built in ``DIR.partial-<pid>`` beside ``DIR`` and renamed to ``DIR`` at the end;
-on any error the partial folder is removed, so a report is either whole or absent.
+on any error the partial folder is removed, so a report is either whole or absent. A partial
+folder or zip left by a killed export (older than an hour, its process gone) is removed by the
+next export into the same folder.
 
 Checkpoints are found by the file hash the store recorded for each model version, among the
 shipped checkpoints and ``--models``. A model whose file is not found still has complete CSV and
@@ -42,12 +44,14 @@ predictions are missing.
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
 import sys
+import time
 import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -64,7 +68,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from tqdm import tqdm
 
 from db.config import resolve_db_url
-from db.engine import DatabaseURLError
+from db.engine import DatabaseAccessError, DatabaseURLError
 from db.schema import SEVERITIES, STATUSES
 from db.store import DatasetInfo, FlagRecord, ModelInfo, ReviewStore, StoredImage, ValidationError
 from models.catalogue import SHIPPED_CHECKPOINTS, ModelCatalogue
@@ -149,6 +153,11 @@ def check_formats(formats: Iterable[str]) -> tuple[str, ...]:
 def check_out(out: str | Path) -> Path:
     """The absolute output folder, which must not exist and whose parent must be writable."""
     out = Path(out).expanduser().absolute()
+    if out.is_file():
+        raise ExportError(
+            f"{out} is a file; --out names a new folder for the export: choose a name that "
+            "does not exist yet"
+        )
     if out.exists() or out.is_symlink():
         raise ExportError(
             f"output folder {out} already exists; an export never writes into an existing "
@@ -179,6 +188,8 @@ def open_store(url: str | None) -> ReviewStore:
             )
     try:
         return ReviewStore.open(resolved)
+    except DatabaseAccessError as error:
+        raise ExportError(str(error)) from None
     except (DatabaseURLError, SQLAlchemyError) as error:
         detail = str(getattr(error, "orig", None) or error).splitlines()[0]
         raise ExportError(f"cannot open the review database {resolved}: {detail}") from None
@@ -612,7 +623,8 @@ def export_report(
     if not flags:
         raise ExportError(f"no flag matches the selection ({_describe_filters(filters)})")
     sources = _sources(store, flags, data, split, model_sources, engine, groups, min_recall)
-    partial = out.with_name(f"{out.name}.partial-{os.getpid()}")
+    remove_stale_partials(out.parent)
+    partial = _partial(out)
     try:
         partial.mkdir()
     except OSError as error:
@@ -635,8 +647,10 @@ def export_report(
         if out.exists():
             raise ExportError(f"{out} was created by someone else during the export")
         os.rename(partial, out)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(error, OSError):
+            raise write_error(out, error) from None
         raise
     images = len({f.image_id for f in flags})
     return ExportResult(
@@ -793,16 +807,75 @@ def zip_export(result: ExportResult) -> Path:
     target = result.out.with_name(f"{result.out.name}.zip")
     if target.exists():
         raise ExportError(f"{target} already exists")
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    partial = _partial(target)
     try:
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
             for path in result.files:
                 archive.write(path, path.relative_to(result.out.parent).as_posix())
         os.replace(partial, target)
-    except BaseException:
+    except BaseException as error:
         partial.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise write_error(target, error) from None
         raise
     return target
+
+
+PARTIAL_MAX_AGE_S = 3600
+"""A partial export or zip this much older than now, whose process is gone, was abandoned
+(a killed export); the next export in the same folder removes it."""
+_PARTIAL = re.compile(r"\.partial-(\d+)$")
+
+
+def _partial(target: Path) -> Path:
+    """Where ``target`` is written before it is moved into place: beside it, named by the
+    process, so two exports never share one and a leftover says whose it was."""
+    return target.with_name(f"{target.name}.partial-{os.getpid()}")
+
+
+def remove_stale_partials(folder: Path, now: float | None = None) -> list[Path]:
+    """Remove the abandoned partial exports and zips in ``folder``; returns what went."""
+    now = time.time() if now is None else now
+    removed = []
+    for entry in folder.iterdir() if folder.is_dir() else ():
+        match = _PARTIAL.search(entry.name)
+        if match is None or entry.is_symlink() or _running(int(match.group(1))):
+            continue
+        try:
+            if now - entry.lstat().st_mtime < PARTIAL_MAX_AGE_S:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError:
+            continue  # not ours to remove (another user's, or already gone)
+        removed.append(entry)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def write_error(target: Path, error: OSError) -> ExportError:
+    """One line for an export stopped by the file system (a full disk, a read-only folder)."""
+    where = f" ({error.filename})" if error.filename else ""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ExportError(
+            f"no space left on the disk of {target}{where}; nothing was written: free some "
+            "space there or pass --out on another disk"
+        )
+    reason = error.strerror or str(error)
+    return ExportError(f"the export to {target} failed: {reason}{where}; nothing was written")
 
 
 # ----------------------------------------------------------------------------- command line

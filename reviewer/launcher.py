@@ -1,5 +1,7 @@
-"""Command line of the review app (``python launch.py --help``): builds the services and
-starts the Gradio server, bound to 127.0.0.1 unless told otherwise."""
+"""Command line of the review app (``python launch.py --help``): parses the options, then
+loads the heavy libraries (torch, Gradio, the database driver) and starts the server in
+:mod:`reviewer.serving`, bound to 127.0.0.1 unless told otherwise. Parsing first keeps
+``--help`` and a mistyped option instant."""
 
 from __future__ import annotations
 
@@ -7,23 +9,10 @@ import argparse
 import logging
 import os
 import shutil
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm import tqdm
-
-from db.config import default_data_dir, resolve_db_url
-from db.store import ReviewStore, ValidationError
-from models.catalogue import ModelCatalogue
-from models.checkpoints import CheckpointError
-from models.datasets import DatasetError, open_dataset, skipped_lines
-from models.device import DEVICE_CHOICES, DeviceError
-from models.inference import InferenceEngine
-from models.labels import DEFAULT_GROUPS, GroupsError, ImportanceGroups
-from models.synthetic import DEMO_DATA, resolve_data
-from reviewer.app import CSS, AppOptions, build_app
-from reviewer.workbench import Workbench
+from models.options import DEMO_DATA, DEVICE_CHOICES
 
 DEFAULT_MAX_UPLOAD_MB = 50
 """A road photo is a few MB; anything far larger is not one and costs memory to receive."""
@@ -91,41 +80,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def prepare(args: argparse.Namespace) -> tuple[Workbench, AppOptions]:
-    """The workbench the app serves and the app's options; when the split has no cached
-    scores for the default pair, their first evaluation starts behind the app."""
-    groups = ImportanceGroups.load(args.groups) if args.groups else DEFAULT_GROUPS
-    dataset = open_dataset(resolve_data(args.data), args.split)
-    print(dataset.describe(), file=sys.stderr)
-    for line in skipped_lines(dataset.skipped, dataset.root):
-        print(line, file=sys.stderr)
-    catalogue = ModelCatalogue.discover(args.models, shipped=not args.only_my_models)
-    for path, reason in catalogue.skipped:
-        print(f"  skipped model {path.name}: {reason}", file=sys.stderr)
-    data_dir = default_data_dir()
-    bench = Workbench(
-        dataset=dataset,
-        engine=InferenceEngine(device=args.device),
-        store=ReviewStore.open(resolve_db_url(args.db)),
-        catalogue=catalogue,
-        upload_dir=data_dir / "uploads",
-        groups=groups,
-    )
-    options = AppOptions(
-        export_dir=(args.export_dir or data_dir / "exports").expanduser().resolve(),
-    )
-    first, second = catalogue.pair_for(dataset.kind)
-    if (
-        dataset.has_labels
-        and not args.no_evaluate
-        and bench.scores.cached_scores(first, second) is None
-    ):
-        bar = tqdm(total=len(dataset), desc="first evaluation of the split", unit="img")
-        scoring = bench.score_in_background(first, second, lambda done, _: bar.update(done - bar.n))
-        scoring.future.add_done_callback(lambda _: bar.close())
-    return bench, options
-
-
 def private_temp_dir(data_dir: Path, port: int) -> Path:
     """Gradio's temporary folder for this app, made its own: Gradio serves what lies in its
     temporary folder, and by default every Gradio app on the machine shares one under /tmp.
@@ -142,34 +96,6 @@ def private_temp_dir(data_dir: Path, port: int) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     args = build_parser().parse_args(argv)
-    os.umask(0o077)  # databases, uploads and exports are readable by their owner only
-    private_temp_dir(default_data_dir(), args.port)
-    try:
-        bench, options = prepare(args)
-    except (
-        DatasetError,
-        CheckpointError,
-        GroupsError,
-        DeviceError,
-        ValidationError,
-        FileNotFoundError,
-        ValueError,
-    ) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    app = build_app(bench, options)
-    options.export_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        app.queue(default_concurrency_limit=4).launch(
-            server_name=args.host,
-            server_port=args.port,
-            allowed_paths=[str(options.export_dir)],
-            css=CSS,
-            show_error=False,
-            footer_links=[],
-            max_file_size=args.max_upload_mb * 1024**2,
-        )
-    except OSError as error:
-        print(f"error: cannot serve on {args.host}:{args.port}: {error}", file=sys.stderr)
-        return 2
-    return 0
+    from reviewer.serving import serve
+
+    return serve(args)

@@ -20,6 +20,7 @@ import numpy as np
 
 from models.datasets import SYNTHETIC_STAMP
 from models.labels import LABEL_COLOR_BY_ID, NUM_EVALUATED
+from models.options import DEMO_DATA
 from models.synthetic.render import Scene, SyntheticError, check_size, render_requiring
 
 GENERATOR_VERSION = 1
@@ -57,8 +58,6 @@ class SyntheticSettings:
 
 DEMO_SETTINGS = SyntheticSettings(counts={"train": 1000, "val": 200, "test": 200})
 DEMO_FOLDER = "demo-v1"
-DEMO_DATA = "demo"
-"""What a user passes as ``--data`` to mean the demo set."""
 
 
 def sample_name(split: str, index: int) -> tuple[str, str]:
@@ -240,9 +239,19 @@ def resolve_data(data: str | Path) -> Path:
     return ensure_demo_dataset() if str(data) == DEMO_DATA else Path(data)
 
 
+def demo_folder(cache_dir: Path | None = None) -> Path:
+    """Where the demo set is kept (made there on first use)."""
+    return (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / DEMO_FOLDER
+
+
+def demo_dataset_ready(cache_dir: Path | None = None) -> bool:
+    """Whether the demo set is there and complete (else the next use generates it)."""
+    return is_complete(demo_folder(cache_dir), DEMO_SETTINGS)
+
+
 def ensure_demo_dataset(cache_dir: Path | None = None, progress: bool = True) -> Path:
     """The demo set's folder, generated on first use (or when an earlier run was cut short)."""
-    out = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / DEMO_FOLDER
+    out = demo_folder(cache_dir)
     if is_complete(out, DEMO_SETTINGS):
         return out
     return generate_dataset(
