@@ -18,6 +18,7 @@ from models.inference import Resolution
 from models.instances import DEFAULT_MIN_RECALL
 from models.labels import DEFAULT_GROUPS, ImportanceGroups
 from models.metrics import check_severity, default_severity_matrix
+from models.taxonomy import DEFAULT_BAND
 
 FINGERPRINT_CHARS = 32
 """Hex digits kept of the SHA-256: 128 bits, no collision between settings in practice."""
@@ -26,12 +27,14 @@ FINGERPRINT_CHARS = 32
 @dataclass(frozen=True, eq=False)
 class ScoringSettings:
     """Everything that changes a per-image score: importance groups, severity matrix
-    (default: derived from the groups), minimum instance recall and scoring resolution."""
+    (default: derived from the groups), minimum instance recall, scoring resolution and the
+    width of the error taxonomy's boundary band (a share of the image diagonal)."""
 
     groups: ImportanceGroups = DEFAULT_GROUPS
     severity: np.ndarray | None = None
     min_recall: float = DEFAULT_MIN_RECALL
     resolution: Resolution = "label"
+    taxonomy_band: float = DEFAULT_BAND
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -54,4 +57,5 @@ class ScoringSettings:
             "severity": self.severity.tolist(),
             "min_recall": float(self.min_recall),
             "resolution": self.resolution,
+            "taxonomy_band": float(self.taxonomy_band),
         }
