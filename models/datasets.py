@@ -358,6 +358,27 @@ def read_rgb_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
 
 
+def read_picture(path: Path, shown_as: str | None = None) -> np.ndarray:
+    """Any picture a person hands in (grey, with alpha, 16-bit, turned by its EXIF tag) as
+    8-bit RGB, decoded only once its header says it is within the pixel limit; errors name
+    it ``shown_as`` (the name the person knows it by) and say what is wrong."""
+    name = shown_as or str(path)
+    size = image_size(path)
+    if size is None:
+        raise DatasetError(
+            f"{name}: not an image this app can read (PNG, JPEG, BMP, TIFF or WebP), or its "
+            "header is cut short"
+        )
+    check_pixels(name, *size)
+    try:
+        array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        array = None
+    if array is None:
+        raise DatasetError(f"{name}: cannot be decoded (corrupt, truncated or not an image)")
+    return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+
+
 def read_label_values(path: Path, max_value: int) -> np.ndarray:
     """Read an 8-bit single-valued label PNG (grey, or RGB with equal channels)."""
     check_header(path, "label")

@@ -15,7 +15,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
-import numpy as np
 import pandas as pd
 
 from db.schema import SEVERITIES, STATUSES
@@ -36,6 +35,7 @@ from reviewer.handlers import (
     DuplicateFlag,
     FlagDesk,
     ReviewDesk,
+    Upload,
     UploadDesk,
     default_pairs,
     export_flags,
@@ -291,7 +291,7 @@ class Page:
 
     @friendly
     def predict_upload(
-        self, image: np.ndarray | None, name_a: str, name_b: str, opacity: float
+        self, image: Upload, name_a: str, name_b: str, opacity: float
     ) -> tuple[Any, ...]:
         shown = self.uploads.predict(image, (name_a, name_b), opacity)
         return (
@@ -303,9 +303,7 @@ class Page:
         )
 
     @friendly
-    def flag_upload(
-        self, image: np.ndarray | None, name_a: str, name_b: str, *form: str
-    ) -> tuple[str, str]:
+    def flag_upload(self, image: Upload, name_a: str, name_b: str, *form: str) -> tuple[str, str]:
         """Outputs: the message and the duplicate asked about, as :meth:`save_flag`."""
         *judgement, confirmed = form
         try:
@@ -542,7 +540,8 @@ def _upload_tab(bench: Workbench, ui: SimpleNamespace) -> None:
     with gr.Row():
         ui.upload = gr.Image(
             label="Your road scene",
-            type="numpy",
+            type="filepath",
+            image_mode=None,
             sources=["upload", "clipboard"],
             elem_id="upload-image",
         )
@@ -667,14 +666,18 @@ def _wire_flags(page: Page, ui: SimpleNamespace) -> None:
         [ui.flags_status, ui.flags_severity, ui.flags_category, ui.export_formats],
         [ui.export_message, ui.export_file],
     )
+    # preprocess=False: the handlers read the uploaded file themselves (see handlers._rgb),
+    # bounded by the pixel limit; the inputs' other values are plain strings and numbers.
     ui.run_upload.click(
         page.predict_upload,
         [ui.upload, ui.upload_model_a, ui.upload_model_b, ui.opacity],
         [ui.upload_a, ui.upload_b, ui.upload_diff, ui.upload_summary, ui.upload_legend],
+        preprocess=False,
     )
     form = [ui.reviewer, ui.upload_target, ui.upload_severity, ui.upload_category, ui.upload_note]
     ui.flag_upload_button.click(
         page.flag_upload,
         [ui.upload, ui.upload_model_a, ui.upload_model_b, *form, ui.upload_duplicate_asked],
         [ui.upload_status, ui.upload_duplicate_asked],
+        preprocess=False,
     )

@@ -21,7 +21,7 @@ from models.catalogue import UPLOAD_KIND
 from models.checkpoints import CheckpointError
 from models.comparison import Comparison, compare_split
 from models.conditions import condition_tags
-from models.datasets import DatasetError, SkippedFile, count_of, skipped_lines
+from models.datasets import DatasetError, SkippedFile, count_of, read_picture, skipped_lines
 from models.evaluate import ProgressCallback, all_skipped
 from models.labels import NUM_EVALUATED, train_id_of
 from models.object_sizes import ObjectsBySize, objects_by_size
@@ -647,10 +647,22 @@ def export_flags(
     return message, str(archive)
 
 
-def _rgb(image: np.ndarray | None) -> np.ndarray:
-    """An uploaded picture as contiguous 8-bit RGB (alpha dropped)."""
+Upload = np.ndarray | dict | None
+"""An uploaded picture: an RGB(A) array, or the upload component's file record as Gradio
+gives it unprocessed (``path`` in the app's temporary folder, checked by Gradio, and
+``orig_name``, the file's name on the person's machine), or None before an upload."""
+
+
+def _rgb(image: Upload) -> np.ndarray:
+    """An uploaded picture as contiguous 8-bit RGB (alpha dropped). A file record is read
+    here, not by Gradio, so that a bomb is refused from its header and a file that is not
+    an image gets a message saying so instead of a bare "Error"."""
     if image is None:
         raise ValueError("Upload an image first.")
+    if isinstance(image, dict):
+        if not image.get("path"):
+            raise ValueError("The image did not arrive as a file; upload it again.")
+        return read_picture(Path(image["path"]), image.get("orig_name") or "your image")
     return np.ascontiguousarray(image[..., :3]).astype(np.uint8)
 
 
@@ -672,9 +684,7 @@ class UploadDesk:
     bench: Workbench
     flags: FlagDesk
 
-    def predict(
-        self, image: np.ndarray | None, pair: tuple[str, str], opacity: float
-    ) -> UploadPrediction:
+    def predict(self, image: Upload, pair: tuple[str, str], opacity: float) -> UploadPrediction:
         """Both predictions and where they differ, with a warning for each model not
         trained for photos like these."""
         view = self.bench.views.view_upload(_rgb(image), *pair)
@@ -695,7 +705,7 @@ class UploadDesk:
 
     def flag(
         self,
-        image: np.ndarray | None,
+        image: Upload,
         pair: tuple[str, str],
         judgement: tuple[str, str, str, str, str],
         confirmed: str = "",

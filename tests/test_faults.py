@@ -32,12 +32,13 @@ from models.datasets import (
     DEFAULT_MAX_PIXELS,
     MAX_PIXELS_ENV,
     DatasetError,
+    SegmentationDataset,
     open_dataset,
     read_rgb_image,
 )
 from models.inference import InferenceEngine
 from reviewer import launcher
-from reviewer.handlers import DatasetView
+from reviewer.handlers import DatasetView, FlagDesk, UploadDesk, readable
 from reviewer.report import ExportedFlag, flag_to_json, write_flags_csv
 from reviewer.text import markdown_text
 from reviewer.workbench import Workbench
@@ -51,16 +52,40 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
 
-def write_png_bomb(path: Path, width: int, height: int) -> Path:
-    """A valid 8-bit RGB PNG of zeros: a few hundred KB that decode to width*height*3 bytes."""
+ZERO_CHUNK = 1 << 24
+"""Zero bytes per deflate block of a bomb: every block after the first compresses alike."""
+
+
+def _zeros_deflated(total: int) -> bytes:
+    """A zlib stream of ``total`` zero bytes, built in a second for gigabytes: each chunk is
+    ended by a full flush, which resets the compressor, so all chunks but the first
+    compress to the same bytes and are repeated; the trailer's Adler-32 is that of
+    ``total`` zeros (a = 1, b = total mod 65521)."""
+    chunks, rest = divmod(total, ZERO_CHUNK)
+    if chunks < 2:
+        return zlib.compress(bytes(total), 9)
     compressor = zlib.compressobj(9)
-    row = b"\0" * (1 + 3 * width)
-    parts = [compressor.compress(row) for _ in range(height)]
-    idat = b"".join(parts) + compressor.flush()
+    first = compressor.compress(bytes(ZERO_CHUNK)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    repeated = compressor.compress(bytes(ZERO_CHUNK)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    end = compressor.compress(bytes(rest)) + compressor.flush()
+    adler = ((total % 65521) << 16) | 1
+    return first + repeated * (chunks - 1) + end[:-4] + adler.to_bytes(4, "big")
+
+
+def write_png_bomb(path: Path, width: int, height: int) -> Path:
+    """A valid 8-bit RGB PNG of zeros: a few MB that decode to width*height*3 bytes."""
+    total = height * (1 + 3 * width)
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    png = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat)
+    png = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", _zeros_deflated(total))
     path.write_bytes(png + _chunk(b"IEND", b""))
     return path
+
+
+def test_the_bombs_are_valid_pngs(tmp_path: Path) -> None:
+    bomb = write_png_bomb(tmp_path / "bomb.png", 3000, 2000)
+    decoded = cv2.imread(str(bomb), cv2.IMREAD_UNCHANGED)
+    assert decoded.shape == (2000, 3000, 3) and not decoded.any()
+    assert bomb.stat().st_size < decoded.nbytes / 500
 
 
 def _peak_of(code: str, env: dict[str, str] | None = None) -> tuple[dict, int]:
@@ -83,20 +108,42 @@ def _peak_of(code: str, env: dict[str, str] | None = None) -> tuple[dict, int]:
     return result, int(result.pop("peak"))
 
 
-def test_a_png_bomb_is_refused_from_its_header_in_little_memory(tmp_path: Path) -> None:
-    bomb = write_png_bomb(tmp_path / "bomb.png", 12000, 12000)
-    assert bomb.stat().st_size < 1024**2
+def _refusal_in_fresh_process(setup: str, call: str, error: str) -> tuple[str | None, int]:
+    """The message of the ``error`` that ``call`` raises after ``setup`` in a fresh
+    interpreter (None if it raises none), and that process's peak memory in bytes."""
     code = (
-        "from pathlib import Path\n"
-        "from models.datasets import DatasetError, read_rgb_image\n"
+        f"{setup}\n"
         "try:\n"
-        f"    read_rgb_image(Path({str(bomb)!r}))\n"
+        f"    {call}\n"
         "    result = {'error': None}\n"
-        "except DatasetError as error:\n"
+        f"except {error} as error:\n"
         "    result = {'error': str(error)}\n"
     )
     result, peak = _peak_of(code)
-    assert result["error"] == (
+    return result["error"], peak
+
+
+def bench_for(dataset: SegmentationDataset, models: Path, folder: Path) -> Workbench:
+    """A workbench over ``dataset`` with the checkpoints of ``models`` and a SQLite store
+    and upload folder in ``folder``."""
+    return Workbench(
+        dataset=dataset,
+        engine=InferenceEngine(device="cpu"),
+        store=ReviewStore.open(f"sqlite:///{folder / 'review.db'}"),
+        catalogue=ModelCatalogue.discover([models], shipped=False),
+        upload_dir=folder / "uploads",
+    )
+
+
+def test_a_png_bomb_is_refused_from_its_header_in_little_memory(tmp_path: Path) -> None:
+    bomb = write_png_bomb(tmp_path / "bomb.png", 12000, 12000)
+    assert bomb.stat().st_size < 1024**2
+    error, peak = _refusal_in_fresh_process(
+        "from pathlib import Path\nfrom models.datasets import DatasetError, read_rgb_image",
+        f"read_rgb_image(Path({str(bomb)!r}))",
+        "DatasetError",
+    )
+    assert error == (
         f"{bomb}: 12000x12000 is 144 MP, above the limit of 40 MP (set {MAX_PIXELS_ENV} to "
         "raise it)"
     )
@@ -114,16 +161,70 @@ def test_the_pixel_limit_can_be_raised(tmp_path: Path, monkeypatch: pytest.Monke
     assert DEFAULT_MAX_PIXELS == 40_000_000
 
 
-def test_a_checkpoint_claiming_a_huge_input_is_refused(tmp_path: Path) -> None:
+def test_a_checkpoint_claiming_a_huge_input_is_refused_in_little_memory(tmp_path: Path) -> None:
     shipped = torch.load(ROOT / "models/checkpoints/segnet-ce.pt", weights_only=True)
     shipped["metadata"]["preprocessing"]["input_size"] = [60000, 60000]
     torch.save(shipped, tmp_path / "huge.pt")
-    with pytest.raises(CheckpointError) as refusal:
-        load_checkpoint(tmp_path / "huge.pt")
-    assert str(refusal.value) == (
+    error, peak = _refusal_in_fresh_process(
+        "from models.checkpoints import CheckpointError\n"
+        "from models.inference import InferenceEngine",
+        f"InferenceEngine(device='cpu').load({str(tmp_path / 'huge.pt')!r})",
+        "CheckpointError",
+    )
+    assert error == (
         f"{tmp_path / 'huge.pt'}: invalid checkpoint metadata (input size must be 1..4096 per "
         "side, got 60000x60000)"
     )
+    assert peak < PEAK_LIMIT_BYTES
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "huge.pt")
+
+
+def test_a_12000_pixel_square_upload_is_refused_in_little_memory(
+    tiny_synthetic: Path, tiny_models: Path, tmp_path: Path
+) -> None:
+    bomb = write_png_bomb(tmp_path / "upload.png", 12000, 12000)
+    assert bomb.stat().st_size < 1024**2
+    folders = [str(tiny_synthetic), str(tiny_models), str(tmp_path)]
+    error, peak = _refusal_in_fresh_process(
+        "from pathlib import Path\n"
+        "from models.datasets import DatasetError, open_dataset\n"
+        "from reviewer.handlers import FlagDesk, UploadDesk\n"
+        "from tests.test_faults import bench_for\n"
+        f"data, models, folder = [Path(f) for f in {folders!r}]\n"
+        "bench = bench_for(open_dataset(data, 'val'), models, folder)\n"
+        f"upload = {{'path': {str(bomb)!r}, 'orig_name': 'my photo.png'}}",
+        "UploadDesk(bench, FlagDesk(bench)).predict(upload, ('segnet-ce', 'segnet-ial'), 0.5)",
+        "DatasetError",
+    )
+    assert error == (
+        f"my photo.png: 12000x12000 is 144 MP, above the limit of 40 MP (set {MAX_PIXELS_ENV} "
+        "to raise it)"
+    )
+    assert peak < PEAK_LIMIT_BYTES
+
+
+def test_a_30000_pixel_square_png_in_a_split_is_skipped_in_little_memory(
+    clean_split: Path, tiny_models: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "split"
+    shutil.copytree(clean_split, root)
+    bomb = write_png_bomb(root / "val" / "ZZbomb.png", 30000, 30000)
+    assert bomb.stat().st_size < 5 * 1024**2
+    _png(root / "valannot" / "ZZbomb.png", np.zeros(SMALL, np.uint8))
+    code = (
+        "from pathlib import Path\n"
+        "from tests.test_faults import _evaluate\n"
+        f"folders = [Path(f) for f in {[str(root), str(tiny_models), str(tmp_path)]!r}]\n"
+        "result = {'code': _evaluate(*folders)}\n"
+    )
+    result, peak = _peak_of(code)
+    assert result == {"code": 0}
+    assert peak < PEAK_LIMIT_BYTES
+    document = json.loads((tmp_path / "scores.json").read_text(encoding="utf-8"))
+    reason = f"30000x30000 is 900 MP, above the limit of 40 MP (set {MAX_PIXELS_ENV} to raise it)"
+    assert document["dataset"]["skipped"] == [{"path": str(bomb), "reason": reason}]
+    assert document["dataset"]["images"] == GOOD_IMAGES
 
 
 def _flag(**text: str) -> ExportedFlag:
@@ -413,12 +514,7 @@ def test_the_app_starts_without_decoding_and_ranks_the_images_it_can_score(
 
     with monkeypatch.context() as patch:
         patch.setattr("models.datasets._decode", no_decoding)
-        bench = Workbench(
-            dataset=dataset,
-            engine=InferenceEngine(device="cpu"),
-            store=ReviewStore.open(f"sqlite:///{tmp_path / 'review.db'}"),
-            catalogue=ModelCatalogue.discover([tiny_models], shipped=False),
-        )
+        bench = bench_for(dataset, tiny_models, tmp_path)
     pair = ("segnet-ce", "segnet-ial")
     bench.score_in_background(*pair).future.result(timeout=300)
     rows = bench.queue.rows(*pair, "safety error of A")
@@ -436,3 +532,41 @@ def test_the_app_starts_without_decoding_and_ranks_the_images_it_can_score(
         assert markdown_text(line) in message
     assert "Evaluated 4 images" in message
     assert bench.registry.image_count == 5
+
+
+@pytest.mark.parametrize(
+    ("name", "contents", "reason"),
+    [
+        (
+            "notes.png",
+            b"meeting notes",
+            "not an image this app can read (PNG, JPEG, BMP, TIFF or WebP), or its header is "
+            "cut short",
+        ),
+        (
+            "empty.jpg",
+            b"",
+            "not an image this app can read (PNG, JPEG, BMP, TIFF or WebP), or "
+            "its header is cut short",
+        ),
+    ],
+)
+def test_a_non_image_upload_gets_a_message_naming_it(
+    tiny_synthetic: Path, tiny_models: Path, tmp_path: Path, name: str, contents: bytes, reason: str
+) -> None:
+    bench = bench_for(open_dataset(tiny_synthetic, "val"), tiny_models, tmp_path)
+    (tmp_path / "upload").write_bytes(contents)
+    upload = {"path": str(tmp_path / "upload"), "orig_name": name}
+    desk = UploadDesk(bench, FlagDesk(bench))
+    pair = ("segnet-ce", "segnet-ial")
+    for act in (
+        lambda: desk.predict(upload, pair, 0.5),
+        lambda: desk.flag(upload, pair, ("ana", "model A", "major", "other", "")),
+    ):
+        with pytest.raises(DatasetError) as refusal:
+            act()
+        assert readable(refusal.value, "upload") == f"{name}: {reason}"
+    grey = np.random.default_rng(3).integers(0, 256, (40, 60), dtype=np.uint8)
+    _png(tmp_path / "grey.png", grey)
+    shown = desk.predict({"path": str(tmp_path / "grey.png"), "orig_name": "g.png"}, pair, 0.5)
+    assert shown.prediction_a.shape[:2] == (40, 60), "a grey photo is read as RGB"
