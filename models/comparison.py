@@ -1,12 +1,13 @@
 """Is B better than A on this split, or is the gap noise? A paired bootstrap over images.
 
 Each resample draws the split's images with replacement (the same draw for both models, so
-the comparison is paired), pools each model's per-image confusion matrices over the draw and
-recomputes both models' split scores from the pooled counts, exactly as the split's own
-scores are computed. The 2.5th and 97.5th percentiles of B - A over the resamples give a 95%
-interval; an interval that contains 0 means the split cannot tell the models apart on that
-score. All resamples are scored in one call of each metric function (they take stacks of
-matrices), so a thousand resamples of a large split stay quick.
+the comparison is paired), pools each model's per-image confusion matrices and error-taxonomy
+counts over the draw and recomputes both models' split scores from the pooled counts,
+exactly as the split's own scores are computed. The 2.5th and 97.5th percentiles of B - A
+over the resamples give a 95% interval; an interval that contains 0 means the split cannot
+tell the models apart on that score. All resamples are scored in one call of each metric
+function (they take stacks of matrices), so a thousand resamples of a large split stay
+quick.
 
 Compared: every split score of :data:`models.scores.SPLIT_SCORES`, the IoU of each
 importance group and the IoU of each class the dataset annotates.
@@ -209,8 +210,25 @@ def percentile_interval(values: np.ndarray) -> tuple[float | None, float | None]
     return float(low), float(high)
 
 
-def _stats(matrix: np.ndarray, template: ConfusionStats) -> ConfusionStats:
-    return ConfusionStats(matrix, template.groups, template.severity, template.annotated)
+def _whole_and_drawn(
+    matrices: np.ndarray,
+    taxonomy: np.ndarray | None,
+    counts: np.ndarray,
+    template: ConfusionStats,
+) -> tuple[ConfusionStats, ConfusionStats]:
+    """One model's per-image counts added up over the split, and over each resample."""
+
+    def stats(matrix: np.ndarray, pooled_taxonomy: np.ndarray | None) -> ConfusionStats:
+        return ConfusionStats(
+            matrix, template.groups, template.severity, template.annotated, pooled_taxonomy
+        )
+
+    if taxonomy is None:
+        return stats(matrices.sum(axis=0), None), stats(pooled(matrices, counts), None)
+    return (
+        stats(matrices.sum(axis=0), taxonomy.sum(axis=0)),
+        stats(pooled(matrices, counts), pooled(taxonomy, counts)),
+    )
 
 
 def compare(
@@ -220,15 +238,18 @@ def compare(
     names: Sequence[str] = ("A", "B"),
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
+    taxonomies: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Comparison:
     """B - A with 95% intervals from a paired bootstrap of the per-image matrices
-    (images, 20, 20) of each model; ``template`` gives groups, severity and annotated
-    classes (its matrix is ignored)."""
+    (images, 20, 20) of each model and, when given, their per-image taxonomy counts
+    (images, COUNT_LENGTH), resampled with the same draws; ``template`` gives groups,
+    severity and annotated classes (its matrix is ignored)."""
     if matrices_a.shape != matrices_b.shape or len(matrices_a) == 0:
         raise ValueError("need the same non-empty set of images for both models")
     counts = resample_counts(len(matrices_a), resamples, seed)
-    whole_a, whole_b = (_stats(m.sum(axis=0), template) for m in (matrices_a, matrices_b))
-    drawn_a, drawn_b = (_stats(pooled(m, counts), template) for m in (matrices_a, matrices_b))
+    taxonomy_a, taxonomy_b = (None, None) if taxonomies is None else taxonomies
+    whole_a, drawn_a = _whole_and_drawn(matrices_a, taxonomy_a, counts, template)
+    whole_b, drawn_b = _whole_and_drawn(matrices_b, taxonomy_b, counts, template)
     differences = []
     for quantity in compared_quantities(template.groups, template.annotated):
         a, b = defined(quantity.compute(whole_a)), defined(quantity.compute(whole_b))
@@ -269,4 +290,17 @@ def compare_split(
         np.stack([image.scores[name].confusion for image in result.images])
         for name in (name_a, name_b)
     ]
-    return compare(*matrices, template, (name_a, name_b), resamples, seed)
+    counted = all(
+        image.scores[name].taxonomy is not None
+        for image in result.images
+        for name in (name_a, name_b)
+    )
+    taxonomies = (
+        tuple(
+            np.stack([image.scores[name].taxonomy for image in result.images])
+            for name in (name_a, name_b)
+        )
+        if counted
+        else None
+    )
+    return compare(*matrices, template, (name_a, name_b), resamples, seed, taxonomies)

@@ -7,13 +7,21 @@ The JSON written by ``--json`` has the top-level keys ``dataset`` (root, layout,
 failing to decode, as ``path`` and ``reason``), ``split``, ``groups``, ``models`` (per model:
 ``checkpoint``, ``hash``, ``loss``, every split score of :data:`models.scores.SCORES` under its
 key (``miou``, ``frequency_weighted_iou``, ``pixel_accuracy``, ``critical_miss_rate``,
-``false_alarm_rate``, ``safety_error``, ``expected_cost``), ``fw_iou`` (the frequency-weighted
-IoU under its earlier name), ``per_class_iou`` (class name -> IoU or null), ``group_iou``,
-``confusion`` (20x20, rows = ground truth) and ``details`` (everything
+``critical_segment_share``, ``false_alarm_rate``, ``safety_error``, ``expected_cost``,
+``boundary_iou``, ``boundary_error_rate``, ``extent_error_rate``, ``segment_error_rate``: the
+last five and ``critical_segment_share`` come from the error taxonomy of
+:mod:`models.taxonomy` and are null with ``--no-taxonomy``), ``fw_iou`` (the
+frequency-weighted IoU under its earlier name), ``per_class_iou`` (class name -> IoU or null),
+``per_class_boundary_iou`` (class name -> Boundary IoU or null), ``group_iou``, ``taxonomy``
+(the split's error-taxonomy counts: ``judged_pixels``, ``boundary_errors``, ``extent_errors``,
+``segment_errors``, ``critical_misses``, ``critical_segment_misses`` and the per-class
+``boundary_iou_intersection`` and ``boundary_iou_union`` pixels, 19 each; null with
+``--no-taxonomy``), ``confusion`` (20x20, rows = ground truth) and ``details`` (everything
 :meth:`ModelScores.to_dict` gives)) and ``images`` (per image: ``sample_id``, ``scores`` per
-model, ``disagreement`` of the two models on critical pixels when two are evaluated,
-``instances`` with recall per model and ``size`` (small, medium or large),
-``instances_annotated`` (false without an instance map)), ``objects_by_size`` (below) and
+model, each with the image's ``taxonomy`` counts, ``disagreement`` of the two models on
+critical pixels when two are evaluated, ``instances`` with recall per model and ``size``
+(small, medium or large), ``instances_annotated`` (false without an instance map)),
+``objects_by_size`` (below) and
 ``comparison`` (null unless two or more models are evaluated and ``--bootstrap`` is not 0):
 the first two models as ``model_a`` and ``model_b``, ``images``, ``method``, ``confidence``
 (0.95), ``resamples``, ``seed`` and ``differences``, one per compared quantity (every split
@@ -94,8 +102,10 @@ def evaluate_split(
     resolution: Resolution = "label",
     min_recall: float = DEFAULT_MIN_RECALL,
     progress: ProgressCallback | None = None,
+    taxonomy: bool = True,
 ) -> SplitScores:
-    """Scores of every model over the split, with per-image and per-instance scores."""
+    """Scores of every model over the split, with per-image and per-instance scores;
+    ``taxonomy`` off leaves out the error taxonomy and Boundary IoU."""
     if not dataset.has_labels:
         raise DatasetError(f"{dataset.describe()}: cannot evaluate a split without labels")
     if resolution == "input":
@@ -108,6 +118,7 @@ def evaluate_split(
         annotated_classes=dataset.annotated_classes,
         device=engine.device,
         min_recall=min_recall,
+        taxonomy=taxonomy,
     )
     samples = dataset.samples
     skipped: list[SkippedFile] = []
@@ -194,7 +205,9 @@ def model_summary(scores: ModelScores, model: LoadedModel) -> dict:
         **{score.key: scores[score.key] for score in SPLIT_SCORES},
         "fw_iou": scores["frequency_weighted_iou"],
         "per_class_iou": {c["name"]: c["iou"] for c in details["classes"]},
+        "per_class_boundary_iou": {c["name"]: c["boundary_iou"] for c in details["classes"]},
         "group_iou": details["group_iou"],
+        "taxonomy": details["taxonomy"],
         "confusion": details["confusion"],
         "details": details,
     }
@@ -331,6 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MIN_RECALL,
         help="an instance is missed below this recall (default 0.5)",
     )
+    parser.add_argument(
+        "--no-taxonomy",
+        dest="taxonomy",
+        action="store_false",
+        help="leave out the error taxonomy (boundary / extent / segment errors) and "
+        "Boundary IoU, for a faster evaluation",
+    )
     return parser
 
 
@@ -356,6 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 resolution=args.resolution,
                 min_recall=args.min_recall,
                 progress=lambda done, _total: bar.update(done - bar.n),
+                taxonomy=args.taxonomy,
             )
     except (DatasetError, CheckpointError, GroupsError, DeviceError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

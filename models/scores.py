@@ -2,7 +2,8 @@
 
 Each entry says what a person reads (its label), which way is better, how it is written
 (three decimals or a percentage), whether it exists per image, per split or both, and the
-metric function of :mod:`models.metrics` that computes it from a confusion matrix. Tables,
+metric function that computes it from a confusion matrix (:mod:`models.metrics`) or from
+the error-taxonomy counts (:mod:`models.taxonomy`). Tables,
 JSON, CSV, the review store's cache and the worst-first orders all take their rows from
 :data:`SCORES`, so adding a score is one entry here plus its metric function.
 
@@ -29,6 +30,7 @@ from models.metrics import (
     pixel_accuracy,
     safety_error_score,
 )
+from models.taxonomy import critical_segment_share, error_rate, mean_boundary_iou
 
 
 class Per(Flag):
@@ -48,6 +50,21 @@ class ConfusionStats:
     severity: np.ndarray
     annotated: Collection[int] | None
     """Classes the dataset annotates (None: all); the others have no IoU."""
+    taxonomy: np.ndarray | None = None
+    """The error-taxonomy counts of the same image or split (:mod:`models.taxonomy`), or
+    a stack of them; None where the taxonomy was not counted (its scores are undefined)."""
+
+
+def _of_taxonomy(
+    function: Callable[[np.ndarray, ConfusionStats], float],
+) -> Callable[[ConfusionStats], float]:
+    """A score of the taxonomy counts as a table entry: ``function(counts, stats)``, and
+    undefined (NaN) where the taxonomy was not counted."""
+
+    def compute(stats: ConfusionStats) -> float:
+        return math.nan if stats.taxonomy is None else function(stats.taxonomy, stats)
+
+    return compute
 
 
 def defined(value: float) -> float | None:
@@ -111,10 +128,21 @@ SCORES: tuple[Score, ...] = (
           percent=True),
     Score("critical_miss_rate", "critical-miss rate", False,
           lambda s: critical_miss_rate(s.matrix, s.groups), percent=True),
+    Score("critical_segment_share", "critical misses that are segment errors", False,
+          _of_taxonomy(lambda t, _: critical_segment_share(t)), percent=True),
     Score("false_alarm_rate", "false-alarm rate", False,
           lambda s: false_alarm_rate(s.matrix, s.groups), percent=True),
     Score("safety_error", "safety error", False, lambda s: safety_error_score(s.matrix, s.groups)),
     Score("expected_cost", "expected cost", False, lambda s: expected_cost(s.matrix, s.severity)),
+    Score("boundary_iou", "mean Boundary IoU", True,
+          _of_taxonomy(lambda t, s: mean_boundary_iou(t, s.annotated)),
+          split_label="mean Boundary IoU (pooled)", image_label="mean Boundary IoU (this image)"),
+    Score("boundary_error_rate", "boundary errors (share of pixels)", False,
+          _of_taxonomy(lambda t, _: error_rate(t, "boundary")), percent=True),
+    Score("extent_error_rate", "extent errors (share of pixels)", False,
+          _of_taxonomy(lambda t, _: error_rate(t, "extent")), percent=True),
+    Score("segment_error_rate", "segment errors (share of pixels)", False,
+          _of_taxonomy(lambda t, _: error_rate(t, "segment")), percent=True),
 )
 # fmt: on
 """Every score, in the order tables show them."""

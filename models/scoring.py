@@ -3,9 +3,10 @@
 :func:`score_image` is the only place an image is scored: the split evaluator (and so the
 evaluate command, the export and the app's first evaluation) and the review view call it.
 It counts each model's 20x20 confusion matrix on the image (one joint pass for a pair,
-which also gives their agreement on critical pixels) and keeps it in the result, so split
-scores (:class:`SplitEvaluator`) and any later statistic over images (a paired bootstrap)
-add up the same counts the per-image scores were computed from.
+which also gives their agreement on critical pixels) and its error-taxonomy counts
+(:mod:`models.taxonomy`: kinds of error, Boundary IoU) and keeps both in the result, so
+split scores (:class:`SplitEvaluator`) and any later statistic over images (a paired
+bootstrap) add up the same counts the per-image scores were computed from.
 
 Scores come from the table of :mod:`models.scores`; undefined values are None.
 """
@@ -47,6 +48,13 @@ from models.scores import (
     format_value,
     values_of,
 )
+from models.taxonomy import (
+    COUNT_LENGTH,
+    ErrorTaxonomy,
+    boundary_iou,
+    count_record,
+    error_taxonomy,
+)
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -66,6 +74,20 @@ def _class_iou(stats: ConfusionStats) -> tuple[float | None, ...]:
     return _optional(iou)
 
 
+def _class_boundary_iou(stats: ConfusionStats) -> tuple[float | None, ...]:
+    """Boundary IoU of the 19 evaluated classes; None where undefined, not annotated or
+    not counted."""
+    if stats.taxonomy is None:
+        return (None,) * NUM_EVALUATED
+    iou = boundary_iou(stats.taxonomy)
+    iou[~annotated_mask(stats.annotated)] = np.nan
+    return _optional(iou)
+
+
+def _taxonomy_record(counts: np.ndarray | None) -> dict | None:
+    return None if counts is None else count_record(counts)
+
+
 @dataclass(frozen=True, eq=False)
 class ModelImageScores:
     """One model's scores on one image, with the image's confusion matrix they come from."""
@@ -77,6 +99,9 @@ class ModelImageScores:
     iou: tuple[float | None, ...]
     evaluated_pixels: int
     critical_pixels: int
+    taxonomy: np.ndarray | None = None
+    """Error-taxonomy counts on this image (:mod:`models.taxonomy`, read-only); None when
+    the evaluation left the taxonomy out."""
 
     @classmethod
     def compute(
@@ -85,8 +110,9 @@ class ModelImageScores:
         groups: ImportanceGroups,
         severity: np.ndarray,
         annotated: Collection[int] | None,
+        taxonomy: np.ndarray | None = None,
     ) -> ModelImageScores:
-        stats = ConfusionStats(as_matrix(matrix), groups, severity, annotated)
+        stats = ConfusionStats(as_matrix(matrix), groups, severity, annotated, taxonomy)
         critical = groups.group_of[EVALUATED] == groups.most_important
         return cls(
             confusion=_frozen(stats.matrix),
@@ -94,18 +120,21 @@ class ModelImageScores:
             iou=_class_iou(stats),
             evaluated_pixels=int(stats.matrix[EVALUATED].sum()),
             critical_pixels=int(stats.matrix[EVALUATED][critical].sum()),
+            taxonomy=None if taxonomy is None else _frozen(taxonomy),
         )
 
     def __getitem__(self, key: str) -> float | None:
         return self.values[key]
 
     def to_dict(self) -> dict:
-        """JSON-ready: the table's scores, per-class IoU (19) and the pixel counts."""
+        """JSON-ready: the table's scores, per-class IoU (19), the pixel counts and the
+        taxonomy counts (None when not counted)."""
         return {
             **self.values,
             "iou": list(self.iou),
             "evaluated_pixels": self.evaluated_pixels,
             "critical_pixels": self.critical_pixels,
+            "taxonomy": _taxonomy_record(self.taxonomy),
         }
 
 
@@ -123,6 +152,9 @@ class ImageResult:
     instances_annotated: bool = False
     """Whether the image came with an instance map: without one, no objects means "not
     annotated" rather than "none there"."""
+    taxonomy_maps: Mapping[str, np.ndarray] | None = None
+    """Model name -> its map of error kinds (codes of :data:`models.maps.TAXONOMY_MAP`),
+    kept only when :func:`score_image` is asked to (a split keeps counts, not maps)."""
 
     def value(self, model: str, key: str) -> float | None:
         return self.scores[model][key]
@@ -173,6 +205,8 @@ def score_image(
     sample_id: str = "image",
     device: torch.device | str | None = None,
     area_scale: float = 1.0,
+    taxonomy: bool = True,
+    keep_maps: bool = False,
 ) -> ImageResult:
     """Every score of every model on one image (a pure function of its arguments).
 
@@ -181,19 +215,32 @@ def score_image(
     recall, with sizes binned at ``area_scale`` annotation pixels per pixel (see
     :func:`models.instances.instance_scores`). Counting runs on ``device`` (default: where
     the predictions are); a bad map is reported with ``sample_id`` and the model's name.
+    ``taxonomy`` off leaves out the error taxonomy and Boundary IoU (their scores are then
+    undefined); ``keep_maps`` keeps each model's map of error kinds in the result, for a
+    view to draw.
     """
     if not predictions:
         raise ValueError(f"{sample_id}: no prediction to score")
     severity = default_severity_matrix(groups) if severity is None else check_severity(severity)
     matrices, agreement = _count(gt, predictions, groups, sample_id, device)
+    taxonomies: dict[str, ErrorTaxonomy] = (
+        {name: error_taxonomy(gt, pred, groups) for name, pred in predictions.items()}
+        if taxonomy
+        else {}
+    )
     scores = {
-        name: ModelImageScores.compute(matrix, groups, severity, annotated)
+        name: ModelImageScores.compute(
+            matrix, groups, severity, annotated, taxonomies[name].counts if taxonomy else None
+        )
         for name, matrix in matrices.items()
     }
+    maps = {name: t.codes for name, t in taxonomies.items()} if keep_maps and taxonomy else None
     if instance_ids is None:
-        return ImageResult(sample_id, scores, agreement)
+        return ImageResult(sample_id, scores, agreement, taxonomy_maps=maps)
     instances = tuple(instance_scores(instance_ids, predictions, min_recall, area_scale))
-    return ImageResult(sample_id, scores, agreement, instances, instances_annotated=True)
+    return ImageResult(
+        sample_id, scores, agreement, instances, instances_annotated=True, taxonomy_maps=maps
+    )
 
 
 def _by_group(values: Sequence[float | None], groups: ImportanceGroups) -> dict[str, float | None]:
@@ -218,6 +265,10 @@ class ModelScores:
     group_confusion: np.ndarray
     miss_rate_per_group: tuple[float | None, ...]
     false_alarm_rate_per_group: tuple[float | None, ...]
+    taxonomy: np.ndarray | None = None
+    """The split's error-taxonomy counts (its images' added up); None when not counted."""
+    boundary_iou: tuple[float | None, ...] = (None,) * NUM_EVALUATED
+    """Per-class Boundary IoU, None where undefined, not annotated or not counted."""
 
     @classmethod
     def compute(
@@ -226,10 +277,11 @@ class ModelScores:
         groups: ImportanceGroups = DEFAULT_GROUPS,
         annotated_classes: Collection[int] | None = None,
         severity: np.ndarray | None = None,
+        taxonomy: np.ndarray | None = None,
     ) -> ModelScores:
         cm = as_matrix(cm)
         severity = default_severity_matrix(groups) if severity is None else check_severity(severity)
-        stats = ConfusionStats(cm, groups, severity, annotated_classes)
+        stats = ConfusionStats(cm, groups, severity, annotated_classes, taxonomy)
         return cls(
             confusion=_frozen(cm),
             groups=groups,
@@ -242,6 +294,8 @@ class ModelScores:
             group_confusion=_frozen(group_confusion(cm, groups)),
             miss_rate_per_group=_optional(miss_rate_per_group(cm, groups)),
             false_alarm_rate_per_group=_optional(false_alarm_rate_per_group(cm, groups)),
+            taxonomy=None if taxonomy is None else _frozen(taxonomy),
+            boundary_iou=_class_boundary_iou(stats),
         )
 
     def __getitem__(self, key: str) -> float | None:
@@ -256,6 +310,7 @@ class ModelScores:
                     "name": CLASS_NAMES[train_id],
                     "annotated": bool(self.annotated[train_id]),
                     "iou": self.iou[train_id],
+                    "boundary_iou": self.boundary_iou[train_id],
                     "pixels": int(self.class_pixels[train_id]),
                 }
                 for train_id in range(NUM_EVALUATED)
@@ -268,6 +323,7 @@ class ModelScores:
             "false_alarm_rate_per_group": _by_group(self.false_alarm_rate_per_group, self.groups),
             "confusion": self.confusion.tolist(),
             "severity": self.severity.tolist(),
+            "taxonomy": _taxonomy_record(self.taxonomy),
         }
 
     def report(self) -> str:
@@ -360,7 +416,8 @@ class SplitScores:
 @dataclass
 class SplitEvaluator:
     """Scores one or more models over a split, image by image, with :func:`score_image`,
-    and adds up the per-image confusion matrices for the split-level scores."""
+    and adds up the per-image confusion matrices (and taxonomy counts) for the split-level
+    scores."""
 
     model_names: Sequence[str]
     groups: ImportanceGroups = DEFAULT_GROUPS
@@ -368,7 +425,10 @@ class SplitEvaluator:
     annotated_classes: Collection[int] | None = None
     device: torch.device | str = "cpu"
     min_recall: float = DEFAULT_MIN_RECALL
+    taxonomy: bool = True
+    """Count the error taxonomy and Boundary IoU (off: their scores are undefined)."""
     _totals: dict[str, np.ndarray] = field(init=False, repr=False)
+    _taxonomy_totals: dict[str, np.ndarray] = field(init=False, repr=False)
     _images: list[ImageResult] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -381,6 +441,9 @@ class SplitEvaluator:
         )
         shape = (NUM_CLASSES, NUM_CLASSES)
         self._totals = {name: np.zeros(shape, dtype=np.int64) for name in self.model_names}
+        self._taxonomy_totals = {
+            name: np.zeros(COUNT_LENGTH, dtype=np.int64) for name in self.model_names
+        }
         self._images = []
 
     def add(
@@ -409,9 +472,12 @@ class SplitEvaluator:
             sample_id=sample_id,
             device=self.device,
             area_scale=area_scale,
+            taxonomy=self.taxonomy,
         )
         for name, scores in result.scores.items():
             self._totals[name] += scores.confusion
+            if scores.taxonomy is not None:
+                self._taxonomy_totals[name] += scores.taxonomy
         self._images.append(result)
         return result
 
@@ -419,7 +485,11 @@ class SplitEvaluator:
         return SplitScores(
             models={
                 name: ModelScores.compute(
-                    matrix, self.groups, self.annotated_classes, self.severity
+                    matrix,
+                    self.groups,
+                    self.annotated_classes,
+                    self.severity,
+                    self._taxonomy_totals[name] if self.taxonomy else None,
                 )
                 for name, matrix in self._totals.items()
             },

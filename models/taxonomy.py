@@ -95,12 +95,18 @@ class ErrorTaxonomy:
     """(COUNT_LENGTH,) int64, laid out as the module docstring says."""
 
     def to_dict(self) -> dict:
-        """The counts of :data:`COUNT_KEYS` and the per-class Boundary IoU counts."""
-        return {
-            **dict(zip(COUNT_KEYS, self.counts[:_INTERSECTION].tolist(), strict=True)),
-            "boundary_iou_intersection": self.counts[_INTERSECTION:_UNION].tolist(),
-            "boundary_iou_union": self.counts[_UNION:].tolist(),
-        }
+        return count_record(self.counts)
+
+
+def count_record(counts: np.ndarray) -> dict:
+    """A count vector JSON-ready: the counts of :data:`COUNT_KEYS` by name, and the
+    per-class Boundary IoU intersections and unions (19 each)."""
+    counts = _counts(counts)
+    return {
+        **dict(zip(COUNT_KEYS, counts[:_INTERSECTION].tolist(), strict=True)),
+        "boundary_iou_intersection": counts[_INTERSECTION:_UNION].tolist(),
+        "boundary_iou_union": counts[_UNION:].tolist(),
+    }
 
 
 def _or_along(bits: np.ndarray, radius: int, axis: int) -> np.ndarray:

@@ -20,6 +20,7 @@ from models.inference import InferenceEngine
 from models.labels import CLASS_NAMES
 from models.preprocess import Preprocessing
 from models.segnet import SegNet
+from models.taxonomy import error_taxonomy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,6 +80,18 @@ def test_json_and_csv_hold_the_exact_scores(
         defined = [v for v in expected.values() if v is not None]
         assert record["miou"] == pytest.approx(sum(defined) / len(defined), abs=1e-12)
         assert record["hash"] == model.hash
+        # the split's taxonomy counts are its images' added up; its scores come from them
+        counts = sum(error_taxonomy(gt, pred).counts for gt, pred in zip(gts, preds, strict=True))
+        assert record["taxonomy"]["segment_errors"] == counts[3]
+        assert record["taxonomy"]["critical_misses"] == counts[4]
+        share = counts[5] / counts[4] if counts[4] else None
+        assert record["critical_segment_share"] == pytest.approx(share, abs=1e-12)
+        intersection = record["taxonomy"]["boundary_iou_intersection"]
+        union = record["taxonomy"]["boundary_iou_union"]
+        person = CLASS_NAMES.index("person")
+        assert record["per_class_boundary_iou"]["person"] == pytest.approx(
+            intersection[person] / union[person], abs=1e-12
+        )
 
     rows = list(csv.DictReader(out_csv.open()))
     assert len(rows) == 26
@@ -100,6 +113,10 @@ def test_json_and_csv_hold_the_exact_scores(
     assert miou["difference"] == pytest.approx(miou["b"] - miou["a"], abs=1e-15)
     assert miou["low"] <= miou["high"] and miou["verdict"] in VERDICTS
     assert {f"class_iou/{CLASS_NAMES[c]}" for c in dataset.annotated_classes} <= set(by_key)
+    assert by_key["critical_segment_share"]["verdict"] in VERDICTS
+    assert float(row["segment_error_rate"]) == pytest.approx(
+        first["scores"]["model0"]["segment_error_rate"]
+    )
     assert "class_iou/terrain" not in by_key, "CamVid does not annotate terrain"
     objects = document["objects_by_size"]
     assert (objects["annotated"], objects["cells"], objects["differences"]) == (False, [], [])

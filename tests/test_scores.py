@@ -55,9 +55,14 @@ def test_the_table_names_each_score_once_with_distinct_miou_labels() -> None:
         "miou",
         "pixel_accuracy",
         "critical_miss_rate",
+        "critical_segment_share",
         "false_alarm_rate",
         "safety_error",
         "expected_cost",
+        "boundary_iou",
+        "boundary_error_rate",
+        "extent_error_rate",
+        "segment_error_rate",
     )
     miou = BY_KEY["miou"]
     assert miou.label_of_split == "mIoU (pooled, Cityscapes)"

@@ -9,10 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
+from models.comparison import compare_split
 from models.confusion import confusion_matrix
 from models.labels import BACKGROUND, NUM_EVALUATED, train_id_of
 from models.maps import TAXONOMY_MAP
 from models.metrics import pixel_accuracy
+from models.scoring import SplitEvaluator, score_image
 from models.taxonomy import (
     COUNT_KEYS,
     KINDS,
@@ -220,3 +222,79 @@ def test_counts_of_images_pool_by_addition() -> None:
     assert critical_segment_share(stack.sum(axis=0)) == 9 / 15
     np.testing.assert_array_equal(critical_segment_share(stack), [1.0, 0.0])
     assert list(counts_of(a)) == [*COUNT_KEYS, "boundary_iou_intersection", "boundary_iou_union"]
+
+
+def _two_images() -> list[tuple[np.ndarray, np.ndarray]]:
+    """The whole-person miss and the one-pixel shift above, as a two-image split."""
+    gt_a = block((16, 16), (4, 7), (4, 7), PERSON)
+    gt_b = block((16, 16), (3, 9), (3, 9), PERSON)
+    return [(gt_a, np.full_like(gt_a, ROAD)), (gt_b, block((16, 16), (3, 9), (4, 10), PERSON))]
+
+
+def test_image_and_split_scores_come_from_the_taxonomy_counts() -> None:
+    evaluator = SplitEvaluator(["A"])
+    for n, (gt, pred) in enumerate(_two_images()):
+        image = evaluator.add(f"image{n}", gt, {"A": pred}).scores["A"]
+        counts = error_taxonomy(gt, pred).counts
+        np.testing.assert_array_equal(image.taxonomy, counts)
+        assert image["critical_segment_share"] == critical_segment_share(counts)
+        assert image["segment_error_rate"] == counts[3] / counts[0]
+    split = evaluator.result().models["A"]
+    # 9 pixels of the first person are missed whole, 6 of the second's are its shifted edge
+    assert split["critical_segment_share"] == 9 / 15
+    assert split.to_dict()["taxonomy"]["critical_misses"] == 15
+    person = split.to_dict()["classes"][PERSON]
+    assert person["boundary_iou"] == split.boundary_iou[PERSON] is not None
+
+
+def test_without_the_taxonomy_its_scores_are_undefined() -> None:
+    evaluator = SplitEvaluator(["A"], taxonomy=False)
+    for n, (gt, pred) in enumerate(_two_images()):
+        assert evaluator.add(f"image{n}", gt, {"A": pred}).scores["A"].taxonomy is None
+    split = evaluator.result().models["A"]
+    assert split["critical_segment_share"] is None and split["boundary_iou"] is None
+    assert split["critical_miss_rate"] == 15 / 45
+    assert split.to_dict()["taxonomy"] is None
+
+
+def test_the_view_keeps_the_maps_only_when_asked() -> None:
+    gt, pred = _two_images()[0]
+    assert score_image(gt, {"A": pred}).taxonomy_maps is None
+    kept = score_image(gt, {"A": pred}, keep_maps=True).taxonomy_maps
+    np.testing.assert_array_equal(kept["A"], error_taxonomy(gt, pred).codes)
+
+
+def test_the_bootstrap_resamples_taxonomy_counts_with_the_same_draws() -> None:
+    rng = np.random.default_rng(5)
+    images = []
+    for _ in range(6):
+        gt = cv2.resize(rng.integers(0, 19, (3, 4), dtype=np.uint8), (32, 24), interpolation=0)
+        noise = cv2.resize(rng.integers(0, 19, (6, 8), dtype=np.uint8), (32, 24), interpolation=0)
+        a, b = (np.where(rng.random(gt.shape) < p, noise, gt).astype(np.uint8) for p in (0.4, 0.2))
+        images.append((gt, a, b))
+    evaluator = SplitEvaluator(["A", "B"])
+    for n, (gt, a, b) in enumerate(images):
+        evaluator.add(f"image{n}", gt, {"A": a, "B": b})
+    result = evaluator.result()
+    comparison = compare_split(result, resamples=200, seed=2)
+    by_key = {d.key: d for d in comparison.differences}
+    counts = {
+        name: np.stack([image.scores[name].taxonomy for image in result.images]) for name in "AB"
+    }
+    draws = np.random.default_rng(2).integers(0, 6, (200, 6))
+    spread = []
+    for row in draws:
+        pooled = {name: counts[name][row].sum(axis=0) for name in "AB"}
+        share = {name: pooled[name][5] / pooled[name][4] for name in "AB" if pooled[name][4]}
+        if len(share) == 2:
+            spread.append(share["B"] - share["A"])
+    assert len(spread) > 100
+    low, high = np.percentile(spread, [2.5, 97.5])
+    difference = by_key["critical_segment_share"]
+    assert (difference.low, difference.high) == pytest.approx((low, high), abs=1e-12)
+    same = SplitEvaluator(["A", "B"])
+    for n, (gt, a, _) in enumerate(images):
+        same.add(f"image{n}", gt, {"A": a, "B": a})
+    for key in ("critical_segment_share", "boundary_iou", "segment_error_rate"):
+        identical = {d.key: d for d in compare_split(same.result(), resamples=100).differences}
+        assert (identical[key].low, identical[key].high) == (0.0, 0.0), key
