@@ -26,6 +26,7 @@ from reviewer.export import FORMATS
 from reviewer.handlers import (
     AGREEMENT_SCOPES,
     CLASS_HEADERS,
+    ERROR_MAP_MODES,
     FLAG_HEADERS,
     HISTORY_HEADERS,
     SUMMARY_HEADERS,
@@ -164,11 +165,12 @@ class Page:
         shown_groups: list[str],
         hidden: list[str],
         agreement_scope: str,
+        error_mode: str,
         board_value: str,
         to_top: bool = False,
     ) -> str:
         filters = (sort_key, status, sequence, condition)
-        looks = (opacity, shown_groups, hidden, agreement_scope)
+        looks = (opacity, shown_groups, hidden, agreement_scope, error_mode)
         return self.review.board((name_a, name_b), filters, looks, board_value, to_top)
 
     def reorder_board(self, *controls: Any) -> str:
@@ -406,6 +408,11 @@ def _review_controls(bench: Workbench, ui: SimpleNamespace) -> None:
             value=AGREEMENT_SCOPES[panels.DEFAULT_DISPLAY.agreement_on_all_pixels],
             label="Disagreement judged on",
         )
+        ui.error_mode = gr.Radio(
+            list(ERROR_MAP_MODES),
+            value=ERROR_MAP_MODES[panels.DEFAULT_DISPLAY.errors_by_kind],
+            label="Error maps coloured by",
+        )
 
 
 def _judgement(bench: Workbench, targets: list[str]) -> tuple[gr.Radio, gr.Radio, gr.Dropdown]:
@@ -567,7 +574,7 @@ def _upload_tab(bench: Workbench, ui: SimpleNamespace) -> None:
 
 BOARD_INPUTS = (
     "model_a model_b sort_key status_filter sequence_filter condition_filter opacity "
-    "shown_groups hidden_classes agreement_scope review_board"
+    "shown_groups hidden_classes agreement_scope error_mode review_board"
 )
 """What :meth:`Page.refresh_board` reads, in its order; all but the board are controls
 whose change refreshes it."""

@@ -59,6 +59,7 @@ class Display:
     """Importance groups drawn in the overlays; None draws them all."""
     hidden_classes: tuple[str, ...] = ()
     agreement_on_all_pixels: bool = DEFAULT_DISPLAY.agreement_on_all_pixels
+    errors_by_kind: bool = DEFAULT_DISPLAY.errors_by_kind
 
     def options(self, groups: ImportanceGroups) -> DisplayOptions:
         """How to draw the panels: the opacity kept to 0..1 (the value came from a page),
@@ -68,6 +69,7 @@ class Display:
             opacity=min(max(self.opacity, 0.0), 1.0),
             visible_classes=visible_classes(groups, shown, self.hidden_classes),
             agreement_on_all_pixels=self.agreement_on_all_pixels,
+            errors_by_kind=self.errors_by_kind,
         )
 
 
@@ -161,6 +163,7 @@ def _display(data: dict) -> Display:
         agreement_on_all_pixels=bool(
             data.get("agreement_on_all_pixels", DEFAULT_DISPLAY.agreement_on_all_pixels)
         ),
+        errors_by_kind=bool(data.get("errors_by_kind", DEFAULT_DISPLAY.errors_by_kind)),
     )
 
 

@@ -41,6 +41,9 @@ WORST_IMAGES = 25
 AGREEMENT_SCOPES = ("critical pixels", "all labelled pixels")
 """The agreement toggle's choices, indexed by ``agreement_on_all_pixels``."""
 
+ERROR_MAP_MODES = ("importance (miss / false alarm)", "kind (boundary / extent / segment)")
+"""The error-map toggle's choices, indexed by ``errors_by_kind``."""
+
 TARGET_LABELS = {
     "ground_truth": "ground truth",
     "model_a": "model A",
@@ -429,15 +432,16 @@ class ReviewDesk:
         self,
         pair: tuple[str, str],
         filters: tuple[str, str, str, str],
-        looks: tuple[float, list[str], list[str], str],
+        looks: tuple[float, list[str], list[str], str, str],
         board_value: str,
         to_top: bool = False,
     ) -> str:
         """The board's JSON with the queue for (order, flag status, sequence, condition)
-        and the display (opacity, shown groups, hidden classes, agreement scope)."""
+        and the display (opacity, shown groups, hidden classes, agreement scope, error-map
+        mode)."""
         sort_key = filters[0]
         rows = self.bench.queue.rows(*pair, *filters)
-        opacity, shown_groups, hidden, agreement_scope = looks
+        opacity, shown_groups, hidden, agreement_scope, error_mode = looks
         display = board.Display(
             model_a=pair[0],
             model_b=pair[1],
@@ -445,6 +449,7 @@ class ReviewDesk:
             shown_groups=tuple(shown_groups or ()),
             hidden_classes=tuple(hidden or ()),
             agreement_on_all_pixels=agreement_scope == AGREEMENT_SCOPES[1],
+            errors_by_kind=error_mode == ERROR_MAP_MODES[1],
         )
         queue = tuple(
             board.QueueEntry(r.sample_id, r.sequence or "", r.value, r.flags, r.flag_status)

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 
 from models.instances import InstanceScore
 from models.labels import CLASS_NAMES, CLASSES, NUM_EVALUATED, ImportanceGroups
-from models.maps import CODE_MAPS, DISAGREEMENT_MAP, ERROR_MAP
+from models.maps import CODE_MAPS, DISAGREEMENT_MAP, ERROR_MAP, TAXONOMY_MAP
 from models.metrics import disagreement_map, group_confusion
 from models.ranking import PAIR_ORDERS, rank
 from models.scores import BY_KEY, IMAGE_SCORES
@@ -33,6 +33,9 @@ class DisplayOptions:
     """Classes drawn in the overlays; None draws all."""
     agreement_on_all_pixels: bool = False
     """Judge agreement on every labelled pixel instead of the critical ones only."""
+    errors_by_kind: bool = False
+    """Colour the error panels by kind of error (boundary, extent, segment) instead of by
+    importance (miss, false alarm)."""
 
 
 DEFAULT_DISPLAY = DisplayOptions()
@@ -79,10 +82,24 @@ def _disagreement_codes(view: ImageView, options: DisplayOptions) -> np.ndarray:
     return np.where(view.models_differ, np.uint8(differ), np.uint8(unjudged))
 
 
+def _error_panels(
+    view: ImageView, options: DisplayOptions
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A's and B's error maps drawn in the mode chosen: by importance or by kind."""
+    code_map, maps = (
+        (TAXONOMY_MAP, (view.kinds_a, view.kinds_b))
+        if options.errors_by_kind
+        else (ERROR_MAP, (view.error_a, view.error_b))
+    )
+    drawn = (None if codes is None else code_overlay(view.image, codes, code_map) for codes in maps)
+    return tuple(drawn)
+
+
 def render_panels(view: ImageView, options: DisplayOptions) -> Panels:
     """Colour overlays of truth and predictions, error maps and the disagreement map."""
     overlay = {"opacity": options.opacity, "visible_classes": options.visible_classes}
     disagreement = code_overlay(view.image, _disagreement_codes(view, options), DISAGREEMENT_MAP)
+    error_a, error_b = _error_panels(view, options)
     return Panels(
         image=view.image,
         ground_truth=None
@@ -90,8 +107,8 @@ def render_panels(view: ImageView, options: DisplayOptions) -> Panels:
         else class_overlay(view.image, view.ground_truth, **overlay),
         prediction_a=class_overlay(view.image, view.prediction_a, **overlay),
         prediction_b=class_overlay(view.image, view.prediction_b, **overlay),
-        error_a=None if view.error_a is None else code_overlay(view.image, view.error_a, ERROR_MAP),
-        error_b=None if view.error_b is None else code_overlay(view.image, view.error_b, ERROR_MAP),
+        error_a=error_a,
+        error_b=error_b,
         disagreement=disagreement,
     )
 

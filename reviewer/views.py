@@ -35,6 +35,9 @@ class ImageView:
     """Scores of models "A" and "B" on this image (:func:`score_image`); None without labels."""
     error_a: np.ndarray | None
     error_b: np.ndarray | None
+    kinds_a: np.ndarray | None
+    """A's errors by kind: codes of :data:`models.maps.TAXONOMY_MAP` (GT needed)."""
+    kinds_b: np.ndarray | None
     disagreement: np.ndarray | None
     """Codes of :func:`models.metrics.disagreement_map` on critical pixels (GT needed)."""
     models_differ: np.ndarray
@@ -59,6 +62,8 @@ def predictions_only_view(
         result=None,
         error_a=None,
         error_b=None,
+        kinds_a=None,
+        kinds_b=None,
         disagreement=None,
         models_differ=prediction_a != prediction_b,
         meta=meta or {},
@@ -74,13 +79,17 @@ def labelled_view(
     groups: ImportanceGroups,
     meta: dict,
 ) -> ImageView:
-    """The view of an image with ground truth: the scores and the error maps as well."""
+    """The view of an image with ground truth: the scores and the error maps as well (the
+    maps of error kinds come with ``result``, scored with ``keep_maps``)."""
     prediction_a, prediction_b = predictions
+    kinds = result.taxonomy_maps or {}
     return ImageView(
         ground_truth=ground_truth,
         result=result,
         error_a=error_map(ground_truth, prediction_a, groups),
         error_b=error_map(ground_truth, prediction_b, groups),
+        kinds_a=kinds.get("A"),
+        kinds_b=kinds.get("B"),
         disagreement=disagreement_map(ground_truth, prediction_a, prediction_b, groups),
         sample_id=sample_id,
         image=image,
@@ -148,6 +157,7 @@ class ViewComposer:
             instance_ids=self.dataset.read_instances(sample),
             min_recall=self.min_recall,
             sample_id=sample_id,
+            keep_maps=True,
         )
         predictions = (prediction_a, prediction_b)
         return labelled_view(sample_id, image, gt, predictions, result, self.groups, meta)

@@ -36,6 +36,7 @@ from reviewer.board import (
 )
 from reviewer.handlers import (
     AGREEMENT_SCOPES,
+    ERROR_MAP_MODES,
     EXPECTED_ERRORS,
     FLAG_HEADERS,
     DatasetView,
@@ -254,11 +255,11 @@ def test_the_queue_and_display_reach_the_board_and_keep_its_position(handlers) -
     pair = bench.catalogue.pair_for(bench.dataset.kind)
     name_a, name_b = pair
     ids = [sample.id for sample in bench.dataset]
-    looks = (0.3, ["important"], [], AGREEMENT_SCOPES[1])
+    looks = (0.3, ["important"], [], AGREEMENT_SCOPES[1], ERROR_MAP_MODES[1])
     moved = _board(bench, ids, position=3)
     state = BoardState.from_json(review.board(pair, ("name", "any", "any", "any"), looks, moved))
     assert [entry.id for entry in state.queue] == sorted(ids)
-    assert state.display == Display(name_a, name_b, 0.3, ("important",), (), True)
+    assert state.display == Display(name_a, name_b, 0.3, ("important",), (), True, True)
     assert state.goto is None and state.revision == 1 and state.score_label == "name"
     worst_first = ("safety error of A", "any", "any", "any")
     unranked = BoardState.from_json(review.board(pair, worst_first, looks, moved))

@@ -16,9 +16,12 @@ from models.conditions import condition_tags
 from models.datasets import DatasetError, open_dataset
 from models.inference import InferenceEngine
 from models.labels import CLASSES, DEFAULT_GROUPS, NUM_EVALUATED, ImportanceGroups
+from models.maps import ERROR_MAP, TAXONOMY_MAP
 from models.scoring import score_image
-from reviewer import panels
+from models.taxonomy import error_taxonomy
+from reviewer import board, panels
 from reviewer.handlers import parse_region
+from reviewer.overlays import code_overlay
 from reviewer.workbench import Workbench
 from tests.pg import pg_server, store_url  # noqa: F401  (fixtures)
 
@@ -378,3 +381,23 @@ def test_a_failed_background_scoring_keeps_its_error(
         scoring.future.result(timeout=60)
     assert isinstance(scoring.failure(), DatasetError) and not scoring.running
     assert bench.scores.cached_scores(*bench.catalogue.pair_for(bench.dataset.kind)) is None
+
+
+def test_error_panels_are_coloured_by_kind_when_the_display_asks(bench: Workbench) -> None:
+    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
+    sample = bench.dataset[0]
+    view = bench.views.view(sample.id, name_a, name_b)
+    gt = bench.dataset.read_label(sample)
+    kinds = error_taxonomy(gt, view.prediction_b, bench.groups).codes
+    np.testing.assert_array_equal(view.kinds_b, kinds)
+    assert (kinds != TAXONOMY_MAP.value("correct")).any(), "the tiny models make errors"
+    asked = board.display_from_request(
+        {"model_a": name_a, "model_b": name_b, "errors_by_kind": True}
+    ).options(bench.groups)
+    by_kind = panels.render_panels(view, asked)
+    by_importance = panels.render_panels(view, panels.DisplayOptions())
+    np.testing.assert_array_equal(by_kind.error_b, code_overlay(view.image, kinds, TAXONOMY_MAP))
+    np.testing.assert_array_equal(
+        by_importance.error_b, code_overlay(view.image, view.error_b, ERROR_MAP)
+    )
+    assert "Error maps by kind of error" in panels.code_legends()
