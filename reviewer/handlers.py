@@ -122,7 +122,9 @@ def model_card(bench: Workbench, name: str) -> str:
     entry = bench.catalogue[name]
     mismatch = entry.mismatch(bench.dataset.kind)
     lines = (
-        [f"⚠️ **Not trained on this kind of data:** {markdown_text(mismatch)}"] if mismatch else []
+        [f"**Warning: Not trained on this kind of data:** {markdown_text(mismatch)}"]
+        if mismatch
+        else []
     )
     lines += [
         f"**{markdown_text(name)}** · loss {markdown_text(meta.loss or 'unknown')} · "
@@ -137,7 +139,7 @@ def model_card(bench: Workbench, name: str) -> str:
         lines.append(f"epochs: {meta.epochs}")
     if model.checkpoint.assumed_preprocessing:
         lines.append(
-            "⚠️ **bare recipe checkpoint: preprocessing assumed** (BGR, /255, 96x96 "
+            "**Warning: bare recipe checkpoint: preprocessing assumed** (BGR, /255, 96x96 "
             "nearest); scores are only meaningful if it was trained that way."
         )
     return "  \n".join(lines)
@@ -165,14 +167,15 @@ def scoring_progress(scoring: BackgroundScoring | None) -> ScoringProgress:
         return ScoringProgress("", False, False)
     if scoring.running:
         message = (
-            f"⏳ Scoring the split with both models: {scoring.done} of {scoring.total} "
+            f"Scoring the split with both models: {scoring.done} of {scoring.total} "
             "images. The queue is in name order until the scores are in."
         )
         return ScoringProgress(message, True, False)
     failure = scoring.failure()
     if failure is not None:
         message = (
-            f"⚠️ Scoring the split failed: {markdown_text(readable(failure, 'scoring'))}. "
+            "**Warning:** scoring the split failed: "
+            f"{markdown_text(readable(failure, 'scoring'))}. "
             "*Evaluate* in the Dataset tab tries again."
         )
         return ScoringProgress(message, False, False)
@@ -374,7 +377,7 @@ class FlagDesk:
         image_id = self.bench.registry.image_id(sample_id)
         flag = self.create(image_id, pair, judgement, region, confirmed)
         message = (
-            f"✅ Saved flag #{flag.id} on {markdown_text(sample_id)} "
+            f"Saved flag #{flag.id} on {markdown_text(sample_id)} "
             f"({flag.severity}, {markdown_text(flag.category)}) by {markdown_text(flag.reviewer)}."
         )
         return message, self.image_rows(sample_id)
@@ -610,7 +613,7 @@ def skipped_markdown(skipped: list[SkippedFile], root: Path) -> str:
     if not lines:
         return ""
     head, *listed = lines
-    text = f"\n\n⚠️ {markdown_text(head)}"
+    text = f"\n\n**Warning:** {markdown_text(head)}"
     if listed:
         text += "\n" + "".join(f"\n- {markdown_text(line.strip())}" for line in listed)
     return text
@@ -698,7 +701,7 @@ class UploadDesk:
         catalogue = self.bench.catalogue
         used = " and ".join(markdown_text(catalogue[name].label) for name in pair)
         notes = [catalogue[name].mismatch(UPLOAD_KIND) for name in pair]
-        warnings = "".join(f"  \n⚠️ {markdown_text(note)}" for note in notes if note)
+        warnings = "".join(f"  \n**Warning:** {markdown_text(note)}" for note in notes if note)
         return UploadPrediction(
             drawn.prediction_a,
             drawn.prediction_b,
@@ -718,6 +721,4 @@ class UploadDesk:
         """Keep the photo and flag it; the confirmation names the stored image."""
         upload_id = self.bench.uploads.add(_rgb(image))
         flag = self.flags.create(upload_id, pair, judgement, confirmed=confirmed)
-        return (
-            f"✅ Saved flag #{flag.id} on your image (stored as {markdown_text(flag.image_key)})."
-        )
+        return f"Saved flag #{flag.id} on your image (stored as {markdown_text(flag.image_key)})."

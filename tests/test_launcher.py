@@ -1,0 +1,76 @@
+"""The launcher answers --help without loading the heavy libraries, says what a first start
+is doing, and the page's own text uses no glyph that needs an emoji font."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reviewer import serving
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "gradio", "cv2", "sqlalchemy")
+
+_PROBE = """
+import runpy, sys
+sys.argv = ["launch.py", "--help"]
+try:
+    runpy.run_path("launch.py", run_name="__main__")
+except SystemExit as stop:
+    code = stop.code
+print("loaded:", ",".join(m for m in {heavy!r} if m in sys.modules))
+print("exit:", code)
+"""
+
+
+def test_help_loads_no_heavy_library() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(heavy=HEAVY)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "usage: python launch.py" in done.stdout
+    assert "--groups" in done.stdout
+    assert "loaded: \n" in done.stdout
+    assert done.stdout.rstrip().endswith("exit: 0")
+
+
+def test_first_start_says_it_builds_the_demo_set_and_how_long_it_took(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path))
+    built = tmp_path / "built"
+    monkeypatch.setattr(serving, "resolve_data", lambda data: built)
+    assert serving.open_data("demo") == built
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith(f"first start: building the demo set in {tmp_path / 'demo-v1'} (")
+    assert "the bar shows the time left" in lines[0]
+    assert re.fullmatch(r"demo set built in \d+ s", lines[1])
+    assert serving.open_data(str(tmp_path)) == built
+    assert capsys.readouterr().err == "", "a dataset folder is opened without a word"
+
+
+# Pictographs drawn from an emoji font (hourglass, check mark box, warning sign with the
+# emoji selector): where none is installed they render as empty boxes.
+_EMOJI = re.compile("[\u231a\u231b\u23e9-\u23fa\u2600-\u27bf\ufe0f\U0001f000-\U0001faff]")
+
+
+def test_the_page_text_needs_no_emoji_font() -> None:
+    sources = [
+        p for p in (ROOT / "reviewer").rglob("*") if p.suffix in {".py", ".js", ".css", ".html"}
+    ]
+    assert sources
+    found = [
+        f"{p.relative_to(ROOT)}:{n}: {line.strip()}"
+        for p in sources
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1)
+        if _EMOJI.search(line)
+    ]
+    assert found == []
