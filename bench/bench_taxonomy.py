@@ -1,0 +1,102 @@
+"""Benchmark: the split evaluation with the error taxonomy against the same evaluation without.
+
+The demo set's val split (256x512 synthetic scenes; ``--images`` of them, all by default) is
+evaluated with the two shipped demo checkpoints by ``models.evaluate.evaluate_split``, as
+the evaluate command and the app do: inference, confusion matrices, instances, and the error
+taxonomy with Boundary IoU (``taxonomy=True``) or without it (``taxonomy=False``, the
+reference), in the same run. The two are interleaved (alternating which goes first) over
+``--repeats`` repeats with the inference cache cleared before each, so both pay the same
+inference; the medians are compared. Also printed: the taxonomy's own cost per image and
+model (``models.taxonomy.error_taxonomy`` on the same predictions).
+
+Goal (FAIL and exit status 1 otherwise): with the taxonomy, at most 1.5x the time without.
+
+Run: ``python -m bench.bench_taxonomy [--images 200] [--repeats 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.datasets import SegmentationDataset, open_dataset
+from models.evaluate import evaluate_split
+from models.inference import InferenceEngine, LoadedModel
+from models.synthetic import ensure_demo_dataset
+from models.taxonomy import error_taxonomy
+
+GOAL_RATIO = 1.5
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "models" / "checkpoints"
+DEMO_PAIR = {"A": CHECKPOINTS / "segnet-ce.pt", "B": CHECKPOINTS / "segnet-ial.pt"}
+
+
+def _evaluation_seconds(
+    dataset: SegmentationDataset,
+    engine: InferenceEngine,
+    models: dict[str, LoadedModel],
+    taxonomy: bool,
+) -> float:
+    engine.clear_cache()
+    start = time.perf_counter()
+    evaluate_split(dataset, engine, models, taxonomy=taxonomy)
+    return time.perf_counter() - start
+
+
+def _taxonomy_seconds_per_image(
+    dataset: SegmentationDataset, engine: InferenceEngine, models: dict[str, LoadedModel]
+) -> float:
+    """Median seconds of one ``error_taxonomy`` call (one image, one model)."""
+    times = []
+    for sample in dataset.samples:
+        gt = dataset.read_label(sample)
+        image = dataset.read_image(sample)
+        for model in models.values():
+            labels = engine.predict(model, image, sample.id).labels
+            start = time.perf_counter()
+            error_taxonomy(gt, labels)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=None, help="default: the whole split")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    dataset = open_dataset(ensure_demo_dataset(), "val")
+    if args.images is not None:
+        dataset = replace(dataset, samples=dataset.samples[: args.images])
+    engine = InferenceEngine(device="cpu")
+    models = {name: engine.load(path) for name, path in DEMO_PAIR.items()}
+    warm_up = replace(dataset, samples=dataset.samples[:4])
+    for taxonomy in (True, False):
+        _evaluation_seconds(warm_up, engine, models, taxonomy)
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for repeat in range(args.repeats):
+        for taxonomy in (True, False) if repeat % 2 == 0 else (False, True):
+            times[taxonomy].append(_evaluation_seconds(dataset, engine, models, taxonomy))
+    with_taxonomy, without = (statistics.median(times[flag]) for flag in (True, False))
+    ratio = with_taxonomy / without
+    per_call = _taxonomy_seconds_per_image(dataset, engine, models)
+    images = len(dataset)
+    print(f"demo val, {images} images at 256x512, two models, {args.repeats} repeats (medians)")
+    for label, seconds in (("without", without), ("with", with_taxonomy)):
+        print(
+            f"  evaluation {label:>7} the taxonomy: {seconds:7.2f} s "
+            f"({seconds / images * 1e3:.0f} ms/image)"
+        )
+    print(f"  error_taxonomy alone: {per_call * 1e3:.1f} ms per image and model")
+    verdict = "PASS" if ratio <= GOAL_RATIO else "FAIL"
+    print(f"ratio with / without: {ratio:.2f}x (goal <= {GOAL_RATIO}x): {verdict}")
+    return 0 if verdict == "PASS" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
