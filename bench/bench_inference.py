@@ -39,11 +39,12 @@ import torch.nn.functional as F
 
 from models.checkpoints import CheckpointError, CheckpointMetadata, load_checkpoint, save_checkpoint
 from models.datasets import open_dataset
-from models.inference import Execution, InferenceEngine, LoadedModel, upsampled_labels
+from models.inference import Execution, InferenceEngine, LoadedModel
 from models.preprocess import Preprocessing
 from models.segnet import SegNet
 from models.synthetic import ensure_demo_dataset
 from models.train import input_size
+from models.upsampling import upsampled_labels
 
 CASES = ("0.25@96x96", "0.5@96x96", "1.0@96x96", "0.25@128x256")
 BATCHES = (1, 16)
