@@ -280,7 +280,7 @@ def _sources(
         models={m.id: m for m in store.list_models()},
         opened={
             # each image is shown once: no view is kept
-            i: ViewComposer(ds, engine, catalogue, groups, min_recall, cache_size=0)
+            i: ViewComposer(ds, engine, catalogue, groups, min_recall, cache_bytes=0)
             for i, ds in opened.items()
         },
         checkpoints=checkpoints,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -18,6 +18,8 @@ from models.labels import DEFAULT_GROUPS, ImportanceGroups
 from models.metrics import disagreement_map, error_map
 from models.scoring import ImageResult, score_image
 
+VIEW_CACHE_BYTES = 512 * 1024**2
+"""What the recent views may hold in all (:attr:`ImageView.nbytes`)."""
 ViewKey = tuple[str, str, str]
 """(sample id, name of model A, name of model B): what one :class:`ImageView` shows."""
 
@@ -43,6 +45,19 @@ class ImageView:
     models_differ: np.ndarray
     """Where A and B predict different classes (works without ground truth)."""
     meta: dict = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays this view holds, each buffer counted once however many fields
+        share it (whole buffers, for an array that is a slice of a larger one): what keeping
+        the view costs. Its scores and metadata are kilobytes and left out."""
+        buffers: dict[int, int] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, np.ndarray):
+                owner = value.base if isinstance(value.base, np.ndarray) else value
+                buffers[id(owner)] = owner.nbytes
+        return sum(buffers.values())
 
 
 def predictions_only_view(
@@ -103,15 +118,17 @@ def labelled_view(
 @dataclass
 class ViewComposer:
     """Views of one split's images for pairs of catalogue models; thread-safe, with the
-    recent views kept (people step back and forth through the queue)."""
+    recent views kept (people step back and forth through the queue) up to ``cache_bytes``
+    of the arrays they hold (:attr:`ImageView.nbytes`), so large images keep fewer."""
 
     dataset: SegmentationDataset
     engine: InferenceEngine
     catalogue: ModelCatalogue
     groups: ImportanceGroups = DEFAULT_GROUPS
     min_recall: float = DEFAULT_MIN_RECALL
-    cache_size: int = 64
+    cache_bytes: int = VIEW_CACHE_BYTES
     _views: OrderedDict[ViewKey, ImageView] = field(init=False, default_factory=OrderedDict)
+    _cached_bytes: int = field(init=False, default=0)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def model(self, name: str) -> LoadedModel:
@@ -127,10 +144,15 @@ class ViewComposer:
                 self._views.move_to_end(key)
                 return cached
         view = self._compute(key)
+        if view.nbytes > self.cache_bytes:
+            return view
         with self._lock:
-            self._views[key] = view
-            while len(self._views) > self.cache_size:
-                self._views.popitem(last=False)
+            if key not in self._views:
+                self._views[key] = view
+                self._cached_bytes += view.nbytes
+            while self._cached_bytes > self.cache_bytes:
+                _, evicted = self._views.popitem(last=False)
+                self._cached_bytes -= evicted.nbytes
         return view
 
     def view_upload(self, image: np.ndarray, name_a: str, name_b: str) -> ImageView:

@@ -22,6 +22,7 @@ from models.taxonomy import error_taxonomy
 from reviewer import board, panels
 from reviewer.handlers import parse_region
 from reviewer.overlays import code_overlay
+from reviewer.views import ViewComposer
 from reviewer.workbench import Workbench
 from tests.pg import pg_server, store_url  # noqa: F401  (fixtures)
 
@@ -401,3 +402,26 @@ def test_error_panels_are_coloured_by_kind_when_the_display_asks(bench: Workbenc
         by_importance.error_b, code_overlay(view.image, view.error_b, ERROR_MAP)
     )
     assert "Error maps by kind of error" in panels.code_legends()
+
+
+def test_recent_views_are_bounded_by_the_bytes_they_hold(
+    bench: Workbench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
+    ids = [sample.id for sample in bench.dataset][:3]
+    first = bench.views.view(ids[0], name_a, name_b)
+    arrays = (first.image, first.ground_truth, first.prediction_a, first.prediction_b)
+    arrays += (first.error_a, first.error_b, first.kinds_a, first.kinds_b)
+    arrays += (first.disagreement, first.models_differ)
+    assert first.nbytes == sum(array.nbytes for array in arrays)
+    views = ViewComposer(bench.dataset, bench.engine, bench.catalogue, cache_bytes=2 * first.nbytes)
+    reads: list[str] = []
+    read_image = bench.dataset.read_image
+    monkeypatch.setattr(bench.dataset, "read_image", lambda s: reads.append(s.id) or read_image(s))
+    for sample_id in ids:
+        views.view(sample_id, name_a, name_b)
+    views.view(ids[2], name_a, name_b)
+    views.view(ids[1], name_a, name_b)
+    assert reads == ids, "the two latest views are kept"
+    views.view(ids[0], name_a, name_b)
+    assert reads == [*ids, ids[0]], "the oldest was let go to stay within the bound"
