@@ -35,7 +35,14 @@ from tqdm import tqdm
 from models.arguments import parse_size
 from models.checkpoints import CheckpointError, CheckpointMetadata, save_checkpoint
 from models.confusion import confusion_matrix
-from models.datasets import DatasetError, SegmentationDataset, open_dataset
+from models.datasets import (
+    DatasetError,
+    Sample,
+    SegmentationDataset,
+    SkippedFile,
+    open_dataset,
+    skipped_lines,
+)
 from models.device import (
     DEVICE_CHOICES,
     DeviceError,
@@ -62,6 +69,8 @@ is better). The recipe keeps the lowest validation loss."""
 PATH_OPTIONS = ("--data", "--out", "--groups")
 """Options whose values are local paths: a recorded command keeps only their last part."""
 PRELOAD_LIMIT_BYTES = 2 * 1024**3
+DEFAULT_MAX_BAD_SHARE = 0.05
+"""A split with more than 5% of its files unusable stops training (``--max-bad-share``)."""
 """Splits whose resized images and labels fit in this are read once and kept in memory."""
 STATE_FORMAT = "segnet-review-bench/train-state"
 CSV_COLUMNS = (
@@ -125,6 +134,8 @@ class TrainConfig:
     command: str = ""
     lr_schedule: str = "constant"
     select: str = "val_loss"
+    max_bad_share: float = DEFAULT_MAX_BAD_SHARE
+    """Training stops when more than this share of a split's files cannot be used."""
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of a (1-based) epoch under the schedule."""
@@ -326,7 +337,42 @@ def _open(config: TrainConfig, split: str) -> SegmentationDataset:
     dataset = open_dataset(config.data, split)
     if not dataset.has_labels:
         raise TrainingError(f"{dataset.describe()}: training needs labels")
+    drop_unreadable(dataset, config.max_bad_share)
     return dataset
+
+
+def _undecodable(dataset: SegmentationDataset, sample: Sample) -> SkippedFile | None:
+    """Why the sample's image or label cannot be decoded, None if both can."""
+    try:
+        dataset.read_image(sample)
+        dataset.read_label(sample)
+    except DatasetError as error:
+        return SkippedFile.of(error, sample.image_path, sample.label_path)
+    return None
+
+
+def drop_unreadable(dataset: SegmentationDataset, max_bad_share: float) -> None:
+    """Decode every image and label of the split once before training, so that a bad file
+    is left out with a warning instead of stopping an epoch (and the class weights are
+    counted over the files trained on). More than ``max_bad_share`` of the split bad
+    (refused at scan or here) stops the run: the data is then more likely misplaced than a
+    file or two broken."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        problems = list(pool.map(partial(_undecodable, dataset), dataset.samples))
+    dataset.samples = [
+        s for s, problem in zip(dataset.samples, problems, strict=True) if not problem
+    ]
+    dataset.skipped += [problem for problem in problems if problem is not None]
+    for line in skipped_lines(dataset.skipped, dataset.root):
+        print(f"warning: {line}", file=sys.stderr)
+    total = len(dataset.samples) + len(dataset.skipped)
+    if len(dataset.skipped) > max_bad_share * total:
+        first = dataset.skipped[0]
+        raise TrainingError(
+            f"{dataset.root}: {len(dataset.skipped)} of {total} files of split "
+            f"{dataset.split!r} cannot be used, more than --max-bad-share {max_bad_share:g}; "
+            f"the first: {first.name(dataset.root)}: {first.reason}"
+        )
 
 
 class Trainer:
@@ -711,6 +757,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the cached class pixel counts out of the dataset folder, in "
         "$SEGBENCH_CACHE (default ~/.cache/segnet-review-bench); use for shared datasets",
     )
+    parser.add_argument(
+        "--max-bad-share",
+        type=float,
+        default=DEFAULT_MAX_BAD_SHARE,
+        metavar="SHARE",
+        help="bad files (unreadable, wrong format) are skipped with a warning; stop when more "
+        f"than this share of a split is bad (default {DEFAULT_MAX_BAD_SHARE:g})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -743,6 +797,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
         command=shlex.join(["python", "-m", "models.train", *portable_arguments(argv)]),
         lr_schedule=args.lr_schedule,
         select=args.select,
+        max_bad_share=args.max_bad_share,
     )
 
 

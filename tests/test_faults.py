@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from db.store import ReviewStore
-from models import evaluate
+from models import evaluate, train
 from models.catalogue import ModelCatalogue
 from models.checkpoints import CheckpointError, load_checkpoint
 from models.datasets import (
@@ -42,6 +42,7 @@ from reviewer.handlers import DatasetView, FlagDesk, UploadDesk, readable
 from reviewer.report import ExportedFlag, flag_to_json, write_flags_csv
 from reviewer.text import markdown_text
 from reviewer.workbench import Workbench
+from tests.test_losses import write_tiny_cityscapes
 
 ROOT = Path(__file__).resolve().parents[1]
 PEAK_LIMIT_BYTES = 2 * 1024**3
@@ -570,3 +571,49 @@ def test_a_non_image_upload_gets_a_message_naming_it(
     _png(tmp_path / "grey.png", grey)
     shown = desk.predict({"path": str(tmp_path / "grey.png"), "orig_name": "g.png"}, pair, 0.5)
     assert shown.prediction_a.shape[:2] == (40, 60), "a grey photo is read as RGB"
+
+
+def test_training_skips_bad_files_with_a_warning_and_stops_past_the_share(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path / "user-cache"))
+    clean, faulty = tmp_path / "clean", tmp_path / "faulty"
+    write_tiny_cityscapes(clean, {"train": 4, "val": 2}, size=(64, 128), seed=3)
+    shutil.copytree(clean, faulty)
+    town = ("leftImg8bit/train/town", "gtFine/train/town")
+    cut = faulty / town[1] / "town_000001_000019_gtFine_labelIds.png"
+    shutil.copy(cut, faulty / town[1] / "zz_000000_000019_gtFine_labelIds.png")
+    shutil.copy(
+        faulty / town[0] / "town_000001_000019_leftImg8bit.png",
+        faulty / town[0] / "zz_000000_000019_leftImg8bit.png",
+    )
+    _truncated(faulty / town[1] / "zz_000000_000019_gtFine_labelIds.png")
+    _png(faulty / town[0] / "zy_000000_000019_leftImg8bit.png", np.zeros((64, 128), np.uint8))
+    shutil.copy(cut, faulty / town[1] / "zy_000000_000019_gtFine_labelIds.png")
+    tiny = ["--width", "0.0625", "--size", "32x64", "--batch", "2", "--quiet", "--epochs", "1"]
+    tiny += ["--loss", "ce"]
+
+    def run(data: Path, *extra: str) -> int:
+        out = ["--data", str(data), "--out", str(tmp_path / data.name / "m.pt")]
+        return train.main([*out, *tiny, *extra])
+
+    assert run(faulty) == 2
+    printed = capsys.readouterr().err.splitlines()
+    assert printed[-1] == (
+        f"error: {faulty}: 2 of 6 files of split 'train' cannot be used, more than "
+        "--max-bad-share 0.05; the first: leftImg8bit/train/town/zy_000000_000019_leftImg8bit"
+        f".png: image is 8-bit grey; {RGB_NEEDED}"
+    )
+    assert run(faulty, "--max-bad-share", "0.5") == 0
+    printed = capsys.readouterr().err.splitlines()
+    assert "warning: 2 files skipped:" in printed
+    assert (
+        f"warning:   gtFine/train/town/zz_000000_000019_gtFine_labelIds.png: {NOT_DECODED}"
+        in printed
+    )
+    assert run(clean) == 0
+    trained = load_checkpoint(tmp_path / "faulty" / "m.pt").model.state_dict()
+    reference = load_checkpoint(tmp_path / "clean" / "m.pt").model.state_dict()
+    assert all(torch.equal(trained[k], reference[k]) for k in reference), (
+        "trained on exactly the good files"
+    )
