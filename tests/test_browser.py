@@ -171,6 +171,22 @@ def test_review_switch_model_and_flag_in_a_real_browser(
     assert (tmp_path / "review.png").stat().st_size > 10_000
 
 
+def test_the_error_maps_switch_to_kinds_of_error_and_back(app_page) -> None:
+    sync_api = playwright_api()
+    page = app_page
+    _wait_for_scores(sync_api, page)
+    errors_a = page.locator("#review-board figure[data-panel='error_a'] img")
+    sync_api.expect(errors_a).to_have_attribute("src", re.compile("^data:image"), timeout=60_000)
+    by_importance = errors_a.get_attribute("src")
+    page.get_by_role("radio", name="kind (boundary / extent / segment)").click()
+    sync_api.expect(errors_a).not_to_have_attribute("src", by_importance, timeout=60_000)
+    sync_api.expect(page.locator("#review-details")).to_contain_text(
+        "Error maps by kind of error", timeout=30_000
+    )
+    page.get_by_role("radio", name="importance (miss / false alarm)").click()
+    sync_api.expect(errors_a).to_have_attribute("src", by_importance, timeout=60_000)
+
+
 def test_two_sessions_keep_their_own_selection(running_app) -> None:
     sync_api = playwright_api()
     url, *_ = running_app
