@@ -55,6 +55,8 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +84,7 @@ from models.labels import (
     ImportanceGroups,
 )
 from models.object_sizes import ObjectsBySize, objects_by_size
+from models.pipeline import Behind, read_ahead
 from models.scores import IMAGE_KEYS, SPLIT_SCORES
 from models.scoring import ModelScores, SplitEvaluator, SplitScores
 from models.spreadsheet import spreadsheet_safe
@@ -122,31 +125,28 @@ def evaluate_split(
     )
     samples = dataset.samples
     skipped: list[SkippedFile] = []
-    for start in range(0, len(samples), batch_size):
-        batch = [
-            read
-            for sample in samples[start : start + batch_size]
-            if (read := _read_or_skip(dataset, sample, skipped)) is not None
-        ]
-        if batch:
-            ids = [read.sample.id for read in batch]
+
+    def read(sample: Sample) -> _ReadSample | None:
+        return _read_or_skip(dataset, sample, skipped)
+
+    def score(batch: list[_ReadSample], predictions: dict[str, list], done: int) -> None:
+        for n, sample in enumerate(batch):
+            preds = {name: predictions[name][n].labels for name in models}
+            _add(evaluator, sample, preds, models, resolution)
+        if progress is not None:
+            progress(done, len(samples))
+
+    with read_ahead(samples, read, 2 * batch_size) as reads, Behind() as scoring:
+        for start in range(0, len(samples), batch_size):
+            batch = [sample for sample in islice(reads, batch_size) if sample is not None]
+            ids = [sample.sample.id for sample in batch]
             predictions = {
-                name: engine.predict_batch(model, [read.image for read in batch], ids, resolution)
+                name: engine.predict_batch(model, [s.image for s in batch], ids, resolution)
                 for name, model in models.items()
             }
-            for n, read in enumerate(batch):
-                gt, instances = read.label, read.instances
-                area_scale = 1.0
-                if resolution == "input":
-                    preprocessing = next(iter(models.values())).checkpoint.preprocessing
-                    area_scale = gt.size
-                    gt = preprocessing.resize_label(gt)
-                    area_scale /= gt.size
-                    instances = None if instances is None else preprocessing.resize_label(instances)
-                preds = {name: predictions[name][n].labels for name in models}
-                evaluator.add(read.sample.id, gt, preds, instances, area_scale)
-        if progress is not None:
-            progress(min(start + batch_size, len(samples)), len(samples))
+            scoring.submit(
+                partial(score, batch, predictions, min(start + batch_size, len(samples)))
+            )
     if len(skipped) == len(samples):
         first = skipped[0]
         raise DatasetError(
@@ -154,6 +154,26 @@ def evaluate_split(
             f"{count_of(len(skipped), 'file')} skipped: {first.name(dataset.root)}: {first.reason}"
         )
     return replace(evaluator.result(), skipped=tuple(skipped))
+
+
+def _add(
+    evaluator: SplitEvaluator,
+    read: _ReadSample,
+    preds: dict[str, np.ndarray],
+    models: Mapping[str, LoadedModel],
+    resolution: Resolution,
+) -> None:
+    """Score one read sample's predictions into ``evaluator`` (at the models' input size
+    when ``resolution`` is "input")."""
+    gt, instances = read.label, read.instances
+    area_scale = 1.0
+    if resolution == "input":
+        preprocessing = next(iter(models.values())).checkpoint.preprocessing
+        area_scale = gt.size
+        gt = preprocessing.resize_label(gt)
+        area_scale /= gt.size
+        instances = None if instances is None else preprocessing.resize_label(instances)
+    evaluator.add(read.sample.id, gt, preds, instances, area_scale)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -193,6 +194,18 @@ def _count(
     return matrices, disagreement_from_joint(joint, groups)
 
 
+def _taxonomies(
+    gt: LabelMap, predictions: Mapping[str, LabelMap], groups: ImportanceGroups
+) -> dict[str, ErrorTaxonomy]:
+    """Each model's error taxonomy, the models' in threads at the same time: its numpy and
+    OpenCV passes release the GIL, and it is the dearest step of scoring a large image."""
+    with ThreadPoolExecutor(len(predictions), thread_name_prefix="taxonomy") as pool:
+        futures = {
+            name: pool.submit(error_taxonomy, gt, p, groups) for name, p in predictions.items()
+        }
+        return {name: future.result() for name, future in futures.items()}
+
+
 def score_image(
     gt: LabelMap,
     predictions: Mapping[str, LabelMap],
@@ -223,11 +236,7 @@ def score_image(
         raise ValueError(f"{sample_id}: no prediction to score")
     severity = default_severity_matrix(groups) if severity is None else check_severity(severity)
     matrices, agreement = _count(gt, predictions, groups, sample_id, device)
-    taxonomies: dict[str, ErrorTaxonomy] = (
-        {name: error_taxonomy(gt, pred, groups) for name, pred in predictions.items()}
-        if taxonomy
-        else {}
-    )
+    taxonomies = _taxonomies(gt, predictions, groups) if taxonomy else {}
     scores = {
         name: ModelImageScores.compute(
             matrix, groups, severity, annotated, taxonomies[name].counts if taxonomy else None

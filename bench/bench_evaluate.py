@@ -1,0 +1,146 @@
+"""Benchmark: split evaluation at Cityscapes size, the pipeline against the previous path.
+
+    python -m bench.bench_evaluate [--images 6] [--repeats 3] [--no-taxonomy]
+
+Two shipped models (``segnet-ce.pt`` and ``segnet-ial.pt``) score a synthetic val split of
+2048x1024 images (generated once into the cache folder) with
+:func:`models.evaluate.evaluate_split`: a loader thread reading ahead, batches for the
+network, exact fast full-resolution labels, scoring behind the network in a thread of its
+own. The reference, measured in the same run, is the path before it, kept here only:
+each batch read, then predicted with labels from ``F.interpolate`` and argmax, then
+scored, one step after the other. Both start from an empty inference cache each time;
+the figure is images/s, median of ``--repeats`` interleaved repeats, and the scores of
+the two must be identical.
+
+Goals (FAIL and exit status 1 otherwise): identical scores; at least 3x the reference's
+images/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+
+from models.datasets import SegmentationDataset, open_dataset
+from models.evaluate import evaluate_split
+from models.inference import InferenceEngine, LoadedModel
+from models.scoring import SplitEvaluator, SplitScores
+from models.synthetic import default_cache_dir, generate_dataset
+from models.upsampling import reference_labels
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINTS = [
+    ROOT / "models" / "checkpoints" / f"{name}.pt" for name in ("segnet-ce", "segnet-ial")
+]
+SIZE = (1024, 2048)
+BATCH = 8
+MIN_SPEEDUP = 3.0
+
+
+def cityscapes_sized_split(images: int) -> SegmentationDataset:
+    """A synthetic val split of ``images`` scenes at 2048x1024, generated on first use."""
+    folder = default_cache_dir() / f"bench-evaluate-{SIZE[1]}x{SIZE[0]}-{images}"
+    if not (folder / "synthetic.json").exists():
+        generate_dataset(folder, {"val": images}, seed=16, size=SIZE, progress=False)
+    return open_dataset(folder, "val")
+
+
+def previous_path(
+    dataset: SegmentationDataset,
+    engine: InferenceEngine,
+    models: Mapping[str, LoadedModel],
+    taxonomy: bool,
+) -> SplitScores:
+    """The evaluation as it was: read a batch, predict it with the reference labels, score
+    it, in turn."""
+    evaluator = SplitEvaluator(
+        list(models),
+        annotated_classes=dataset.annotated_classes,
+        device=engine.device,
+        taxonomy=taxonomy,
+    )
+    samples = dataset.samples
+    for start in range(0, len(samples), BATCH):
+        batch = samples[start : start + BATCH]
+        images = [dataset.read_image(s) for s in batch]
+        ids = [s.id for s in batch]
+        labels = {
+            name: [
+                reference_labels(p.logits, image.shape[:2]).numpy()
+                for p, image in zip(
+                    engine.predict_batch(m, images, ids, "input"), images, strict=True
+                )
+            ]
+            for name, m in models.items()
+        }
+        for n, sample in enumerate(batch):
+            preds = {name: labels[name][n] for name in models}
+            gt, instances = dataset.read_label(sample), dataset.read_instances(sample)
+            evaluator.add(sample.id, gt, preds, instances)
+    return evaluator.result()
+
+
+def timed(run: Callable[[], SplitScores], engine: InferenceEngine) -> tuple[float, SplitScores]:
+    engine.clear_cache()
+    start = time.perf_counter()
+    result = run()
+    return time.perf_counter() - start, result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=6, help="images in the split (6)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (3)")
+    parser.add_argument(
+        "--no-taxonomy", action="store_true", help="both paths without the error taxonomy"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    dataset = cityscapes_sized_split(args.images)
+    engine = InferenceEngine(device="cpu")
+    models = {path.stem: engine.load(path) for path in CHECKPOINTS}
+    taxonomy = not args.no_taxonomy
+    runs = {
+        "pipeline": lambda: evaluate_split(
+            dataset, engine, models, batch_size=BATCH, taxonomy=taxonomy
+        ),
+        "previous": lambda: previous_path(dataset, engine, models, taxonomy),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    results: dict[str, SplitScores] = {}
+    for repeat in range(args.repeats):
+        order = list(runs) if repeat % 2 == 0 else list(reversed(runs))
+        for name in order:
+            elapsed, results[name] = timed(runs[name], engine)
+            seconds[name].append(elapsed)
+    rates = {name: len(dataset) / statistics.median(s) for name, s in seconds.items()}
+    ratio = rates["pipeline"] / rates["previous"]
+    identical = results["pipeline"].to_dict() == results["previous"].to_dict()
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(dataset)} images "
+        f"{SIZE[1]}x{SIZE[0]}, models {', '.join(models)}, taxonomy {'on' if taxonomy else 'off'}, "
+        f"median of {args.repeats}"
+    )
+    verdict = "ok" if identical and ratio >= MIN_SPEEDUP else "FAIL"
+    print(
+        f"pipeline {rates['pipeline']:.3f} images/s, previous path {rates['previous']:.3f} "
+        f"images/s: {ratio:.2f}x (goal {MIN_SPEEDUP:.0f}x); scores identical: {identical}  "
+        f"{verdict}"
+    )
+    return 0 if verdict == "ok" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
