@@ -96,6 +96,6 @@ def private_temp_dir(data_dir: Path, port: int) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     args = build_parser().parse_args(argv)
-    from reviewer.serving import serve
+    from reviewer.serving import serve  # torch, Gradio and the database load only now
 
     return serve(args)
