@@ -6,11 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import stat
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,55 +14,22 @@ from pathlib import Path
 import pytest
 
 from db.store import ReviewStore
-from tests.chromium import launch_chromium, playwright_api
+from tests.chromium import free_port, launch_chromium, playwright_api, served_app
 
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.browser
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def running_app(tiny_synthetic: Path, tiny_models: Path, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("app")
-    port = _free_port()
+    port = free_port()
     db_url = f"sqlite:///{tmp_path / 'review.db'}"
-    environment = {**os.environ, "SEGBENCH_DATA": str(tmp_path / "data")}
-    command = [sys.executable, "launch.py", "--data", str(tiny_synthetic), "--split", "val"]
-    command += ["--models", str(tiny_models), "--only-my-models", "--db", db_url]
-    command += ["--port", str(port), "--device", "cpu"]
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the app exited early:\n{process.stdout.read()}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("the app did not start within 120 s")
-    yield url, db_url, tmp_path / "data", port
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    arguments = ["--data", str(tiny_synthetic), "--split", "val", "--models", str(tiny_models)]
+    arguments += ["--only-my-models", "--db", db_url]
+    with served_app(arguments, tmp_path / "data", port) as url:
+        yield url, db_url, tmp_path / "data", port
 
 
 def _wait_for_scores(sync_api, page) -> None:
