@@ -182,8 +182,9 @@ def open_store(url: str | None) -> ReviewStore:
     if parsed.get_backend_name() == "sqlite":
         path = Path(parsed.database or "").expanduser()
         if not parsed.database or not path.is_file():
+            where = str(path) if parsed.database else resolved
             raise ExportError(
-                f"review database not found: {path or resolved!r} (pass --db URL or set "
+                f"review database not found: {where} (pass --db URL or set "
                 "$SEGBENCH_DB; an export never creates a new database)"
             )
     try:

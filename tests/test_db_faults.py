@@ -72,6 +72,10 @@ class Databases:
         path.write_text("flags,notes\nthis is a CSV file, not a database\n")
         return f"sqlite:///{path}", [str(path), "is not a SQLite database", "--db"]
 
+    def missing_file(self) -> tuple[str, list[str]]:
+        path = self.tmp_path / "moved" / "review.db"
+        return f"sqlite:///{path}", [f"review database not found: {path} (", "--db"]
+
     def pg_unreachable(self) -> tuple[str, list[str]]:
         port = _free_port()  # nothing listens there
         url = f"postgresql+psycopg://reviewer@127.0.0.1:{port}/reviews"
@@ -117,7 +121,13 @@ LAUNCH_FAULTS = [
     _pg_case("pg_future"),
 ]
 # An export only reads, so a read-only database exports fine.
-EXPORT_FAULTS = ["not_sqlite", _pg_case("pg_unreachable"), "sqlite_future", _pg_case("pg_future")]
+EXPORT_FAULTS = [
+    "missing_file",
+    "not_sqlite",
+    _pg_case("pg_unreachable"),
+    "sqlite_future",
+    _pg_case("pg_future"),
+]
 
 
 @pytest.fixture()
