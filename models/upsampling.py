@@ -184,8 +184,11 @@ def interpolate_blocks(
     cell_rows, cell_cols = rows.sources[blocks[0]], cols.sources[blocks[1]]
     below, right = rows.second[out_rows[0, :, 0]], cols.second[out_cols[:, 0]]
 
+    flat, plane = logits.reshape(-1), logits.shape[1] * logits.shape[2]
+
     def corner(r: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return logits[classes, r, c][:, :, None]
+        index = classes * plane + (r * logits.shape[2] + c)
+        return flat.index_select(0, index.reshape(-1)).view(*index.shape, 1)
 
     left_weight, right_weight = cols.first_weight[out_cols], cols.second_weight[out_cols]
     upper = corner(cell_rows, cell_cols), corner(cell_rows, right)
@@ -257,7 +260,12 @@ def candidates(
     another class by more than the margin: interpolated values lie between their corners'."""
     height, width = logits.shape[1:]
     below, right = (cell_rows + 1).clamp(max=height - 1), (cell_cols + 1).clamp(max=width - 1)
-    a, b, c, d = (logits[:, r, c] for r in (cell_rows, below) for c in (cell_cols, right))
+    planes = logits.reshape(len(logits), -1)
+    a, b, c, d = (
+        planes.index_select(1, r * width + c)
+        for r in (cell_rows, below)
+        for c in (cell_cols, right)
+    )
     lowest = torch.minimum(torch.minimum(a, b), torch.minimum(c, d)).amax(0)
     highest = torch.maximum(torch.maximum(a, b), torch.maximum(c, d))
     return (highest >= (lowest - margin)[None]).T
@@ -292,6 +300,16 @@ def fast_upsampled_labels(logits: torch.Tensor, size: Sequence[int], rule: Rule)
     return labels
 
 
+def _winner_and_lead(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per pixel of ``values`` (K, ...): the index of the largest (the first of equals) and
+    its lead over the second largest; for two classes, from their difference alone."""
+    if len(values) == 2:
+        difference = values[1] - values[0]
+        return difference > 0, difference.abs()
+    best, second, winner = _top_two(values)
+    return winner, best - second
+
+
 def _block_winners(
     logits: torch.Tensor,
     rows: Taps,
@@ -308,8 +326,8 @@ def _block_winners(
     rough = replace(rule, width="separate", height="separate")
     values = interpolate_blocks(logits, rows, cols, blocks, classes.T, rough).values
     count, height, number, width = values.shape
-    best, second, winner = _top_two(values.reshape(count, height, -1))
-    unsure = (best - second).view(height, number, width) <= margins[None, :, None]
+    winner, lead = _winner_and_lead(values.reshape(count, height, -1))
+    unsure = lead.view(height, number, width) <= margins[None, :, None]
     winner = winner.view(height, number, width).long()
     again = unsure.any(2).any(0).nonzero()[:, 0]
     if len(again):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -94,3 +95,12 @@ def test_cuda_logits_get_the_reference_labels():
     labels = upsampled_labels(logits.cuda(), (128, 256))
     expected = F.interpolate(logits.cuda()[None], size=(128, 256), mode="bilinear")[0]
     assert torch.equal(labels.cpu(), expected.argmax(0).cpu().to(torch.uint8))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_engine_labels_are_the_reference_of_its_logits(cityscapes_root: Path):
+    dataset = open_dataset(cityscapes_root, "val")
+    image = cv2.resize(dataset.read_image(dataset.samples[0]), (2048, 1024))
+    engine = InferenceEngine(device="cuda")
+    prediction = engine.predict(engine.load(CHECKPOINTS / "segnet-ce.pt"), image)
+    assert np.array_equal(prediction.labels, reference(prediction.logits, (1024, 2048)))
