@@ -1,6 +1,7 @@
 """Text is text in a real headless Chromium: a reviewer name, a note and a checkpoint's card
 written as Markdown and HTML images pointing at a listener on this machine make the page
-fetch nothing from it; a non-image upload gets a message naming it, a photo its predictions."""
+fetch nothing from it; a non-image upload gets a message naming it, a photo its predictions
+and a flag."""
 
 from __future__ import annotations
 
@@ -140,3 +141,6 @@ def test_uploads_are_read_by_the_app(page, hostile_app) -> None:
     page.locator("#upload-image input[type=file]").set_input_files(str(folder / "photo.png"))
     page.get_by_role("button", name="Predict with both models").click()
     sync_api.expect(page.get_by_text("The models disagree on")).to_be_visible(timeout=60_000)
+    page.locator("#reviewer-name textarea, #reviewer-name input").first.fill("uploader")
+    page.locator("#flag-upload").click()
+    sync_api.expect(page.locator("#upload-status")).to_contain_text("Saved flag", timeout=30_000)
