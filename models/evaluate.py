@@ -20,8 +20,11 @@ frequency-weighted IoU under its earlier name), ``per_class_iou`` (class name ->
 :meth:`ModelScores.to_dict` gives)) and ``images`` (per image: ``sample_id``, ``scores`` per
 model, each with the image's ``taxonomy`` counts, ``disagreement`` of the two models on
 critical pixels when two are evaluated, ``instances`` with recall per model and ``size``
-(small, medium or large), ``instances_annotated`` (false without an instance map)),
-``objects_by_size`` (below) and
+(small, medium or large), ``instances_annotated`` (false without an instance map),
+``suspects``: where the first two models confidently agree against the ground truth
+(:mod:`models.suspects`), largest first, each with ``predicted`` and ``annotated`` class,
+``pixels``, ``confidence`` (the lower model's mean top-class probability) and ``box``, null
+with one model, and their total ``suspect_pixels``), ``objects_by_size`` (below) and
 ``comparison`` (null unless two or more models are evaluated and ``--bootstrap`` is not 0):
 the first two models as ``model_a`` and ``model_b``, ``images``, ``method``, ``confidence``
 (0.95), ``resamples``, ``seed`` and ``differences``, one per compared quantity (every split
@@ -74,7 +77,7 @@ from models.datasets import (
     skipped_lines,
 )
 from models.device import DEVICE_CHOICES, DeviceError
-from models.inference import InferenceEngine, LoadedModel, Resolution
+from models.inference import InferenceEngine, LoadedModel, Prediction, Resolution
 from models.instances import DEFAULT_MIN_RECALL
 from models.labels import (
     CLASS_NAMES,
@@ -88,6 +91,7 @@ from models.pipeline import Behind, read_ahead
 from models.scores import IMAGE_KEYS, SPLIT_SCORES
 from models.scoring import ModelScores, SplitEvaluator, SplitScores
 from models.spreadsheet import spreadsheet_safe
+from models.suspects import suspects_of_pair
 from models.synthetic import resolve_data
 
 SKIPPED_SHOWN = 10
@@ -131,8 +135,7 @@ def evaluate_split(
 
     def score(batch: list[_ReadSample], predictions: dict[str, list], done: int) -> None:
         for n, sample in enumerate(batch):
-            preds = {name: predictions[name][n].labels for name in models}
-            _add(evaluator, sample, preds, models, resolution)
+            _add(evaluator, sample, [predictions[name][n] for name in models], models, resolution)
         if progress is not None:
             progress(done, len(samples))
 
@@ -159,12 +162,13 @@ def evaluate_split(
 def _add(
     evaluator: SplitEvaluator,
     read: _ReadSample,
-    preds: dict[str, np.ndarray],
+    predictions: list[Prediction],
     models: Mapping[str, LoadedModel],
     resolution: Resolution,
 ) -> None:
-    """Score one read sample's predictions into ``evaluator`` (at the models' input size
-    when ``resolution`` is "input")."""
+    """Score one read sample's predictions (in the order of ``models``) into ``evaluator``
+    (at the models' input size when ``resolution`` is "input"), with the suspect
+    ground-truth regions of the first two models."""
     gt, instances = read.label, read.instances
     area_scale = 1.0
     if resolution == "input":
@@ -173,7 +177,12 @@ def _add(
         gt = preprocessing.resize_label(gt)
         area_scale /= gt.size
         instances = None if instances is None else preprocessing.resize_label(instances)
-    evaluator.add(read.sample.id, gt, preds, instances, area_scale)
+    preds = {name: prediction.labels for name, prediction in zip(models, predictions, strict=True)}
+    suspects = None
+    if len(predictions) >= 2:
+        pair = (predictions[0], predictions[1])
+        suspects = suspects_of_pair(gt, pair, evaluator.annotated_classes).regions
+    evaluator.add(read.sample.id, gt, preds, instances, area_scale, suspects)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from models.checkpoints import LoadedCheckpoint, load_checkpoint
 from models.device import autocast, memory_format, select_device
@@ -81,6 +82,18 @@ class Prediction:
     def confidence(self) -> np.ndarray:
         """Probability of the predicted class per pixel (H, W) float32."""
         return self.probabilities.max(axis=0).astype(np.float32)
+
+    def confidence_at(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """:attr:`confidence` at the given pixels of the labels' resolution, float32, from
+        the logits sampled there as the upsampling samples them (bilinear, half-pixel
+        centres, edges clamped): a few pixels' worth of softmax instead of the image's."""
+        height, width = self.labels.shape
+        points = np.stack([(columns + 0.5) / width, (rows + 0.5) / height], axis=-1) * 2 - 1
+        grid = torch.from_numpy(points.astype(np.float32)).reshape(1, 1, -1, 2)
+        logits = F.grid_sample(
+            self.logits[None], grid, mode="bilinear", padding_mode="border", align_corners=False
+        )[0, :, 0]
+        return torch.softmax(logits, dim=0).amax(dim=0).numpy()
 
     @property
     def nbytes(self) -> int:

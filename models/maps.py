@@ -90,12 +90,14 @@ MAP_TITLES = {
     "error": "Error maps",
     "taxonomy": "Error maps by kind of error",
     "disagreement": "Disagreement of A and B",
+    "suspect": "Suspect ground truth",
 }
 """Every kind of map by name, with the title of its legend, in the order legends are shown.
 ``error``: one model's errors by importance (``models.metrics.error_map``);
 ``taxonomy``: one model's errors by kind, boundary, extent or segment
 (``models.taxonomy.error_taxonomy``);
-``disagreement``: which of two models is right (``models.metrics.disagreement_map``)."""
+``disagreement``: which of two models is right (``models.metrics.disagreement_map``);
+``suspect``: where both models confidently contradict the label (``models.suspects``)."""
 
 CODES = (
     MapCode("error", "correct", 0, "correct"),
@@ -127,6 +129,14 @@ CODES = (
         "not judged: ground-truth background and, unless judged on all labelled pixels, "
         "non-critical classes",
     ),
+    MapCode("suspect", "unsuspected", 0, "not suspect"),
+    MapCode(
+        "suspect",
+        "suspect",
+        1,
+        "suspect label: both models confidently see another class",
+        (255, 0, 170),
+    ),
 )
 """Every code of every map, one row each, in legend order within a map."""
 
@@ -147,3 +157,4 @@ CODE_MAPS = split_by_map(CODES, MAP_TITLES)
 ERROR_MAP = CODE_MAPS["error"]
 TAXONOMY_MAP = CODE_MAPS["taxonomy"]
 DISAGREEMENT_MAP = CODE_MAPS["disagreement"]
+SUSPECT_MAP = CODE_MAPS["suspect"]

@@ -2,9 +2,10 @@
 
 An order is either a score of the table for one model ("safety error of A", "mIoU of
 B"), the worst of two models on a score, the change from one model to the other (the
-improvement of B over A, or its regression), or the critical pixels exactly one model of
-the pair gets right. The review queue, the Dataset tab's worst images and the report all
-rank with :func:`rank`, so the same order puts the same images first everywhere.
+improvement of B over A, or its regression), the critical pixels exactly one model of the
+pair gets right, or the area where both confidently contradict the ground truth. The review
+queue, the Dataset tab's worst images and the report all rank with :func:`rank`, so the
+same order puts the same images first everywhere.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ class Rankable(Protocol):
 
     @property
     def disagreement(self) -> Mapping[str, int] | None: ...
+
+    @property
+    def suspect_pixels(self) -> int | None: ...
 
     def value(self, model: str, key: str) -> float | None: ...
 
@@ -114,6 +118,12 @@ PAIR_ORDERS: tuple[Order, ...] = (
         "disagreement on critical pixels",
         "Critical pixels exactly one model gets right, most first",
         _exactly_one_right,
+    ),
+    Order(
+        "suspect ground truth",
+        "For annotators: the most pixels where both models confidently agree against "
+        "the label first",
+        lambda image: image.suspect_pixels,
     ),
     by_score(MIOU, "A", "Lowest mIoU of A first"),
     by_score(MIOU, "B", "Lowest mIoU of B first"),

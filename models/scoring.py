@@ -49,6 +49,7 @@ from models.scores import (
     format_value,
     values_of,
 )
+from models.suspects import SuspectRegion, suspect_pixels
 from models.taxonomy import (
     COUNT_LENGTH,
     ErrorTaxonomy,
@@ -156,9 +157,17 @@ class ImageResult:
     taxonomy_maps: Mapping[str, np.ndarray] | None = None
     """Model name -> its map of error kinds (codes of :data:`models.maps.TAXONOMY_MAP`),
     kept only when :func:`score_image` is asked to (a split keeps counts, not maps)."""
+    suspects: tuple[SuspectRegion, ...] | None = None
+    """Where the pair confidently agrees against the ground truth, largest first
+    (:mod:`models.suspects`); None when not looked for."""
 
     def value(self, model: str, key: str) -> float | None:
         return self.scores[model][key]
+
+    @property
+    def suspect_pixels(self) -> int | None:
+        """Pixels of the image's suspect regions; None when not looked for."""
+        return None if self.suspects is None else suspect_pixels(self.suspects)
 
     def to_dict(self) -> dict:
         return {
@@ -167,6 +176,10 @@ class ImageResult:
             "disagreement": None if self.disagreement is None else dict(self.disagreement),
             "instances": [instance.to_dict() for instance in self.instances],
             "instances_annotated": self.instances_annotated,
+            "suspects": None
+            if self.suspects is None
+            else [region.to_dict() for region in self.suspects],
+            "suspect_pixels": self.suspect_pixels,
         }
 
 
@@ -220,14 +233,17 @@ def score_image(
     area_scale: float = 1.0,
     taxonomy: bool = True,
     keep_maps: bool = False,
+    suspects: Sequence[SuspectRegion] | None = None,
 ) -> ImageResult:
     """Every score of every model on one image (a pure function of its arguments).
 
     ``predictions`` maps model names to label maps, in order (with two, the first is "a"
     of the disagreement counts); ``instance_ids`` (Cityscapes encoding) adds per-instance
     recall, with sizes binned at ``area_scale`` annotation pixels per pixel (see
-    :func:`models.instances.instance_scores`). Counting runs on ``device`` (default: where
-    the predictions are); a bad map is reported with ``sample_id`` and the model's name.
+    :func:`models.instances.instance_scores`). ``suspects`` are the pair's suspect
+    regions (:func:`models.suspects.find_suspects` needs the models' probabilities, which a
+    label map lacks). Counting runs on ``device`` (default: where the predictions are); a
+    bad map is reported with ``sample_id`` and the model's name.
     ``taxonomy`` off leaves out the error taxonomy and Boundary IoU (their scores are then
     undefined); ``keep_maps`` keeps each model's map of error kinds in the result, for a
     view to draw.
@@ -244,11 +260,12 @@ def score_image(
         for name, matrix in matrices.items()
     }
     maps = {name: t.codes for name, t in taxonomies.items()} if keep_maps and taxonomy else None
+    found = None if suspects is None else tuple(suspects)
     if instance_ids is None:
-        return ImageResult(sample_id, scores, agreement, taxonomy_maps=maps)
+        return ImageResult(sample_id, scores, agreement, taxonomy_maps=maps, suspects=found)
     instances = tuple(instance_scores(instance_ids, predictions, min_recall, area_scale))
     return ImageResult(
-        sample_id, scores, agreement, instances, instances_annotated=True, taxonomy_maps=maps
+        sample_id, scores, agreement, instances, True, taxonomy_maps=maps, suspects=found
     )
 
 
@@ -462,9 +479,10 @@ class SplitEvaluator:
         preds: Mapping[str, LabelMap],
         instance_ids: np.ndarray | None = None,
         area_scale: float = 1.0,
+        suspects: Sequence[SuspectRegion] | None = None,
     ) -> ImageResult:
         """Add one image: ground truth, each model's prediction, optional instance map
-        (with ``area_scale`` annotation pixels per pixel of it)."""
+        (with ``area_scale`` annotation pixels per pixel of it) and suspect regions."""
         if set(preds) != set(self.model_names):
             raise ValueError(
                 f"{sample_id}: predictions given for {sorted(preds)}, "
@@ -482,6 +500,7 @@ class SplitEvaluator:
             device=self.device,
             area_scale=area_scale,
             taxonomy=self.taxonomy,
+            suspects=suspects,
         )
         for name, scores in result.scores.items():
             self._totals[name] += scores.confusion

@@ -44,6 +44,7 @@ from reviewer.handlers import (
     readable,
     region_text,
     scoring_progress,
+    suspect_flag,
 )
 from reviewer.overlays import LEGEND_CSS
 from reviewer.review_queue import FLAG_STATES, SORT_KEYS
@@ -201,11 +202,18 @@ class Page:
             details.iou,
             details.confusion_a,
             details.confusion_b,
+            details.suspect_picture,
+            _frame(details.suspect_rows, panels.SUSPECT_HEADERS),
+            list(details.suspect_boxes),
         )
 
     @friendly
     def fill_region(self, event: gr.SelectData, boxes: list) -> str:
         return region_text(boxes, _selected_row(event))
+
+    @friendly
+    def flag_suspect(self, event: gr.SelectData, boxes: list) -> tuple[str, str]:
+        return suspect_flag(boxes, _selected_row(event))
 
     @friendly
     def open_worst(
@@ -465,6 +473,16 @@ def _review_details(ui: SimpleNamespace) -> None:
                 label="Objects (click one to use its box as flag region)",
             )
             ui.instance_boxes = gr.State([])
+        with gr.Row():
+            ui.suspect_picture = panel_image("Suspect ground truth", elem_id="suspect-picture")
+            ui.suspects = gr.Dataframe(
+                headers=panels.SUSPECT_HEADERS,
+                interactive=False,
+                label="Suspect ground truth: both models confidently see another class "
+                "(click one to flag the ground truth there)",
+                elem_id="suspects",
+            )
+            ui.suspect_boxes = gr.State([])
         ui.iou_plot = gr.Plot(label="Per-class IoU")
         ui.matrix_kind = gr.Radio(["groups", "classes"], value="groups", label="Confusion matrix")
         with gr.Row():
@@ -628,6 +646,9 @@ def _wire_review(app: gr.Blocks, page: Page, ui: SimpleNamespace) -> None:
         ui.iou_plot,
         ui.confusion_a,
         ui.confusion_b,
+        ui.suspect_picture,
+        ui.suspects,
+        ui.suspect_boxes,
     ]
     for event in (ui.review_board.navigate, ui.matrix_kind.change):
         event(
@@ -638,6 +659,7 @@ def _wire_review(app: gr.Blocks, page: Page, ui: SimpleNamespace) -> None:
             trigger_mode="always_last",
         )
     ui.instances.select(page.fill_region, [ui.instance_boxes], [ui.region])
+    ui.suspects.select(page.flag_suspect, [ui.suspect_boxes], [ui.region, ui.target])
     ui.reviewer.change(lambda name: name, [ui.reviewer], [ui.reviewer_memory])
     form = [ui.reviewer, ui.target, ui.severity, ui.category, ui.note, ui.region]
     ui.save_button.click(

@@ -204,6 +204,12 @@ def region_text(boxes: list[tuple[int, int, int, int]], row: int) -> str:
     return ", ".join(str(n) for n in boxes[row])
 
 
+def suspect_flag(boxes: list[tuple[int, int, int, int]], row: int) -> tuple[str, str]:
+    """The flag form's region and target for the suspect region in row ``row``: an
+    annotator's flag, on the ground truth."""
+    return region_text(boxes, row), TARGET_LABELS["ground_truth"]
+
+
 def target_key(label: str) -> str:
     """The store's target for a form label (or for the store's value itself)."""
     for key, text in TARGET_LABELS.items():
@@ -301,6 +307,11 @@ class Details:
     instance_rows: Rows | None = None
     boxes: tuple[tuple[int, int, int, int], ...] = ()
     """The box of each row of ``instance_rows``, in order."""
+    suspect_picture: np.ndarray | None = None
+    """The image with its suspect ground-truth regions marked."""
+    suspect_rows: Rows | None = None
+    suspect_boxes: tuple[tuple[int, int, int, int], ...] = ()
+    """The box of each row of ``suspect_rows``, in order."""
     flag_rows: Rows | None = None
     iou: Any = None
     confusion_a: Any = None
@@ -489,6 +500,9 @@ class ReviewDesk:
             score_rows=panels.scores_table(view),
             instance_rows=panels.instance_rows(view),
             boxes=tuple(panels.instance_boxes(view)),
+            suspect_picture=panels.suspect_picture(view),
+            suspect_rows=panels.suspect_rows(view),
+            suspect_boxes=tuple(panels.suspect_boxes(view)),
             flag_rows=self.flags.image_rows(sample_id),
             iou=panels.iou_figure(view, groups, self.bench.dataset.annotated_classes),
             confusion_a=figure_a,

@@ -14,12 +14,13 @@ import plotly.graph_objects as go
 
 from models.instances import InstanceScore
 from models.labels import CLASS_NAMES, CLASSES, NUM_EVALUATED, ImportanceGroups
-from models.maps import CODE_MAPS, DISAGREEMENT_MAP, ERROR_MAP, TAXONOMY_MAP
+from models.maps import CODE_MAPS, DISAGREEMENT_MAP, ERROR_MAP, SUSPECT_MAP, TAXONOMY_MAP
 from models.metrics import disagreement_map, group_confusion
 from models.ranking import PAIR_ORDERS, rank
 from models.scores import BY_KEY, IMAGE_SCORES
 from models.scoring import SplitScores
-from reviewer.overlays import class_overlay, code_legend, code_overlay, legend_html
+from models.suspects import SuspectRegion
+from reviewer.overlays import class_overlay, code_legend, code_overlay, draw_box, legend_html
 from reviewer.plots import class_confusion_figure, class_iou_bars, group_confusion_figure
 from reviewer.views import ImageView
 
@@ -185,6 +186,46 @@ def instance_rows(view: ImageView) -> list[list]:
 
 
 INSTANCE_HEADERS = ["instance", "class", "pixels", "box", "recall A", "recall B"]
+SUSPECT_HEADERS = ["rank", "both models see", "labelled", "pixels", "confidence", "box"]
+
+
+def _suspects(view: ImageView) -> tuple[SuspectRegion, ...]:
+    return () if view.result is None else view.result.suspects or ()
+
+
+def suspect_picture(view: ImageView) -> np.ndarray | None:
+    """The image with its suspect ground-truth regions marked and boxed (None without
+    ground truth)."""
+    if view.suspect_map is None:
+        return None
+    marked = view.suspect_map > 0
+    codes = np.where(marked, SUSPECT_MAP.value("suspect"), SUSPECT_MAP.value("unsuspected"))
+    picture = code_overlay(view.image, codes.astype(np.uint8), SUSPECT_MAP)
+    for region in _suspects(view):
+        picture = draw_box(picture, region.box)
+    return picture
+
+
+def suspect_rows(view: ImageView) -> list[list]:
+    """One row per suspect region, largest first (:data:`SUSPECT_HEADERS`)."""
+    return [
+        [
+            rank,
+            CLASS_NAMES[region.predicted],
+            CLASS_NAMES[region.annotated],
+            region.pixels,
+            f"{region.confidence:.0%}",
+            "x{} y{} – x{} y{}".format(*region.box),
+        ]
+        for rank, region in enumerate(_suspects(view), start=1)
+    ]
+
+
+def suspect_boxes(view: ImageView) -> list[tuple[int, int, int, int]]:
+    """The boxes of :func:`suspect_rows`, row by row (a selected row's flag region)."""
+    return [region.box for region in _suspects(view)]
+
+
 SCORE_HEADERS = ["score", "A", "B"]
 
 _WORST_SCORES = (BY_KEY["safety_error"], BY_KEY["miou"])

@@ -20,6 +20,9 @@ SORT_KEYS: dict[str, str] = {order.label: order.description for order in PAIR_OR
 """Review-queue orders (label -> what it puts first); the first is the default (worst first)."""
 
 PAIR_KEYS = ("both_right", "only_a", "only_b", "both_wrong")
+"""The pair's critical-pixel counts of an image (:func:`models.metrics.disagreement_from_joint`)."""
+SUSPECT_KEY = "suspect_pixels"
+"""The pair's suspect-ground-truth pixels of an image, cached with its PAIR_KEYS."""
 
 FLAG_STATES = ("any", "unflagged", "open", "confirmed", "dismissed", "resolved")
 
@@ -54,7 +57,7 @@ class ScoreCache:
             scores[side] = stored
         ids = (registry.model_id(name_a), registry.model_id(name_b))
         pair = registry.store.get_pair_scores(*ids, **where)
-        if len(pair) < expected:
+        if sum(1 for row in pair.values() if SUSPECT_KEY in row) < expected:
             return None
         scores["pair"] = pair
         return scores
@@ -92,7 +95,7 @@ class ScoreCache:
             }
             registry.store.put_scores_bulk(model_id, by_image, settings=settings.fingerprint)
         counts = {
-            image_id: dict(image.disagreement)
+            image_id: {**image.disagreement, SUSPECT_KEY: image.suspect_pixels}
             for image_id, image in zip(image_ids, result.images, strict=True)
             if image.disagreement
         }
@@ -188,12 +191,13 @@ class ReviewQueue:
 
 @dataclass(frozen=True)
 class _CachedImage:
-    """The cached scores of one image under "A" and "B" and their critical-pixel counts:
-    what the queue ranks by (see :class:`models.ranking.Rankable`)."""
+    """The cached scores of one image under "A" and "B", their critical-pixel counts and
+    suspect pixels: what the queue ranks by (see :class:`models.ranking.Rankable`)."""
 
     sample_id: str
     scores: dict[str, dict[str, float | None]]
     disagreement: dict[str, int] | None
+    suspect_pixels: int | None = None
 
     def value(self, model: str, key: str) -> float | None:
         return self.scores.get(model, {}).get(key)
@@ -204,7 +208,9 @@ def _cached_image(sample_id: str, cached: dict[str, dict] | None) -> _CachedImag
     if cached is None:
         return _CachedImage(sample_id, {}, None)
     scores = {side: cached[side].get(sample_id, {}) for side in ("A", "B")}
-    return _CachedImage(sample_id, scores, cached["pair"].get(sample_id) or None)
+    pair = cached["pair"].get(sample_id, {})
+    counts = {key: pair[key] for key in PAIR_KEYS if key in pair}
+    return _CachedImage(sample_id, scores, counts or None, pair.get(SUSPECT_KEY))
 
 
 def _flag_status(counts: dict[str, int]) -> str:

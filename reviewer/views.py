@@ -17,6 +17,7 @@ from models.instances import DEFAULT_MIN_RECALL
 from models.labels import DEFAULT_GROUPS, ImportanceGroups
 from models.metrics import disagreement_map, error_map
 from models.scoring import ImageResult, score_image
+from models.suspects import suspects_of_pair
 
 VIEW_CACHE_BYTES = 512 * 1024**2
 """What the recent views may hold in all (:attr:`ImageView.nbytes`)."""
@@ -45,6 +46,9 @@ class ImageView:
     models_differ: np.ndarray
     """Where A and B predict different classes (works without ground truth)."""
     meta: dict = field(default_factory=dict)
+    suspect_map: np.ndarray | None = None
+    """(H, W) int32: k inside the k-th suspect ground-truth region of ``result.suspects``
+    (1-based), 0 elsewhere (GT needed)."""
 
     @property
     def nbytes(self) -> int:
@@ -93,9 +97,11 @@ def labelled_view(
     result: ImageResult,
     groups: ImportanceGroups,
     meta: dict,
+    suspect_map: np.ndarray | None = None,
 ) -> ImageView:
-    """The view of an image with ground truth: the scores and the error maps as well (the
-    maps of error kinds come with ``result``, scored with ``keep_maps``)."""
+    """The view of an image with ground truth: the scores, the error maps and the suspect
+    ground-truth regions as well (the maps of error kinds come with ``result``, scored with
+    ``keep_maps``)."""
     prediction_a, prediction_b = predictions
     kinds = result.taxonomy_maps or {}
     return ImageView(
@@ -112,6 +118,7 @@ def labelled_view(
         prediction_b=prediction_b,
         models_differ=prediction_a != prediction_b,
         meta=meta,
+        suspect_map=suspect_map,
     )
 
 
@@ -165,12 +172,16 @@ class ViewComposer:
         sample_id, name_a, name_b = key
         sample = self.dataset.sample(sample_id)
         image = self.dataset.read_image(sample)
-        prediction_a = self.engine.predict(self.model(name_a), image, sample_id).labels
-        prediction_b = self.engine.predict(self.model(name_b), image, sample_id).labels
+        pair = (
+            self.engine.predict(self.model(name_a), image, sample_id),
+            self.engine.predict(self.model(name_b), image, sample_id),
+        )
+        prediction_a, prediction_b = (prediction.labels for prediction in pair)
         meta = self.dataset.read_meta(sample)
         if not self.dataset.has_labels:
             return predictions_only_view(sample_id, image, prediction_a, prediction_b, meta)
         gt = self.dataset.read_label(sample)
+        suspects = suspects_of_pair(gt, pair, self.dataset.annotated_classes)
         result = score_image(
             gt,
             {"A": prediction_a, "B": prediction_b},
@@ -180,6 +191,16 @@ class ViewComposer:
             min_recall=self.min_recall,
             sample_id=sample_id,
             keep_maps=True,
+            suspects=suspects.regions,
         )
         predictions = (prediction_a, prediction_b)
-        return labelled_view(sample_id, image, gt, predictions, result, self.groups, meta)
+        return labelled_view(
+            sample_id,
+            image,
+            gt,
+            predictions,
+            result,
+            self.groups,
+            meta,
+            suspect_map=suspects.region_map,
+        )

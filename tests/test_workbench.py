@@ -22,6 +22,7 @@ from models.taxonomy import error_taxonomy
 from reviewer import board, panels
 from reviewer.handlers import parse_region
 from reviewer.overlays import code_overlay
+from reviewer.review_queue import SUSPECT_KEY
 from reviewer.views import ViewComposer
 from reviewer.workbench import Workbench
 from tests.pg import pg_server, store_url  # noqa: F401  (fixtures)
@@ -132,7 +133,8 @@ def test_restart_with_other_groups_ranks_by_scores_under_the_new_groups(
         assert row.value == pytest.approx(panel.value("A", "safety_error"))
     pair = restarted.scores.cached_scores(name_a, name_b)["pair"]
     for sample_id, counts in pair.items():
-        assert counts == restarted.views.view(sample_id, name_a, name_b).result.disagreement
+        panel = restarted.views.view(sample_id, name_a, name_b).result
+        assert counts == {**panel.disagreement, SUSPECT_KEY: panel.suspect_pixels}
     restarted.store.close()
 
     back = start(DEFAULT_GROUPS)
@@ -412,7 +414,7 @@ def test_recent_views_are_bounded_by_the_bytes_they_hold(
     first = bench.views.view(ids[0], name_a, name_b)
     arrays = (first.image, first.ground_truth, first.prediction_a, first.prediction_b)
     arrays += (first.error_a, first.error_b, first.kinds_a, first.kinds_b)
-    arrays += (first.disagreement, first.models_differ)
+    arrays += (first.disagreement, first.models_differ, first.suspect_map)
     assert first.nbytes == sum(array.nbytes for array in arrays)
     views = ViewComposer(bench.dataset, bench.engine, bench.catalogue, cache_bytes=2 * first.nbytes)
     reads: list[str] = []
