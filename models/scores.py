@@ -128,7 +128,7 @@ SCORES: tuple[Score, ...] = (
           percent=True),
     Score("critical_miss_rate", "critical-miss rate", False,
           lambda s: critical_miss_rate(s.matrix, s.groups), percent=True),
-    Score("critical_segment_share", "critical misses that are segment errors", False,
+    Score("critical_segment_share", "segment share of critical misses", False,
           _of_taxonomy(lambda t, _: critical_segment_share(t)), percent=True),
     Score("false_alarm_rate", "false-alarm rate", False,
           lambda s: false_alarm_rate(s.matrix, s.groups), percent=True),

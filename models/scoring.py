@@ -357,16 +357,21 @@ class ModelScores:
         return text_table({"value": self})
 
 
-def class_rows(models: Mapping[str, ModelScores]) -> list[list[str]]:
-    """[class, IoU of each model] for the 19 evaluated classes, written as tables show them."""
-    return [
-        [
-            CLASS_NAMES[train_id],
-            *(
-                format_value(m.iou[train_id]) if m.annotated[train_id] else "not annotated"
-                for m in models.values()
-            ),
+def class_rows(
+    models: Mapping[str, ModelScores], with_boundary_iou: bool = False
+) -> list[list[str]]:
+    """[class, IoU of each model, then (``with_boundary_iou``) Boundary IoU of each model]
+    for the 19 evaluated classes, written as tables show them."""
+    values = ("iou", "boundary_iou") if with_boundary_iou else ("iou",)
+
+    def cells(train_id: int, value: str) -> list[str]:
+        return [
+            format_value(getattr(m, value)[train_id]) if m.annotated[train_id] else "not annotated"
+            for m in models.values()
         ]
+
+    return [
+        [CLASS_NAMES[train_id], *(cell for value in values for cell in cells(train_id, value))]
         for train_id in range(NUM_EVALUATED)
     ]
 

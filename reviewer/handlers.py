@@ -67,7 +67,7 @@ FLAG_HEADERS = [
     "updated",
 ]
 HISTORY_HEADERS = ["when", "who", "action", "what"]
-CLASS_HEADERS = ["class", "group", "IoU A", "IoU B"]
+CLASS_HEADERS = ["class", "group", "IoU A", "IoU B", "Boundary IoU A", "Boundary IoU B"]
 SUMMARY_HEADERS = ["score", "A", "B"]
 
 EXPECTED_ERRORS = (
@@ -588,7 +588,7 @@ class DatasetView:
         a, b = result.models["A"], result.models["B"]
         classes = [
             [row[0], groups.group_name_of(train_id), *row[1:]]
-            for train_id, row in enumerate(class_rows(result.models))
+            for train_id, row in enumerate(class_rows(result.models, with_boundary_iou=True))
         ]
         statistics = self.statistics(result)
         comparison = statistics.comparison

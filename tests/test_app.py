@@ -19,8 +19,9 @@ from models.catalogue import ModelCatalogue
 from models.conditions import condition_tags
 from models.datasets import DatasetError, open_dataset
 from models.inference import InferenceEngine
-from models.labels import DEFAULT_GROUPS
+from models.labels import CLASS_NAMES, DEFAULT_GROUPS
 from models.object_sizes import plural
+from models.scores import format_value
 from reviewer import panels
 from reviewer.app import AppOptions, Page, build_app
 from reviewer.background import BackgroundScoring
@@ -375,6 +376,13 @@ def test_the_dataset_tab_shows_a_pair_once_it_is_evaluated(handlers) -> None:
     assert first[-1] in ("B better", "A better", "within noise")
     assert evaluated.comparison_title.startswith(f"B - A on {len(bench.dataset)} images; ")
     assert tab.statistics(result) is tab.statistics(result), "resampled once per result"
+    person = next(row for row in evaluated.class_rows if row[0] == "person")
+    boundary = [result.models[m].boundary_iou[CLASS_NAMES.index("person")] for m in "AB"]
+    assert person[4:] == [format_value(value) for value in boundary], "Boundary IoU A and B"
+    labels = [row[0] for row in evaluated.summary_rows]
+    assert (
+        labels.index("segment share of critical misses") == labels.index("critical-miss rate") + 1
+    ), "shown next to the critical-miss rate"
     sizes = Counter((i.size, i.class_name) for image in result.images for i in image.instances)
     assert sizes, "synthetic scenes have persons and vehicles"
     counted = {row[0]: row[1] for row in evaluated.object_rows}
