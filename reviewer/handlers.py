@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from db.engine import DatabaseAccessError
 from db.store import FlagRecord, ValidationError
 from models.catalogue import UPLOAD_KIND
 from models.checkpoints import CheckpointError
@@ -71,6 +72,7 @@ CLASS_HEADERS = ["class", "group", "IoU A", "IoU B", "Boundary IoU A", "Boundary
 SUMMARY_HEADERS = ["score", "A", "B"]
 
 EXPECTED_ERRORS = (
+    DatabaseAccessError,
     ValueError,
     KeyError,
     DatasetError,

@@ -19,9 +19,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from db.engine import DatabaseAccessError
 from db.store import ImageRecord, ReviewStore, ValidationError
 from models.datasets import open_dataset
 from reviewer import export, launcher
+from reviewer.handlers import readable
 from tests.pg import PgServer, pg_server, store_url  # noqa: F401  (fixtures)
 
 FUTURE = "0099"
@@ -184,6 +186,28 @@ def test_launch_with_a_file_where_a_folder_goes_is_one_line(
     code, stderr = launch("--export-dir", str(blocker / "reports"))
     assert code == 2
     one_error_line(stderr, str(blocker / "reports"), "Not a directory")
+
+
+def test_a_flag_saved_into_a_database_made_read_only_meanwhile_reads_as_one_message(
+    tmp_path: Path, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "review.db"
+    store = ReviewStore.open(f"sqlite:///{path}")
+    dataset = store.register_dataset("d", "/data", "plain", "val")
+    image = store.register_images(dataset.id, [ImageRecord("img", "p", "h", 8, 8)])["img"]
+    a, b = (store.register_model(n, f"sha-{n}", {}).id for n in ("a", "b"))
+    store.close()
+    _read_only_file(path, request)
+    fields = {"image_id": image, "reviewer": "ana", "target": "model_a", "model_a_id": a}
+    fields |= {"model_b_id": b, "severity": "minor", "category": "other"}
+    with ReviewStore.open(f"sqlite:///{path}") as store:
+        with pytest.raises(DatabaseAccessError) as raised:
+            store.create_flag(**fields)
+        assert store.list_flags() == []
+    message = readable(raised.value, "saving a flag")
+    assert message.startswith(f"the review database {path} is read-only")
+    assert "\n" not in message
+    assert caplog.records == [], "an expected failure is not logged as a bug"
 
 
 # ----------------------------------------------------------------------------- export
