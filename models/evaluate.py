@@ -112,7 +112,10 @@ def evaluate_split(
     taxonomy: bool = True,
 ) -> SplitScores:
     """Scores of every model over the split, with per-image and per-instance scores;
-    ``taxonomy`` off leaves out the error taxonomy and Boundary IoU."""
+    ``taxonomy`` off leaves out the error taxonomy and Boundary IoU. Samples are read ahead
+    by a loader thread and each batch is scored behind the network (:mod:`models.pipeline`),
+    with the results of doing each step in turn; ``progress`` is called as batches are
+    scored, from the scoring thread."""
     if not dataset.has_labels:
         raise DatasetError(f"{dataset.describe()}: cannot evaluate a split without labels")
     if resolution == "input":
