@@ -93,6 +93,7 @@ from models.scoring import ModelScores, SplitEvaluator, SplitScores
 from models.spreadsheet import spreadsheet_safe
 from models.suspects import suspects_of_pair
 from models.synthetic import resolve_data
+from models.taxonomy import DEFAULT_BAND
 
 SKIPPED_SHOWN = 10
 """Skipped files the command lists without ``--verbose``."""
@@ -110,9 +111,11 @@ def evaluate_split(
     min_recall: float = DEFAULT_MIN_RECALL,
     progress: ProgressCallback | None = None,
     taxonomy: bool = True,
+    band: float = DEFAULT_BAND,
 ) -> SplitScores:
     """Scores of every model over the split, with per-image and per-instance scores;
-    ``taxonomy`` off leaves out the error taxonomy and Boundary IoU. Samples are read ahead
+    ``taxonomy`` off leaves out the error taxonomy and Boundary IoU, ``band`` is the width
+    of its boundary band (a share of the image diagonal). Samples are read ahead
     by a loader thread and each batch is scored behind the network (:mod:`models.pipeline`),
     with the results of doing each step in turn; ``progress`` is called as batches are
     scored, from the scoring thread."""
@@ -129,6 +132,7 @@ def evaluate_split(
         device=engine.device,
         min_recall=min_recall,
         taxonomy=taxonomy,
+        band=band,
     )
     samples = dataset.samples
     skipped: list[SkippedFile] = []

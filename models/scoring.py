@@ -52,6 +52,7 @@ from models.scores import (
 from models.suspects import SuspectRegion, suspect_pixels
 from models.taxonomy import (
     COUNT_LENGTH,
+    DEFAULT_BAND,
     ErrorTaxonomy,
     boundary_iou,
     count_record,
@@ -208,13 +209,14 @@ def _count(
 
 
 def _taxonomies(
-    gt: LabelMap, predictions: Mapping[str, LabelMap], groups: ImportanceGroups
+    gt: LabelMap, predictions: Mapping[str, LabelMap], groups: ImportanceGroups, band: float
 ) -> dict[str, ErrorTaxonomy]:
     """Each model's error taxonomy, the models' in threads at the same time: its numpy and
     OpenCV passes release the GIL, and it is the dearest step of scoring a large image."""
     with ThreadPoolExecutor(len(predictions), thread_name_prefix="taxonomy") as pool:
         futures = {
-            name: pool.submit(error_taxonomy, gt, p, groups) for name, p in predictions.items()
+            name: pool.submit(error_taxonomy, gt, p, groups, band)
+            for name, p in predictions.items()
         }
         return {name: future.result() for name, future in futures.items()}
 
@@ -232,6 +234,7 @@ def score_image(
     device: torch.device | str | None = None,
     area_scale: float = 1.0,
     taxonomy: bool = True,
+    band: float = DEFAULT_BAND,
     keep_maps: bool = False,
     suspects: Sequence[SuspectRegion] | None = None,
 ) -> ImageResult:
@@ -245,14 +248,14 @@ def score_image(
     label map lacks). Counting runs on ``device`` (default: where the predictions are); a
     bad map is reported with ``sample_id`` and the model's name.
     ``taxonomy`` off leaves out the error taxonomy and Boundary IoU (their scores are then
-    undefined); ``keep_maps`` keeps each model's map of error kinds in the result, for a
-    view to draw.
+    undefined), ``band`` is the width of its boundary band (a share of the image diagonal);
+    ``keep_maps`` keeps each model's map of error kinds in the result, for a view to draw.
     """
     if not predictions:
         raise ValueError(f"{sample_id}: no prediction to score")
     severity = default_severity_matrix(groups) if severity is None else check_severity(severity)
     matrices, agreement = _count(gt, predictions, groups, sample_id, device)
-    taxonomies = _taxonomies(gt, predictions, groups) if taxonomy else {}
+    taxonomies = _taxonomies(gt, predictions, groups, band) if taxonomy else {}
     scores = {
         name: ModelImageScores.compute(
             matrix, groups, severity, annotated, taxonomies[name].counts if taxonomy else None
@@ -458,6 +461,8 @@ class SplitEvaluator:
     min_recall: float = DEFAULT_MIN_RECALL
     taxonomy: bool = True
     """Count the error taxonomy and Boundary IoU (off: their scores are undefined)."""
+    band: float = DEFAULT_BAND
+    """Width of the taxonomy's boundary band, a share of the image diagonal."""
     _totals: dict[str, np.ndarray] = field(init=False, repr=False)
     _taxonomy_totals: dict[str, np.ndarray] = field(init=False, repr=False)
     _images: list[ImageResult] = field(init=False, repr=False)
@@ -505,6 +510,7 @@ class SplitEvaluator:
             device=self.device,
             area_scale=area_scale,
             taxonomy=self.taxonomy,
+            band=self.band,
             suspects=suspects,
         )
         for name, scores in result.scores.items():

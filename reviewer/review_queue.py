@@ -84,6 +84,7 @@ class ScoreCache:
             settings.groups,
             resolution=settings.resolution,
             min_recall=settings.min_recall,
+            band=settings.taxonomy_band,
             progress=progress,
         )
         ids = {side: registry.model_id(name) for side, name in (("A", name_a), ("B", name_b))}

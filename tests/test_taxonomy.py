@@ -298,3 +298,16 @@ def test_the_bootstrap_resamples_taxonomy_counts_with_the_same_draws() -> None:
     for key in ("critical_segment_share", "boundary_iou", "segment_error_rate"):
         identical = {d.key: d for d in compare_split(same.result(), resamples=100).differences}
         assert (identical[key].low, identical[key].high) == (0.0, 0.0), key
+
+
+def test_the_band_of_the_split_evaluation_decides_boundary_against_extent() -> None:
+    """The 8x8 person found only in its middle: extent errors in a 1 px band, boundary in 2."""
+    gt = block((12, 12), (2, 10), (2, 10), PERSON)
+    pred = block((12, 12), (5, 7), (5, 7), PERSON)
+    rates = {}
+    for pixels in (1, 2):
+        evaluator = SplitEvaluator(["A"], band=band_of(gt.shape, pixels))
+        evaluator.add("image", gt, {"A": pred})
+        split = evaluator.result().models["A"]
+        rates[pixels] = (split["boundary_error_rate"], split["extent_error_rate"])
+    assert rates == {1: (0.0, 60 / 144), 2: (60 / 144, 0.0)}
