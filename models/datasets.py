@@ -484,6 +484,12 @@ class SegmentationDataset(ABC):
         """Instance map in the Cityscapes encoding (int32), or None without one."""
         return None
 
+    @property
+    def annotates_objects(self) -> bool:
+        """Whether the layout has object (instance) annotations at all: the page says "not
+        annotated" for its object tables otherwise, rather than showing none found."""
+        return type(self).read_instances is not SegmentationDataset.read_instances
+
     def read_meta(self, sample: Sample) -> dict:
         if sample.meta_path is None or not sample.meta_path.is_file():
             return {}

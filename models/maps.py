@@ -99,9 +99,13 @@ MAP_TITLES = {
 ``disagreement``: which of two models is right (``models.metrics.disagreement_map``);
 ``suspect``: where both models confidently contradict the label (``models.suspects``)."""
 
+WRONG: RGB = (255, 0, 255)
+"""Magenta: an important pixel got wrong (a miss, both models wrong). Not red, which in the
+class palette is person and rider, and no other code's hue."""
+
 CODES = (
     MapCode("error", "correct", 0, "correct"),
-    MapCode("error", "miss", 1, "missed important (predicted as less important)", (230, 30, 30)),
+    MapCode("error", "miss", 1, "missed important (predicted as less important)", WRONG),
     MapCode("error", "false_alarm", 2, "false alarm (predicted as more important)", (255, 150, 0)),
     MapCode("error", "other_error", 3, "other error", (150, 150, 150)),
     MapCode("error", "ignored", NOT_JUDGED, "not judged: ground-truth background"),
@@ -121,7 +125,7 @@ CODES = (
     MapCode("disagreement", "both_right", 0, "both right"),
     MapCode("disagreement", "only_a", 1, "only A right", (40, 110, 230)),
     MapCode("disagreement", "only_b", 2, "only B right", (230, 200, 0)),
-    MapCode("disagreement", "both_wrong", 3, "both wrong", (220, 30, 30)),
+    MapCode("disagreement", "both_wrong", 3, "both wrong", WRONG),
     MapCode(
         "disagreement",
         "ignored",

@@ -23,6 +23,7 @@ from models.labels import CLASS_NAMES
 from models.object_sizes import OBJECT_HEADERS
 from reviewer import board, panels
 from reviewer.export import FORMATS
+from reviewer.flag_text import TARGET_LABELS
 from reviewer.handlers import (
     AGREEMENT_SCOPES,
     CLASS_HEADERS,
@@ -30,7 +31,6 @@ from reviewer.handlers import (
     FLAG_HEADERS,
     HISTORY_HEADERS,
     SUMMARY_HEADERS,
-    TARGET_LABELS,
     DatasetSummary,
     DatasetView,
     DuplicateFlag,
@@ -58,8 +58,19 @@ CSS = (
     LEGEND_CSS
     + """
 #flag-status { min-height: 1.5em; }
+.gradio-container { --layout-gap: 10px; }
+.gradio-container .app { padding: 8px 16px; }
+#page-title h3 { margin: 0; }
 """
 )
+"""The page's style: blocks closer together and narrower margins than Gradio's, so the
+four image panels a reviewer reads first fit a 1400x900 window."""
+
+SIDE_COLUMN_WIDTH = 270
+"""Width in pixels of the column beside the board (options and the flag form)."""
+
+CARDS_BUTTON = "Data and model cards"
+MISFIT_BUTTON = "Model cards: a model does not fit this data"
 
 QUIET_PROGRESS = "minimal"
 """Updates that follow a step to another image show a small timer: Gradio's default
@@ -150,8 +161,22 @@ class Page:
         self.uploads = UploadDesk(bench, self.flags)
 
     @friendly
-    def cards(self, name_a: str, name_b: str) -> tuple[str, str]:
-        return model_card(self.bench, name_a), model_card(self.bench, name_b)
+    def cards(self, name_a: str, name_b: str) -> tuple[str, str, gr.Button]:
+        """Both model cards, folded; their button turns into a warning when a model does
+        not fit the data on screen (the card says how)."""
+        kind = self.bench.dataset.kind
+        misfit = any(self.bench.catalogue[name].mismatch(kind) for name in (name_a, name_b))
+        button = (
+            gr.Button(MISFIT_BUTTON, variant="stop")
+            if misfit
+            else gr.Button(CARDS_BUTTON, variant="secondary")
+        )
+        return model_card(self.bench, name_a), model_card(self.bench, name_b), button
+
+    @staticmethod
+    def toggle_cards(shown: bool) -> tuple[gr.Column, bool]:
+        """Show or fold the data and model cards."""
+        return gr.Column(visible=not shown), not shown
 
     @friendly
     def refresh_board(
@@ -329,16 +354,20 @@ def panel_image(label: str, elem_id: str | None = None) -> gr.Image:
     )
 
 
+def plot(label: str) -> gr.Plot:
+    """A plot panel; the figure carries its own title, so Gradio's label tag is hidden."""
+    return gr.Plot(label=label, show_label=False)
+
+
 def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
     """The Blocks app for one workbench; launch it with :func:`launch`."""
     page = Page(bench, options)
-    with gr.Blocks(title="SegNet review bench") as app:
+    with gr.Blocks(title="SegNet review bench", fill_width=True) as app:
         ui = _header(bench)
         with gr.Tabs() as ui.tabs:
             with gr.Tab("Review", id="review"):
-                _review_controls(bench, ui)
                 _review_board(bench, page, ui)
-                _review_details(ui)
+                _review_details(bench, ui)
             with gr.Tab("Dataset", id="dataset"):
                 _dataset_tab(ui)
             with gr.Tab("Flags", id="flags"):
@@ -357,24 +386,27 @@ def _header(bench: Workbench) -> SimpleNamespace:
     choices = bench.catalogue.choices()
     ui = SimpleNamespace()
     ui.reviewer_memory = gr.BrowserState("", storage_key="segbench-reviewer")
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True, elem_id="page-header"):
+        with gr.Column(scale=1, min_width=200):
+            gr.Markdown("### SegNet review bench", elem_id="page-title")
+            ui.cards_button = gr.Button(CARDS_BUTTON, size="sm", elem_id="cards-button")
+        ui.model_a = gr.Dropdown(choices, value=default_a, label="Model A", scale=2)
+        ui.model_b = gr.Dropdown(choices, value=default_b, label="Model B", scale=2)
+        ui.reviewer = gr.Textbox(
+            label="Reviewer",
+            placeholder="your name, kept with every flag",
+            elem_id="reviewer-name",
+            scale=1,
+            min_width=240,
+        )
+    ui.cards_shown = gr.State(False)
+    with gr.Column(visible=False, elem_id="model-cards") as ui.cards:
         gr.Markdown(
-            f"## SegNet review bench\n{markdown_text(bench.dataset.describe())} · "
+            f"{markdown_text(bench.dataset.describe())} · "
             f"importance groups: {markdown_text(' < '.join(bench.groups.names))}"
         )
-        ui.reviewer = gr.Textbox(
-            label="Reviewer (recorded with every flag and change)",
-            placeholder="your name",
-            elem_id="reviewer-name",
-            scale=0,
-            min_width=320,
-        )
-    with gr.Row():
-        with gr.Column():
-            ui.model_a = gr.Dropdown(choices, value=default_a, label="Model A")
+        with gr.Row():
             ui.card_a = gr.Markdown(elem_id="model-a-card")
-        with gr.Column():
-            ui.model_b = gr.Dropdown(choices, value=default_b, label="Model B")
             ui.card_b = gr.Markdown(elem_id="model-b-card")
     ui.scoring_status = gr.Markdown(elem_id="scoring-status")
     ui.scoring_timer = gr.Timer(SCORING_POLL_SECONDS, active=False)
@@ -383,8 +415,9 @@ def _header(bench: Workbench) -> SimpleNamespace:
 
 
 def _review_controls(bench: Workbench, ui: SimpleNamespace) -> None:
-    """The queue's order and filters, and the display options of the board."""
-    with gr.Row():
+    """The queue's order and filters, and the display options of the board, folded so
+    that the image panels come first."""
+    with gr.Accordion("Queue order, filters and display", open=False):
         ui.sort_key = gr.Dropdown(
             list(SORT_KEYS), value=next(iter(SORT_KEYS)), label="Order (worst first)"
         )
@@ -396,8 +429,8 @@ def _review_controls(bench: Workbench, ui: SimpleNamespace) -> None:
             ["any", *bench.queue.conditions()],
             value="any",
             label="Condition (synthetic set)",
+            visible=bool(bench.queue.conditions()),
         )
-    with gr.Row():
         ui.opacity = gr.Slider(
             0,
             1,
@@ -433,7 +466,8 @@ def _judgement(bench: Workbench, targets: list[str]) -> tuple[gr.Radio, gr.Radio
 
 
 def _review_board(bench: Workbench, page: Page, ui: SimpleNamespace) -> None:
-    """The board and the flag form beside it."""
+    """The board, and beside it the folded queue and display options over the flag form
+    and the legend of the panels' colours: the image panels get the width."""
 
     def fetch_panels(request: list) -> dict[str, Any]:
         """The board script calls this by name; Gradio marks it, so it is a function."""
@@ -442,23 +476,30 @@ def _review_board(bench: Workbench, page: Page, ui: SimpleNamespace) -> None:
     with gr.Row():
         with gr.Column(scale=4):
             ui.review_board = board.review_board(fetch_panels, elem_id="review-board")
-        with gr.Column(scale=1, min_width=300), gr.Group():
-            gr.Markdown("### Flag this image")
-            ui.target, ui.severity, ui.category = _judgement(bench, list(TARGET_LABELS.values()))
-            ui.note = gr.Textbox(label="Note", lines=3, max_length=10_000, elem_id="flag-note")
-            ui.region = gr.Textbox(
-                label="Region x0, y0, x1, y1 (optional; click an object to fill)",
-                placeholder="e.g. 120, 40, 180, 130",
-            )
-            ui.save_button = gr.Button("Save flag", variant="primary", elem_id="save-flag")
-            ui.flag_status = gr.Markdown(elem_id="flag-status")
-            ui.duplicate_asked = gr.State("")
+        with gr.Column(scale=0, min_width=SIDE_COLUMN_WIDTH):
+            _review_controls(bench, ui)
+            _flag_form(bench, ui)
+            ui.legend = gr.HTML(elem_id="map-legend")
 
 
-def _review_details(ui: SimpleNamespace) -> None:
+def _flag_form(bench: Workbench, ui: SimpleNamespace) -> None:
+    """The flag form beside the board."""
+    with gr.Group():
+        gr.Markdown("### Flag this image")
+        ui.target, ui.severity, ui.category = _judgement(bench, list(TARGET_LABELS.values()))
+        ui.note = gr.Textbox(label="Note", lines=2, max_length=10_000, elem_id="flag-note")
+        ui.region = gr.Textbox(
+            label="Region x0, y0, x1, y1 (optional; click an object to fill)",
+            placeholder="e.g. 120, 40, 180, 130",
+        )
+        ui.save_button = gr.Button("Save flag", variant="primary", elem_id="save-flag")
+        ui.flag_status = gr.Markdown(elem_id="flag-status")
+        ui.duplicate_asked = gr.State("")
+
+
+def _review_details(bench: Workbench, ui: SimpleNamespace) -> None:
     """Legend, tables and plots of the image the board shows."""
     with gr.Column(elem_id="review-details"):
-        ui.legend = gr.HTML()
         with gr.Row():
             ui.scores = gr.Dataframe(
                 headers=panels.SCORE_HEADERS,
@@ -470,7 +511,11 @@ def _review_details(ui: SimpleNamespace) -> None:
             ui.instances = gr.Dataframe(
                 headers=panels.INSTANCE_HEADERS,
                 interactive=False,
-                label="Objects (click one to use its box as flag region)",
+                label=(
+                    "Objects (click one to use its box as flag region)"
+                    if bench.dataset.annotates_objects
+                    else "Objects: not annotated in this dataset (it labels classes only)"
+                ),
             )
             ui.instance_boxes = gr.State([])
         with gr.Row():
@@ -483,11 +528,11 @@ def _review_details(ui: SimpleNamespace) -> None:
                 elem_id="suspects",
             )
             ui.suspect_boxes = gr.State([])
-        ui.iou_plot = gr.Plot(label="Per-class IoU")
+        ui.iou_plot = plot("Per-class IoU")
         ui.matrix_kind = gr.Radio(["groups", "classes"], value="groups", label="Confusion matrix")
         with gr.Row():
-            ui.confusion_a = gr.Plot(label="Confusion of A")
-            ui.confusion_b = gr.Plot(label="Confusion of B")
+            ui.confusion_a = plot("Confusion of A")
+            ui.confusion_b = plot("Confusion of B")
         ui.this_image_flags = gr.Dataframe(
             headers=FLAG_HEADERS, interactive=False, label="Flags on this image"
         )
@@ -501,17 +546,18 @@ def _dataset_tab(ui: SimpleNamespace) -> None:
         interactive=False, label="B - A with 95% intervals", elem_id="comparison", wrap=True
     )
     with gr.Row():
-        ui.class_table = gr.Dataframe(interactive=False, label="Per-class IoU")
+        ui.class_table = gr.Dataframe(interactive=False, label="Per-class IoU", elem_id="class-iou")
         ui.summary_table = gr.Dataframe(interactive=False, label="Split scores")
     ui.objects_message = gr.Markdown(elem_id="objects-by-size")
     ui.object_table = gr.Dataframe(
         interactive=False, label="Objects missed by class and size, B - A with 95% intervals"
     )
-    ui.split_iou_plot = gr.Plot()
-    ui.split_group_plot = gr.Plot()
-    with gr.Row():
-        ui.split_confusion_a = gr.Plot()
-        ui.split_confusion_b = gr.Plot()
+    with gr.Column(elem_id="dataset-plots"):
+        ui.split_iou_plot = plot("Per-class IoU over the split")
+        ui.split_group_plot = plot("IoU per importance group")
+        with gr.Row():
+            ui.split_confusion_a = plot("Importance-group confusion of A")
+            ui.split_confusion_b = plot("Importance-group confusion of B")
     ui.worst_table = gr.Dataframe(
         interactive=False,
         label="Worst images (click one to review it)",
@@ -612,12 +658,14 @@ def _pick(ui: SimpleNamespace, names: str) -> list:
 def _wire_models(app: gr.Blocks, page: Page, ui: SimpleNamespace) -> None:
     """Cards, the Dataset tab and the board follow the pair; the scoring banner polls."""
     pair = [ui.model_a, ui.model_b]
-    app.load(page.cards, pair, [ui.card_a, ui.card_b])
+    cards = [ui.card_a, ui.card_b, ui.cards_button]
+    app.load(page.cards, pair, cards)
+    ui.cards_button.click(page.toggle_cards, [ui.cards_shown], [ui.cards, ui.cards_shown])
     for event in (app.load, ui.model_a.change, ui.model_b.change):
         event(page.show_dataset, pair, _pick(ui, DATASET_VIEWS))
     app.load(lambda remembered: remembered or "", [ui.reviewer_memory], [ui.reviewer])
     for trigger in pair:
-        trigger.change(page.cards, pair, [ui.card_a, ui.card_b])
+        trigger.change(page.cards, pair, cards)
     controls = _pick(ui, BOARD_INPUTS)[:-1]
     for event in [app.load, *(control.change for control in controls)]:
         event(

@@ -34,15 +34,16 @@ SLIDER_SIDES = ("prediction_a", "prediction_b")
 PANEL_LABELS: tuple[tuple[str, str], ...] = (
     ("image", "Input"),
     ("ground_truth", "Ground truth"),
-    ("prediction_a", "Prediction A"),
-    ("prediction_b", "Prediction B"),
-    ("error_a", "Errors of A"),
-    ("error_b", "Errors of B"),
-    ("disagreement", "Disagreement of A and B"),
+    ("prediction_a", "A: {a}"),
+    ("prediction_b", "B: {b}"),
+    ("error_a", "Errors of A: {a}"),
+    ("error_b", "Errors of B: {b}"),
+    ("disagreement", "Where A and B differ"),
     (SLIDER, "A ◀ slide ▶ B"),
 )
-"""The board's panels in reading order, two to a row: :class:`Panels` field (or the A/B
-slider over both predictions) and caption."""
+"""The board's panels in reading order, two to a row (the four a reviewer reads first
+lead): :class:`Panels` field (or the A/B slider over both predictions) and caption, where
+the script puts the model names of the pair shown for {a} and {b}."""
 
 PANEL_JPEG_QUALITY = 90
 """JPEG quality of the board's panels (:mod:`reviewer.pictures` says why JPEG)."""
@@ -183,22 +184,31 @@ PANEL_MAX_WIDTH = 1024
 frame would cost four times the encoding, transfer and browser memory."""
 
 
-def panel_payload(sample_id: str, title_tags: Sequence[str], drawn: Panels) -> dict[str, Any]:
+def panel_payload(
+    sample_id: str,
+    title_tags: Sequence[str],
+    drawn: Panels,
+    max_width: int | None = PANEL_MAX_WIDTH,
+) -> dict[str, Any]:
     """What the board script draws for one image: its id, tags and panel pictures
-    (None for a panel the image has not, such as ground truth of an unlabelled image)."""
+    (None for a panel the image has not, such as ground truth of an unlabelled image),
+    at most ``max_width`` wide, and whether that is the image's full resolution (the
+    script asks again with None for a zoom that needs more pixels)."""
     pictures = {}
     for key, _ in PANEL_LABELS:
         if key == SLIDER:
             continue
         picture = getattr(drawn, key)
         pictures[key] = (
-            None if picture is None else jpeg_data_url(picture, PANEL_JPEG_QUALITY, PANEL_MAX_WIDTH)
+            None if picture is None else jpeg_data_url(picture, PANEL_JPEG_QUALITY, max_width)
         )
-    return {"id": sample_id, "tags": list(title_tags), "panels": pictures}
+    full = max_width is None or drawn.image.shape[1] <= max_width
+    return {"id": sample_id, "tags": list(title_tags), "panels": pictures, "full_resolution": full}
 
 
 def review_board(fetch_panels: Callable[[list], dict], elem_id: str) -> gr.HTML:
-    """The board component; ``fetch_panels([sample_id, display])`` answers its script."""
+    """The board component; ``fetch_panels([sample_id, display, full_resolution])``
+    answers its script."""
     return gr.HTML(
         value=BoardState().to_json(),
         html_template=(ASSETS / "board.html").read_text(encoding="utf-8"),

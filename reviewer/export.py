@@ -98,6 +98,7 @@ from reviewer.report import (
 )
 from reviewer.report_html import (
     DOCUMENT_END,
+    WORST_CASES,
     ImageSection,
     PairView,
     ReportSummary,
@@ -105,6 +106,7 @@ from reviewer.report_html import (
     TocEntry,
     document_start,
     image_section_html,
+    provenance_html,
     summary_html,
 )
 from reviewer.text import counted
@@ -702,10 +704,12 @@ class _Job:
             html = None
             if "html" in self.wanted:
                 html = stack.enter_context(self._open("report.html"))
+                summary = self._summary()
                 html.write(document_start("Segmentation error report"))
-                html.write(summary_html(self._summary(), self._contents()))
+                html.write(summary_html(summary, self._contents()))
             records = self._images(html)
             if html is not None:
+                html.write(provenance_html(summary))
                 html.write(DOCUMENT_END)
         ordered = [records[f.id] for f in self.flags]
         if "csv" in self.wanted:
@@ -743,6 +747,7 @@ class _Job:
             ],
             models=self.models,
             counts=_counts(self.flags),
+            severity_status=Counter((f.severity, f.status) for f in self.flags),
             flag_count=len(self.flags),
             image_count=len(self.by_image),
             splits=[
@@ -762,15 +767,33 @@ class _Job:
         )
 
     def _contents(self) -> list[TocEntry]:
+        """The flagged images in report order; the worst (by their worst severity, then
+        their number of flags) carry a thumbnail for the verdict."""
+        severities = {
+            i: tuple(sorted((f.severity for f in self.by_image[i]), key=SEVERITIES.index))
+            for i in self.order
+        }
+        worst = sorted(
+            self.order, key=lambda i: (SEVERITIES.index(severities[i][0]), -len(severities[i]))
+        )[:WORST_CASES]
         return [
             TocEntry(
                 self.anchors[i],
                 self._dataset(i).name,
                 self.images[i].image_key,
-                tuple(sorted((f.severity for f in self.by_image[i]), key=SEVERITIES.index)),
+                severities[i],
+                self._thumbnail(i) if i in worst else None,
             )
             for i in self.order
         ]
+
+    def _thumbnail(self, image_id: int) -> np.ndarray | None:
+        """The input image of a flagged image, None if it cannot be read (its section
+        says why)."""
+        try:
+            return read_rgb_image(Path(self.images[image_id].path))
+        except (DatasetError, OSError):
+            return None
 
     def _images(self, html: TextIO | None) -> dict[int, ExportedFlag]:
         """Render, write and record every flagged image in turn (one image in memory)."""

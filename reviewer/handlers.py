@@ -30,6 +30,7 @@ from models.scoring import SplitScores, class_rows, group_iou_rows, split_rows
 from reviewer import board, panels
 from reviewer.background import BackgroundScoring
 from reviewer.export import ExportError, export_report, zip_export
+from reviewer.flag_text import ACTIONS, TARGET_LABELS, box_text, change_text, target_text
 from reviewer.plots import class_iou_bars, group_confusion_figure, group_iou_bars
 from reviewer.text import counted, markdown_text
 from reviewer.workbench import Workbench
@@ -44,14 +45,6 @@ AGREEMENT_SCOPES = ("critical pixels", "all labelled pixels")
 
 ERROR_MAP_MODES = ("importance (miss / false alarm)", "kind (boundary / extent / segment)")
 """The error-map toggle's choices, indexed by ``errors_by_kind``."""
-
-TARGET_LABELS = {
-    "ground_truth": "ground truth",
-    "model_a": "model A",
-    "model_b": "model B",
-    "both_models": "both models",
-}
-"""Flag targets as a person reads them; the keys are the store's values."""
 
 FLAG_HEADERS = [
     "id",
@@ -203,7 +196,7 @@ def parse_region(text: str | None) -> tuple[int, int, int, int] | None:
 
 def region_text(boxes: list[tuple[int, int, int, int]], row: int) -> str:
     """The flag form's region for the object in row ``row`` of the objects table."""
-    return ", ".join(str(n) for n in boxes[row])
+    return box_text(boxes[row])
 
 
 def suspect_flag(boxes: list[tuple[int, int, int, int]], row: int) -> tuple[str, str]:
@@ -228,17 +221,6 @@ def reviewer_name(text: str | None) -> str:
     return name
 
 
-def target_text(target: str, model_a: str, model_b: str) -> str:
-    """A flag's target as a reviewer reads it, naming the model: "model A (segnet-ce)"."""
-    label = TARGET_LABELS.get(target, target)
-    named = {"model_a": model_a, "model_b": model_b, "both_models": f"{model_a}, {model_b}"}
-    return f"{label} ({named[target]})" if target in named else label
-
-
-def _region_text(region: list[int] | None) -> str:
-    return "none" if region is None else ", ".join(str(v) for v in region)
-
-
 def flag_row(flag: FlagRecord) -> list:
     """A flag as a row under :data:`FLAG_HEADERS`."""
     return [
@@ -252,46 +234,9 @@ def flag_row(flag: FlagRecord) -> list:
         flag.status,
         flag.reviewer,
         flag.note,
-        "" if flag.region is None else _region_text(flag.region.as_list()),
+        "" if flag.region is None else box_text(flag.region.as_list()),
         flag.updated_at.strftime("%Y-%m-%d %H:%M"),
     ]
-
-
-AUDITED_FIELDS = ("target", "severity", "category", "status", "note", "region")
-"""The fields of a flag's audit entries a reviewer reads, in this order; the ids the store
-also records (image, model versions) are shown by the flag's own columns."""
-
-ACTIONS = {"create": "created", "update": "changed"}
-
-
-def _field_value(name: str, value: Any, flag: FlagRecord) -> str:
-    """One recorded value in the reviewer's terms."""
-    if name == "target":
-        return target_text(str(value), flag.model_a, flag.model_b)
-    if name == "region":
-        return _region_text(value)
-    if name == "note":
-        return f"“{value}”" if value else "none"
-    return str(value)
-
-
-def change_text(action: str, changes: dict[str, tuple[Any, Any]], flag: FlagRecord) -> str:
-    """An audit entry's changes as a reviewer reads them: "status: open → confirmed", or
-    for a new flag what it said."""
-    parts = []
-    for name in AUDITED_FIELDS:
-        if name not in changes:
-            continue
-        old, new = changes[name]
-        if action == "create":
-            if name in ("note", "region") and not new:
-                continue
-            parts.append(f"{name} {_field_value(name, new, flag)}")
-        else:
-            parts.append(
-                f"{name}: {_field_value(name, old, flag)} → {_field_value(name, new, flag)}"
-            )
-    return "; ".join(parts)
 
 
 def shown_image(board_value: str) -> tuple[str | None, board.Display | None]:
@@ -422,7 +367,7 @@ class FlagDesk:
                 e.at.strftime("%Y-%m-%d %H:%M:%S"),
                 e.reviewer,
                 ACTIONS.get(e.action, e.action),
-                change_text(e.action, e.changes, flag),
+                change_text(e.action, e.changes, (flag.model_a, flag.model_b)),
             ]
             for e in self.bench.store.flag_history(int(flag_id))
         ]
@@ -478,14 +423,17 @@ class ReviewDesk:
         return state.updated(**changes).to_json()
 
     def fetch_panels(self, request: list) -> dict[str, Any]:
-        """Answer the board script: the panels of one image as the person wants them drawn.
+        """Answer the board script: the panels of one image as the person wants them drawn
+        (at full resolution when its third item is true, for a zoom).
         Failures come back as ``{"error": message}`` for the board to show."""
         try:
-            sample_id, display_data = request
+            sample_id, display_data, *full_resolution = request
             display = board.display_from_request(display_data)
             view = self.bench.views.view(str(sample_id), display.model_a, display.model_b)
             drawn = panels.render_panels(view, display.options(self.bench.groups))
-            return board.panel_payload(view.sample_id, condition_tags(view.meta or {}), drawn)
+            tags = condition_tags(view.meta or {})
+            width = None if any(full_resolution) else board.PANEL_MAX_WIDTH
+            return board.panel_payload(view.sample_id, tags, drawn, width)
         except Exception as error:
             return {"error": readable(error, "fetch_panels")}
 
@@ -723,7 +671,7 @@ class UploadDesk:
             drawn.prediction_b,
             drawn.disagreement,
             f"Predicted with {used}. The models disagree on {changed:.1%} of the pixels "
-            f"(red).{warnings}",
+            f"(magenta in the third panel).{warnings}",
             panels.class_legend(view),
         )
 

@@ -185,6 +185,8 @@ def instance_rows(view: ImageView) -> list[list]:
     return rows
 
 
+NOT_ANNOTATED = "not annotated"
+
 INSTANCE_HEADERS = ["instance", "class", "pixels", "box", "recall A", "recall B"]
 SUSPECT_HEADERS = ["rank", "both models see", "labelled", "pixels", "confidence", "box"]
 
@@ -239,13 +241,19 @@ WORST_HEADERS = [
 
 def worst_rows(result: SplitScores, n: int) -> list[list]:
     """The ``n`` images of a pair's split evaluation that the review queue's default order
-    puts first, with their safety errors, mIoUs and missed objects (:data:`WORST_HEADERS`)."""
+    puts first, with their safety errors, mIoUs and missed objects (:data:`WORST_HEADERS`);
+    a split without a single annotated object (CamVid labels classes only) says so rather
+    than counting 0 missed."""
     ranked = rank(result.images, PAIR_ORDERS[0])[:n]
+    objects = any(image.instances for image in result.images)
     return [
         [
             image.sample_id,
             *(s.text(image.value(side, s.key)) for s in _WORST_SCORES for side in "AB"),
-            *(sum(1 for i in image.instances if i.missed[side]) for side in "AB"),
+            *(
+                sum(1 for i in image.instances if i.missed[side]) if objects else NOT_ANNOTATED
+                for side in "AB"
+            ),
         ]
         for image, _ in ranked
     ]
@@ -257,8 +265,7 @@ def iou_figure(view: ImageView, groups: ImportanceGroups, annotated: Collection[
     return class_iou_bars(
         {side: scores.iou for side, scores in view.result.scores.items()},
         groups,
-        title=f"Per-class IoU on {escape(view.sample_id)} "
-        "(A solid, B hatched; colour = importance group)",
+        title=f"Per-class IoU on {escape(view.sample_id)}",
         annotated=[i in annotated for i in range(NUM_EVALUATED)],
     )
 

@@ -1,5 +1,11 @@
 """The HTML error report: one self-contained file a safety lead reads on screen or on paper.
 
+It opens with the verdict (each pair's paired comparison B - A with its intervals, the
+flags by severity and status, the worst flagged cases as thumbnails), then every flagged
+image, and ends with the details and the provenance (datasets, models' training and
+settings) in compact tables: no raw JSON, no absolute paths. An image section is kept on
+one printed page where it fits.
+
 Images are embedded as JPEG data URIs (at most 640 pixels wide), tables and bars are
 plain HTML and CSS (no script, no network at view time; a Content-Security-Policy forbids
 both), and every string a person wrote or a file named (notes, reviewer names, categories,
@@ -9,21 +15,25 @@ group names, image ids, model names, metadata) is escaped. The panels come from
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
 
+from db.schema import SEVERITIES, STATUSES
 from db.store import ModelInfo
+from models.comparison import COMPARISON_HEADERS, compare_split
 from models.conditions import condition_tags
 from models.labels import CLASS_NAMES, NUM_EVALUATED, ImportanceGroups
 from models.ranking import PAIR_ORDERS
 from models.scores import IMAGE_SCORES, format_value
 from models.scoring import ModelScores, SplitScores, split_rows
+from reviewer.flag_text import ACTIONS, change_text, target_text
 from reviewer.overlays import LEGEND_CSS, draw_box
 from reviewer.panels import (
     DEFAULT_DISPLAY,
@@ -39,6 +49,7 @@ from reviewer.panels import (
 )
 from reviewer.pictures import jpeg_data_url
 from reviewer.report import ExportedFlag
+from reviewer.text import counted
 from reviewer.views import ImageView
 
 PANEL_WIDTH = 640
@@ -67,7 +78,10 @@ figcaption { font-size: 0.85em; color: #333; }
 .bar.a { background: #5b8def; } .bar.b { background: #f2a541; }
 .sev-critical { color: #b00; font-weight: bold; } .sev-major { color: #c60; }
 .meta td { overflow-wrap: anywhere; max-width: 60em; }
-section.image { margin-top: 2em; }
+section.image { margin-top: 2em; page-break-inside: avoid; break-inside: avoid; }
+.verdict-better { font-weight: bold; }
+.thumbs { display: grid; grid-template-columns: repeat(auto-fill, minmax(180px, 1fr)); gap: 8px; }
+.thumbs a { color: inherit; text-decoration: none; }
 * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 @media print {
   body { margin: 0; font-size: 10pt; }
@@ -114,6 +128,9 @@ class TocEntry:
     dataset: str
     sample_id: str
     severities: tuple[str, ...]
+    thumbnail: np.ndarray | None = None
+    """The input image, for the worst cases of the verdict (None: not among them, or
+    unreadable)."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +158,8 @@ class ReportSummary:
     models: Sequence[ModelInfo]
     counts: Mapping[str, Mapping[str, int]]
     """"severity", "category", "status", "reviewer" -> value -> number of flags."""
+    severity_status: Mapping[tuple[str, str], int]
+    """(severity, status) -> number of flags."""
     flag_count: int
     image_count: int
     splits: Sequence[SplitSummary]
@@ -153,6 +172,15 @@ class ReportSummary:
 
 def _e(value: Any) -> str:
     return escape(str(value), quote=True)
+
+
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[^\s,;:'\"<>/]+/)*([^\s,;:'\"<>/]+)")
+
+
+def _said(message: Any) -> str:
+    """A message of the export itself (a problem, where scores came from), escaped, with
+    every absolute path cut to its last part: the reader is a colleague, not this machine."""
+    return _e(ABSOLUTE_PATH.sub(r"\1", str(message)))
 
 
 def _figure(image: np.ndarray, caption: str) -> str:
@@ -188,23 +216,39 @@ def _model_label(model: ModelInfo) -> str:
 # ----------------------------------------------------------------------------- summary
 
 
-def _metadata_rows(metadata: Mapping[str, Any]) -> str:
-    rows = []
-    for key, value in metadata.items():
-        shown = value if isinstance(value, str | int | float) else json.dumps(value)
-        rows.append(f"<tr><th>{_e(key)}</th><td>{_e(shown)}</td></tr>")
-    return "".join(rows)
+SIGNIFICANT_DIGITS = 3
+"""Digits of a number in the provenance table (a class weight needs no 16)."""
+LISTED_VALUES = 6
+"""Items of a list shown before "…" in the provenance table."""
+
+
+def brief(value: Any) -> str:
+    """A metadata value as a person reads it: numbers to a few digits, lists and mappings
+    flattened to one line, a path by its last part (an absolute path says nothing to a
+    colleague and tells where someone's files are)."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool | int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.{SIGNIFICANT_DIGITS}g}"
+    if isinstance(value, str):
+        return PurePath(value).name if PurePath(value).is_absolute() else value
+    if isinstance(value, Mapping):
+        return "; ".join(f"{key} {brief(item)}" for key, item in value.items())
+    if isinstance(value, list | tuple):
+        shown = ", ".join(brief(item) for item in value[:LISTED_VALUES])
+        more = f", … ({len(value)} in all)" if len(value) > LISTED_VALUES else ""
+        return f"[{shown}{more}]"
+    return str(value)
 
 
 def _models_html(models: Sequence[ModelInfo]) -> str:
-    parts = []
-    for model in models:
-        parts.append(
-            f"<h3>{_e(model.name)}</h3><table class='meta'><tbody>"
-            f"<tr><th>file sha256</th><td>{_e(model.file_hash)}</td></tr>"
-            f"{_metadata_rows(model.metadata)}</tbody></table>"
-        )
-    return "".join(parts)
+    """One compact table: a row per metadata field, a column per model."""
+    keys = list(dict.fromkeys(key for model in models for key in model.metadata))
+    rows = [["file sha256", *(model.file_hash for model in models)]]
+    rows += [[key, *(brief(model.metadata.get(key)) for model in models)] for key in keys]
+    return _table(["", *(model.name for model in models)], rows, numeric=False)
 
 
 def _counts_html(counts: Mapping[str, Mapping[str, int]]) -> str:
@@ -219,7 +263,7 @@ def _split_html(summary: SplitSummary, groups: ImportanceGroups) -> str:
     title = (
         f"<h3>{_e(summary.dataset)} / {_e(summary.split)}: A = {_e(_model_label(summary.model_a))}"
         f", B = {_e(_model_label(summary.model_b))}</h3>"
-        f'<p class="muted">{_e(summary.source)}</p>'
+        f'<p class="muted">{_said(summary.source)}</p>'
     )
     if summary.scores is not None:
         return title + _split_scores_html(summary.scores, groups)
@@ -282,35 +326,108 @@ def _split_scores_html(result: SplitScores, groups: ImportanceGroups) -> str:
     )
 
 
+WORST_CASES = 6
+"""Flagged images shown as thumbnails in the verdict, worst severity first."""
+THUMBNAIL_WIDTH = 240
+
+
+def _verdict_html(summary: SplitSummary) -> str:
+    """One pair on one split: B - A with paired intervals, and in words which is better."""
+    title = (
+        f"<h3>{_e(summary.dataset)} / {_e(summary.split)}: A = {_e(summary.model_a.name)}, "
+        f"B = {_e(summary.model_b.name)}</h3>"
+    )
+    if summary.scores is None:
+        return title + f'<p class="muted">No paired comparison: {_said(summary.source)}</p>'
+    comparison = compare_split(summary.scores)
+    rows = comparison.rows()
+    by_verdict = {
+        verdict: [row[0] for row in rows if row[-1] == verdict]
+        for verdict in ("B better", "A better")
+    }
+    said = [
+        f'<span class="verdict-better">{_e(verdict)}</span> on {_e(", ".join(names))}'
+        for verdict, names in by_verdict.items()
+        if names
+    ]
+    noise = sum(row[-1] == "within noise" for row in rows)
+    said.append(f"{counted(noise, 'score')} within noise")
+    return (
+        f"{title}<p>{'; '.join(said)}.</p>"
+        f'<p class="muted">{_e(comparison.title)}</p>{_table(COMPARISON_HEADERS, rows)}'
+    )
+
+
+def _severity_status_html(counts: Mapping[tuple[str, str], int]) -> str:
+    rows = [
+        [severity, *(counts.get((severity, status), 0) for status in STATUSES)]
+        for severity in SEVERITIES
+    ]
+    return _table(["severity", *STATUSES], rows)
+
+
+def _worst_cases_html(toc: Sequence[TocEntry]) -> str:
+    """The worst flagged images as thumbnails linking to their sections."""
+    cases = [entry for entry in toc if entry.thumbnail is not None]
+    if not cases:
+        return ""
+    tiles = "".join(
+        f'<a href="#{_e(entry.anchor)}"><figure>'
+        f'<img src="{jpeg_data_url(entry.thumbnail, JPEG_QUALITY, THUMBNAIL_WIDTH)}" '
+        f'alt="{_e(entry.sample_id)}"><figcaption>{_e(entry.sample_id)}: '
+        f"{_e(', '.join(entry.severities))}</figcaption></figure></a>"
+        for entry in cases
+    )
+    return f'<h3>Worst flagged cases</h3><div class="thumbs">{tiles}</div>'
+
+
 def summary_html(summary: ReportSummary, toc: Sequence[TocEntry]) -> str:
-    """The report's first pages: what was compared, the counts, split scores and contents."""
+    """The report's opening: the verdict for every pair, the flags by severity and status,
+    the worst cases, the contents (details and provenance come at the end)."""
     filters = ", ".join(
         f"{_e(k)}: {_e(', '.join(v)) if v else 'any'}" for k, v in summary.filters.items()
     )
-    datasets = _table(
-        ["dataset", "layout", "split", "root", "flagged images"],
-        [[d["name"], d["layout"], d["split"], d["root"], d["images"]] for d in summary.datasets],
-        numeric=False,
-    )
-    problems = "".join(f'<li class="problem">{_e(p)}</li>' for p in summary.problems)
-    splits = "".join(_split_html(s, summary.groups) for s in summary.splits)
+    problems = "".join(f'<li class="problem">{_said(p)}</li>' for p in summary.problems)
     contents = "".join(
         f'<li><a href="#{_e(entry.anchor)}">{_e(entry.sample_id)}</a> <span class="muted">'
-        f"({_e(entry.dataset)}; {len(entry.severities)} "
-        f"flag{'s' if len(entry.severities) != 1 else ''}: {_e(', '.join(entry.severities))})"
-        "</span></li>"
+        f"({_e(entry.dataset)}; {counted(len(entry.severities), 'flag')}: "
+        f"{_e(', '.join(entry.severities))})</span></li>"
         for entry in toc
     )
     return (
         "<h1>Segmentation error report</h1>"
         f"<p>Generated {_e(summary.generated.isoformat(timespec='seconds'))} · "
-        f"{summary.flag_count} flags on {summary.image_count} images · filters: {filters}</p>"
+        f"{counted(summary.flag_count, 'flag')} on {counted(summary.image_count, 'image')} · "
+        f"filters: {filters}</p>"
         + (f"<ul>{problems}</ul>" if problems else "")
-        + f"<h2>Datasets</h2>{datasets}"
-        f"<h2>Models compared</h2>{_models_html(summary.models)}"
-        f"<h2>Flags</h2>{_counts_html(summary.counts)}"
-        f"<h2>Split-level scores</h2>{splits}"
-        f'<h2>Contents</h2><ol class="toc">{contents}</ol>'
+        + "<h2>Verdict</h2>"
+        + "".join(_verdict_html(split) for split in summary.splits)
+        + f"<h3>Flags by severity and status</h3>{_severity_status_html(summary.severity_status)}"
+        + _worst_cases_html(toc)
+        + f'<h2>Flagged images</h2><ol class="toc">{contents}</ol>'
+    )
+
+
+def provenance_html(summary: ReportSummary) -> str:
+    """The report's end: split scores in detail, the flags by category and reviewer, and
+    where everything came from (datasets by folder name, models' training and settings)."""
+    datasets = _table(
+        ["dataset", "layout", "split", "folder", "flagged images"],
+        [
+            [d["name"], d["layout"], d["split"], PurePath(d["root"]).name, d["images"]]
+            for d in summary.datasets
+        ],
+        numeric=False,
+    )
+    details = "".join(_split_html(s, summary.groups) for s in summary.splits)
+    counts = {
+        what: summary.counts[what] for what in ("category", "reviewer") if what in summary.counts
+    }
+    return (
+        f"<h2>Split scores in detail</h2>{details}"
+        f"<h2>Flags by category and reviewer</h2>{_counts_html(counts)}"
+        f"<h2>Provenance</h2><h3>Datasets</h3>{datasets}"
+        f"<h3>Models</h3>{_models_html(summary.models)}"
     )
 
 
@@ -320,7 +437,7 @@ def summary_html(summary: ReportSummary, toc: Sequence[TocEntry]) -> str:
 def _pair_html(pair: PairView) -> str:
     title = f"<h3>A = {_e(_model_label(pair.model_a))} · B = {_e(_model_label(pair.model_b))}</h3>"
     if pair.view is None:
-        return title + f'<p class="problem">Predictions unavailable: {_e(pair.problem)}</p>'
+        return title + f'<p class="problem">Predictions unavailable: {_said(pair.problem)}</p>'
     view = pair.view
     panels = render_panels(view, DEFAULT_DISPLAY)
     figures = []
@@ -351,20 +468,13 @@ def _pair_html(pair: PairView) -> str:
     return "".join(parts)
 
 
-def _change_text(changes: Mapping[str, tuple[Any, Any]]) -> str:
-    def shown(value: Any) -> str:
-        return "—" if value is None else json.dumps(value, ensure_ascii=False).strip('"')
-
-    return "; ".join(f"{k}: {shown(old)} → {shown(new)}" for k, (old, new) in changes.items())
-
-
 def _flag_html(flag: ExportedFlag) -> str:
     region = "whole image" if flag.region is None else "x{} y{} – x{} y{}".format(*flag.region)
     rows = [
         ("severity", f'<span class="sev-{_e(flag.severity)}">{_e(flag.severity)}</span>'),
         ("category", _e(flag.category)),
         ("status", _e(flag.status)),
-        ("target", _e(flag.target)),
+        ("target", _e(target_text(flag.target, flag.model_a, flag.model_b))),
         ("region", _e(region)),
         ("reviewer", _e(flag.reviewer)),
         (
@@ -376,8 +486,9 @@ def _flag_html(flag: ExportedFlag) -> str:
     ]
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     history = "".join(
-        f"<li>{_e(f'{e.at:%Y-%m-%d %H:%M}')} {_e(e.reviewer)} {_e(e.action)}: "
-        f"{_e(_change_text(e.changes))}</li>"
+        f"<li>{_e(f'{e.at:%Y-%m-%d %H:%M}')} {_e(e.reviewer)} "
+        f"{_e(ACTIONS.get(e.action, e.action))}: "
+        f"{_e(change_text(e.action, e.changes, (flag.model_a, flag.model_b)))}</li>"
         for e in flag.history
     )
     note = f'<div class="note">{_e(flag.note)}</div>' if flag.note else ""
@@ -398,7 +509,7 @@ def image_section_html(section: ImageSection) -> str:
         + "</p>"
     ]
     if section.image is None:
-        parts.append(f'<p class="problem">Image unavailable: {_e(section.problem)}</p>')
+        parts.append(f'<p class="problem">Image unavailable: {_said(section.problem)}</p>')
     else:
         marked = section.image
         for flag in section.flags:

@@ -6,6 +6,8 @@ update keeps or opens, what comes from memory, and what a failure leaves on scre
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -24,22 +26,25 @@ from tests.chromium import launch_chromium, playwright_api
 
 pytestmark = pytest.mark.browser
 
-HARNESS = """({html, script, layout, slider, pictures}) => {
-    document.body.innerHTML = `<div id="root">${html}</div>`;
+HARNESS = """({html, css, script, layout, slider, pictures, fullPictures}) => {
+    document.body.innerHTML = `<style>${css}</style><div id="root">${html}</div>`;
     const element = document.getElementById('root');
     let watcher = () => {};
     const props = { value: '', panel_layout: layout, slider };
-    const record = window.record = { requests: [], events: [], failing: [], props };
+    const record = window.record = {
+        requests: [], full: [], events: [], failing: [], shrunk: false, props };
     window.serverUpdate = (value) => { props.value = value; watcher(); };
     const held = {};
     window.hold = (id) => { held[id] = new Promise(done => { window.release = done; }); };
     const server = {
-        fetch_panels: async (id, display) => {
+        fetch_panels: async (id, display, full) => {
             record.requests.push(id);
+            if (full) record.full.push(id);
             await new Promise(done => setTimeout(done, 20));
             await held[id];
             if (record.failing.includes(id)) return { error: `cannot read ${id}` };
-            return { id, tags: ['day'], panels: pictures };
+            const panels = full ? fullPictures : pictures;
+            return { id, tags: ['day'], panels, full_resolution: full || !record.shrunk };
         },
     };
     const trigger = (name) => record.events.push(name);
@@ -48,7 +53,8 @@ HARNESS = """({html, script, layout, slider, pictures}) => {
         element, props, server, trigger, watch);
 }"""
 """Runs the board as Gradio does, with a server that answers after 20 ms, or, for the id
-the test holds, once the test releases it."""
+the test holds, once the test releases it; with ``record.shrunk`` its pictures are shrunk
+(16 px wide, 32 px at full resolution)."""
 
 
 @pytest.fixture(scope="module")
@@ -66,14 +72,17 @@ def page(browser):
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     picture = jpeg_data_url(np.full((8, 16, 3), 90, dtype=np.uint8), PANEL_JPEG_QUALITY)
+    full_picture = jpeg_data_url(np.full((16, 32, 3), 90, dtype=np.uint8), PANEL_JPEG_QUALITY)
     page.evaluate(
         HARNESS,
         {
             "html": (ASSETS / "board.html").read_text(encoding="utf-8"),
+            "css": (ASSETS / "board.css").read_text(encoding="utf-8"),
             "script": (ASSETS / "board.js").read_text(encoding="utf-8"),
             "layout": [list(panel) for panel in PANEL_LABELS],
             "slider": {"key": SLIDER, "left": SLIDER_SIDES[0], "right": SLIDER_SIDES[1]},
             "pictures": {key: picture for key, _ in PANEL_LABELS if key != SLIDER},
+            "fullPictures": {key: full_picture for key, _ in PANEL_LABELS if key != SLIDER},
         },
     )
     yield page
@@ -185,3 +194,77 @@ def test_the_view_is_busy_until_the_image_asked_for_is_drawn(page) -> None:
     page.evaluate("() => window.release()")
     _settled(page)
     assert _title(page).startswith("a") and _record(page)["events"] == ["navigate"]
+
+
+def _transforms(page) -> list[str]:
+    return page.eval_on_selector_all(".zoom-content", "cs => cs.map(c => c.style.transform)")
+
+
+def _wait_for_view(page, scale: float, x: float, y: float) -> None:
+    """Until every panel shows the view (scale, and the panel's top-left corner at x, y in
+    percent of a panel), to 0.01%."""
+    page.wait_for_function(
+        """([scale, x, y]) => [...document.querySelectorAll('.zoom-content')].every((c) => {
+            const m = c.style.transform.match(/translate\\((.+)%, (.+)%\\) scale\\((.+)\\)/);
+            return m && Math.abs(m[1] - x) < 0.01 && Math.abs(m[2] - y) < 0.01
+                && Math.abs(m[3] - scale) < 1e-3;
+        })""",
+        arg=[scale, x, y],
+    )
+
+
+def test_zoom_and_pan_move_every_panel_together_and_stay_while_stepping(page) -> None:
+    _update(page, _state(["a", "b"]))
+    assert set(_transforms(page)) == {"translate(0%, 0%) scale(1)"}
+    frame = page.locator("figure[data-panel='image'] .zoom-frame").bounding_box()
+    centre_x, centre_y = round(frame["x"] + frame["width"] / 2), round(frame["y"] + 100)
+    at_x = (centre_x - frame["x"]) / frame["width"]
+    at_y = (centre_y - frame["y"]) / frame["height"]
+    page.mouse.move(centre_x, centre_y)
+    page.mouse.wheel(0, -500)
+    scale = math.exp(1.0)
+    corner_x, corner_y = (at_x - scale * at_x) * 100, (at_y - scale * at_y) * 100
+    _wait_for_view(page, scale, corner_x, corner_y)
+    assert len(_transforms(page)) == len(PANEL_LABELS), "the A/B slider zooms too"
+
+    page.mouse.down()
+    page.mouse.move(centre_x + 50, centre_y, steps=4)
+    page.mouse.up()
+    panned_x = corner_x + 50 / frame["width"] * 100
+    _wait_for_view(page, scale, panned_x, corner_y)
+    _press(page, "n")
+    assert _title(page).startswith("b")
+    _wait_for_view(page, scale, panned_x, corner_y)
+    page.click("#zoom-in")
+    _wait_for_view(page, scale * 1.5, 50 - 1.5 * (50 - panned_x), 50 - 1.5 * (50 - corner_y))
+    page.mouse.dblclick(centre_x, centre_y)
+    _wait_for_view(page, 1.0, 0.0, 0.0)
+    page.mouse.wheel(0, 500)
+    _wait_for_view(page, 1.0, 0.0, 0.0)
+    assert page.inner_text(".zoom-level") == "zoom 1.0×"
+
+
+def test_a_zoom_beyond_the_pictures_fetches_the_image_at_full_resolution(page) -> None:
+    page.evaluate("() => { window.record.shrunk = true; }")
+    _update(page, _state(["a", "b"]))
+    input_panel = page.locator("figure[data-panel='image'] img")
+    page.wait_for_function(
+        "() => document.querySelector(\"figure[data-panel='image'] img\").naturalWidth === 32"
+    )
+    assert _record(page)["full"] == ["a"]
+    assert input_panel.evaluate("i => i.draggable") is False
+    _press(page, "n")
+    _press(page, "p")
+    page.wait_for_function(
+        "() => document.querySelector(\"figure[data-panel='image'] img\").naturalWidth === 32"
+    )
+    assert _record(page)["full"] == ["a", "b"], "an image fetched at full resolution is kept"
+
+
+def test_captions_name_the_models_of_the_pair_shown(page) -> None:
+    _update(page, _state(["a"]))
+    captions = page.locator("figure:not([hidden]) figcaption").all_inner_texts()
+    assert captions[:4] == ["Input", "Ground truth", "A: ce", "B: ial"]
+    assert (
+        page.locator("figure[data-panel='error_b'] img").get_attribute("alt") == "Errors of B: ial"
+    )

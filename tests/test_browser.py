@@ -86,7 +86,7 @@ def test_review_switch_model_and_flag_in_a_real_browser(
     )
 
     third = _image_id(page, 2)
-    page.locator("h2").first.click()
+    page.locator("#page-title").click()
     page.keyboard.press("n")
     sync_api.expect(title).to_have_text(third, timeout=30_000)
     panel_requests: list[str] = []
@@ -101,6 +101,7 @@ def test_review_switch_model_and_flag_in_a_real_browser(
 
     page.get_by_role("combobox", name="Model B").click()
     page.get_by_role("option", name=re.compile(r"^segnet-ce \(CE, ")).click()
+    page.locator("#cards-button").click()
     card_b = page.locator("#model-b-card")
     sync_api.expect(card_b).to_contain_text("loss ce", timeout=30_000)
     sync_api.expect(title).to_have_text(picked, timeout=30_000)
@@ -141,9 +142,10 @@ def test_the_error_maps_switch_to_kinds_of_error_and_back(app_page) -> None:
     errors_a = page.locator("#review-board figure[data-panel='error_a'] img")
     sync_api.expect(errors_a).to_have_attribute("src", re.compile("^data:image"), timeout=60_000)
     by_importance = errors_a.get_attribute("src")
+    page.get_by_text("Queue order, filters and display").click()
     page.get_by_role("radio", name="kind (boundary / extent / segment)").click()
     sync_api.expect(errors_a).not_to_have_attribute("src", by_importance, timeout=60_000)
-    sync_api.expect(page.locator("#review-details")).to_contain_text(
+    sync_api.expect(page.locator("#map-legend")).to_contain_text(
         "Error maps by kind of error", timeout=30_000
     )
     page.get_by_role("radio", name="importance (miss / false alarm)").click()
@@ -167,7 +169,7 @@ def test_two_sessions_keep_their_own_selection(running_app) -> None:
             wanted.append(_image_id(page, index + 1))
             _queue_row(page, index + 1).click()
             sync_api.expect(titles[index]).to_have_text(wanted[index], timeout=30_000)
-        pages[1].locator("h2").first.click()
+        pages[1].locator("#page-title").click()
         pages[1].keyboard.press("n")
         sync_api.expect(titles[1]).not_to_have_text(wanted[1], timeout=30_000)
         sync_api.expect(titles[0]).to_have_text(wanted[0])
@@ -181,6 +183,7 @@ def test_a_filter_matching_nothing_leaves_no_panels_of_another_image(app_page) -
     sync_api.expect(title).to_contain_text("val/", timeout=60_000)
     shown_panels = page.locator("#review-board figure:not([hidden])")
     sync_api.expect(shown_panels).to_have_count(8)
+    page.get_by_text("Queue order, filters and display").click()
     page.get_by_role("combobox", name="Flag status").click()
     page.get_by_role("option", name="dismissed", exact=True).click()
     position = page.locator("#review-board .position")

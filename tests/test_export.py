@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +20,11 @@ import numpy as np
 import pytest
 import torch
 
+from db.schema import SEVERITIES, STATUSES
 from db.store import ImageRecord, ReviewStore
 from models.catalogue import ModelCatalogue
 from models.checkpoints import CheckpointMetadata, save_checkpoint
+from models.comparison import COMPARISON_HEADERS
 from models.datasets import SegmentationDataset, open_dataset
 from models.inference import InferenceEngine
 from models.labels import BACKGROUND, LABEL_COLOR_BY_ID, NUM_EVALUATED, train_ids_to_label_ids
@@ -200,8 +203,9 @@ def test_html_has_one_section_per_image_and_decodable_images(setup: Setup, expor
     assert html.count('<section class="image"') == 4
     images = _decoded_images(html)
     # Two labelled images: input, truth, A, B, errors of A and B, disagreement (7 each);
-    # the ghost pair: the input only; the upload: input, A, B and where they differ.
-    assert len(images) == 7 + 7 + 1 + 4
+    # the ghost pair: the input only; the upload: input, A, B and where they differ; and
+    # in the verdict the thumbnails of the four.
+    assert len(images) == 7 + 7 + 1 + 4 + 4
     assert all(image.shape[2] == 3 and image.shape[1] in (128, 80) for image in images)
     for flag_id in setup.flags.values():
         assert f"<h3>Flag {flag_id}</h3>" in html
@@ -219,9 +223,15 @@ def test_html_escapes_everything_user_written(exported) -> None:
 
 def test_html_summary_counts_and_split_scores(setup: Setup, exported) -> None:
     html = exported.html.read_text(encoding="utf-8")
+    verdict = html.split("<h2>Verdict</h2>")[1].split("<h2>Flagged images</h2>")[0]
+    cross = verdict.split("<h3>Flags by severity and status</h3>")[1].split("</table>")[0]
+    with ReviewStore.open(setup.db_url) as store:
+        tally = Counter((flag.severity, flag.status) for flag in store.list_flags())
+    assert sum(tally.values()) == 5
+    for severity in SEVERITIES:
+        cells = "".join(f'<td class="num">{tally[severity, s]}</td>' for s in STATUSES)
+        assert f"<tr><td>{severity}</td>{cells}</tr>" in cross
     for table, rows in {
-        "severity": {"critical": 1, "major": 2, "minor": 2},
-        "status": {"open": 3, "confirmed": 1, "dismissed": 1},
         "reviewer": {"ann &lt;b&gt;": 2, "bob": 1, "cy": 2},
     }.items():
         block = html.split(f"<h3>by {table}</h3>")[1].split("</table>")[0]
@@ -233,6 +243,26 @@ def test_html_summary_counts_and_split_scores(setup: Setup, exported) -> None:
     stacked_gt, stacked_pred = np.concatenate(gts), np.concatenate(preds)
     miou = np.nanmean(_ious(stacked_gt, stacked_pred))
     assert f'<td>mIoU (pooled, Cityscapes)</td><td class="num">{miou:.3f}</td>' in html
+
+
+def test_html_opens_with_the_verdict_and_ends_with_provenance(setup: Setup, exported) -> None:
+    html = exported.html.read_text(encoding="utf-8")
+    order = ["<h2>Verdict</h2>", "<h2>Flagged images</h2>", '<section class="image"']
+    order += ["<h2>Split scores in detail</h2>", "<h2>Provenance</h2>"]
+    places = [html.index(mark) for mark in order]
+    assert places == sorted(places)
+    verdict = html[places[0] : places[1]]
+    header = "".join(f"<th>{name}</th>" for name in COMPARISON_HEADERS)
+    assert f"<thead><tr>{header}</tr></thead>" in verdict
+    assert "95% intervals from 1000 paired" in verdict and "within noise" in verdict
+    thumbnails = verdict.split("<h3>Worst flagged cases</h3>")[1]
+    assert thumbnails.count("<img ") == 4, "every flagged image (up to six), worst first"
+    assert "5 flags on 4 images" in html
+    assert re.search(r"\d\.\d{6}", html) is None, "no number to more digits than it means"
+    assert '{"' not in html and "[{" not in html, "no raw JSON"
+    for folder in (setup.data, setup.tmp, setup.models, Path.home()):
+        assert str(folder) not in html, "no absolute path"
+    assert "page-break-inside: avoid" in html
 
 
 # ----------------------------------------------------------------------------- CSV and JSON

@@ -3,11 +3,21 @@ values the tables name, and the palettes, overlays and legends come from the sam
 
 from __future__ import annotations
 
+import colorsys
+
 import numpy as np
 import pytest
 
-from models.labels import BACKGROUND, train_id_of
-from models.maps import CODE_MAPS, DISAGREEMENT_MAP, ERROR_MAP, CodeMap, MapCode, split_by_map
+from models.labels import BACKGROUND, CLASS_NAMES, PALETTE, train_id_of
+from models.maps import (
+    CODE_MAPS,
+    CODES,
+    DISAGREEMENT_MAP,
+    ERROR_MAP,
+    CodeMap,
+    MapCode,
+    split_by_map,
+)
 from models.metrics import disagreement_map, error_map
 from reviewer.overlays import CODE_OPACITY, code_overlay
 from reviewer.panels import code_legends
@@ -67,3 +77,16 @@ def test_the_table_refuses_codes_a_map_cannot_show() -> None:
         split_by_map((MapCode("typo", "a", 1, "a"),), {"m": "M"})
     with pytest.raises(KeyError, match="no code 'nope'"):
         ERROR_MAP.value("nope")
+
+
+def test_no_map_colour_is_the_red_of_person_and_rider() -> None:
+    """Red means person and rider in the class palette; a map code in a near hue would
+    read as one of them."""
+    for name in ("person", "rider"):
+        person_hue = colorsys.rgb_to_hsv(*(c / 255 for c in PALETTE[CLASS_NAMES.index(name)]))[0]
+        for code in CODES:
+            if code.color is None:
+                continue
+            hue, saturation, _ = colorsys.rgb_to_hsv(*(c / 255 for c in code.color))
+            apart = abs(hue - person_hue) * 360
+            assert saturation < 0.35 or min(apart, 360 - apart) > 25, (code.key, name)

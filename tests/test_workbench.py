@@ -275,7 +275,7 @@ def test_iou_figure_marks_unannotated_classes(bench: Workbench) -> None:
     view = bench.views.view(bench.dataset[0].id, name_a, name_b)
     figure = panels.iou_figure(view, DEFAULT_GROUPS, frozenset(range(5)))
     hover = [row[1] for row in figure.data[0].customdata]
-    assert hover[10] == "not annotated" and len(hover) == NUM_EVALUATED
+    assert hover[10] == "n/a (not annotated)" and len(hover) == NUM_EVALUATED
 
 
 def test_disagreement_can_be_judged_on_all_labelled_pixels(bench: Workbench) -> None:

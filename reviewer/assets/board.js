@@ -17,30 +17,130 @@ for (const [key, caption] of props.panel_layout) {
   const figure = document.createElement('figure');
   figure.className = 'panel';
   figure.dataset.panel = key;
+  const frame = figure.appendChild(document.createElement('div'));
+  frame.className = 'zoom-frame';
+  const content = frame.appendChild(document.createElement('div'));
+  content.className = 'zoom-content';
   if (key === props.slider.key) {
-    const frame = document.createElement('div');
-    frame.className = 'ab-frame';
-    images.slider_b = frame.appendChild(document.createElement('img'));
-    images.slider_a = frame.appendChild(document.createElement('img'));
+    content.classList.add('ab-frame');
+    images.slider_b = content.appendChild(document.createElement('img'));
+    images.slider_a = content.appendChild(document.createElement('img'));
     images.slider_a.className = 'ab-a';
     const range = document.createElement('input');
     Object.assign(range, { type: 'range', min: 0, max: 100, value: 50, className: 'ab-position' });
     range.setAttribute('aria-label', caption);
-    images.slider_a.alt = captions[props.slider.left];
-    images.slider_b.alt = captions[props.slider.right];
     const clip = () => { images.slider_a.style.clipPath = `inset(0 ${100 - range.value}% 0 0)`; };
     range.addEventListener('input', clip);
     clip();
-    figure.append(frame, range);
+    figure.append(range);
   } else {
-    images[key] = figure.appendChild(document.createElement('img'));
-    images[key].alt = caption;
+    images[key] = content.appendChild(document.createElement('img'));
   }
-  const label = document.createElement('figcaption');
-  label.textContent = caption;
-  figure.prepend(label);
+  figure.prepend(document.createElement('figcaption'));
   $('.panels').appendChild(figure);
 }
+const sliderSides = { slider_a: props.slider.left, slider_b: props.slider.right };
+
+// Captions name the models of the pair shown ("A: camvid-ce"): the layout's captions hold
+// {a} and {b} for them.
+function named(caption) {
+  const { model_a: a, model_b: b } = board.display || { model_a: 'A', model_b: 'B' };
+  return caption.replaceAll('{a}', a).replaceAll('{b}', b);
+}
+
+function nameCaptions() {
+  element.querySelectorAll('.panels figure').forEach((figure) => {
+    figure.querySelector('figcaption').textContent = named(captions[figure.dataset.panel]);
+  });
+  for (const [name, image] of Object.entries(images)) {
+    image.alt = named(captions[sliderSides[name] || name]);
+  }
+}
+
+// Zoom and pan: one view for every panel of the image, so they stay aligned. The wheel or
+// the buttons zoom (around the pointer or the middle), a drag pans, a double-click resets.
+// The view is kept in fractions of a panel, so it stays while stepping through the queue;
+// once it shows more screen pixels than the panels have, the image's panels are fetched
+// again at their full resolution.
+const MAX_ZOOM = 32;
+const ZOOM_STEP = 1.5;
+const view = { scale: 1, x: 0, y: 0 };
+let drag = null;
+let drawn = null;
+
+function applyView() {
+  view.scale = Math.min(Math.max(view.scale, 1), MAX_ZOOM);
+  view.x = Math.min(0, Math.max(1 - view.scale, view.x));
+  view.y = Math.min(0, Math.max(1 - view.scale, view.y));
+  const transform = `translate(${view.x * 100}%, ${view.y * 100}%) scale(${view.scale})`;
+  element.querySelectorAll('.zoom-content').forEach((content) => { content.style.transform = transform; });
+  $('.panels').classList.toggle('zoomed', view.scale > 1);
+  $('.zoom-level').textContent = `zoom ${view.scale.toFixed(1)}×`;
+  wantFullResolution();
+}
+
+function zoomAt(factor, x, y) {
+  const scale = Math.min(Math.max(view.scale * factor, 1), MAX_ZOOM);
+  view.x = x - (scale * (x - view.x)) / view.scale;
+  view.y = y - (scale * (y - view.y)) / view.scale;
+  view.scale = scale;
+  applyView();
+}
+
+function resetView() {
+  Object.assign(view, { scale: 1, x: 0, y: 0 });
+  applyView();
+}
+
+function wantFullResolution() {
+  const input = images.image;
+  if (!drawn || drawn.answer.full_resolution || drawn.answer.upgrading || !input.naturalWidth) return;
+  const onScreen = input.getBoundingClientRect().width * (window.devicePixelRatio || 1);
+  if (onScreen <= input.naturalWidth) return;
+  const { answer, key } = drawn;
+  answer.upgrading = true;
+  server.fetch_panels(answer.id, board.display, true).then(async (full) => {
+    if (!full || full.error) return;
+    const prepared = prepare(full);
+    if (cache.has(key)) cache.set(key, Promise.resolve(prepared));
+    if (wanted === key && (await draw(prepared, key))) drawn = { answer: prepared, key };
+  }).catch(() => {});
+}
+
+function framePoint(event) {
+  const rect = event.target.closest('.zoom-frame').getBoundingClientRect();
+  return { x: (event.clientX - rect.left) / rect.width, y: (event.clientY - rect.top) / rect.height, rect };
+}
+
+const panelsBox = $('.panels');
+panelsBox.addEventListener('wheel', (event) => {
+  if (!event.target.closest('.zoom-frame')) return;
+  event.preventDefault();
+  const { x, y } = framePoint(event);
+  zoomAt(Math.exp(-event.deltaY * 0.002), x, y);
+}, { passive: false });
+panelsBox.addEventListener('pointerdown', (event) => {
+  if (!event.target.closest('.zoom-frame') || event.button !== 0) return;
+  const { rect } = framePoint(event);
+  drag = { id: event.pointerId, x: event.clientX, y: event.clientY, from: { ...view }, rect };
+  event.target.closest('.zoom-frame').setPointerCapture(event.pointerId);
+  event.preventDefault();
+});
+panelsBox.addEventListener('pointermove', (event) => {
+  if (!drag || drag.id !== event.pointerId) return;
+  view.x = drag.from.x + (event.clientX - drag.x) / drag.rect.width;
+  view.y = drag.from.y + (event.clientY - drag.y) / drag.rect.height;
+  applyView();
+});
+for (const end of ['pointerup', 'pointercancel']) {
+  panelsBox.addEventListener(end, () => { drag = null; });
+}
+panelsBox.addEventListener('dblclick', (event) => {
+  if (event.target.closest('.zoom-frame')) resetView();
+});
+$('#zoom-in').addEventListener('click', () => zoomAt(ZOOM_STEP, 0.5, 0.5));
+$('#zoom-out').addEventListener('click', () => zoomAt(1 / ZOOM_STEP, 0.5, 0.5));
+$('#zoom-reset').addEventListener('click', resetView);
 
 function keyOf(id) {
   return `${id}\n${JSON.stringify(board.display)}`;
@@ -52,7 +152,7 @@ function request(id) {
   if (promise) {
     cache.delete(key);
   } else {
-    promise = server.fetch_panels(id, board.display).then((answer) => {
+    promise = server.fetch_panels(id, board.display, false).then((answer) => {
       if (!answer || answer.error) throw new Error(answer ? answer.error : 'no answer from the server');
       return prepare(answer);
     });
@@ -72,6 +172,7 @@ function prepare(answer) {
   answer.ready = Promise.all(Object.keys(images).map(async (name) => {
     if (!sources[name]) return;
     const image = new Image();
+    image.draggable = false;
     image.src = sources[name];
     await image.decode().catch(() => {});
     answer.images[name] = image;
@@ -89,9 +190,11 @@ async function draw(answer, key) {
     image.className = shown.className;
     image.alt = shown.alt;
     image.style.cssText = shown.style.cssText;
+    image.draggable = false;
     shown.replaceWith(image);
     images[name] = image;
   }
+  nameCaptions();
   const title = $('.title');
   title.replaceChildren();
   title.appendChild(document.createElement('strong')).textContent = answer.id;
@@ -116,13 +219,14 @@ function markCurrent() {
     row.scrollIntoView({ block: 'nearest' });
   }
   $('.position').textContent = board.queue.length
-    ? `Image ${board.position + 1} of ${board.queue.length} · keys: n / p`
+    ? `Image ${board.position + 1} of ${board.queue.length} · keys: n / p, + / - / 0 zoom`
     : 'No image matches the filters.';
 }
 
 // Panels of another image never stay up under a title they do not belong to.
 function blank(titleText, message) {
   wanted = null;
+  drawn = null;
   $('.panels').classList.remove('loading');
   element.querySelectorAll('.panels figure').forEach((figure) => { figure.hidden = true; });
   $('.title').textContent = titleText;
@@ -174,6 +278,8 @@ async function showCurrent() {
     clearTimeout(timer);
   }
   if (wanted !== key || !(await draw(answer, key))) return;
+  drawn = { answer, key };
+  wantFullResolution();
   $('.panels').classList.remove('loading');
   $('.board-error').textContent = '';
   await afterPaint();
@@ -219,9 +325,10 @@ function receive() {
     const row = document.createElement('tr');
     row.dataset.index = index;
     row.dataset.id = entry.id;
-    row.title = entry.sequence ? `${entry.id} (${entry.sequence})` : entry.id;
+    const where = entry.sequence ? ` (${entry.sequence})` : '';
+    row.title = `${entry.id}${where} · ${entry.status || 'unflagged'}`;
     const score = entry.score === null ? '–' : entry.score.toFixed(3);
-    for (const text of [entry.id.split('/').pop(), score, entry.flags, entry.status]) {
+    for (const text of [entry.id.split('/').pop(), score, entry.flags]) {
       row.appendChild(document.createElement('td')).textContent = text;
     }
     return row;
@@ -246,11 +353,15 @@ window.segbenchBoardKeys = (event) => {
   if (['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName) || target.isContentEditable) return;
   if (event.ctrlKey || event.metaKey || event.altKey) return;
   const steps = { n: 1, j: 1, p: -1, k: -1 };
-  if (!(event.key in steps)) return;
+  const zooms = { '+': ZOOM_STEP, '=': ZOOM_STEP, '-': 1 / ZOOM_STEP };
+  if (event.key === '0') resetView();
+  else if (event.key in zooms) zoomAt(zooms[event.key], 0.5, 0.5);
+  else if (event.key in steps) go(board.position + steps[event.key]);
+  else return;
   event.preventDefault();
-  go(board.position + steps[event.key]);
 };
 document.addEventListener('keydown', window.segbenchBoardKeys);
 
 watch('value', receive);
+applyView();
 receive();
