@@ -5,7 +5,9 @@ is not enough: a reviewer name ``![x](http://host/p.png)`` would still become an
 every browser showing it fetches. :func:`markdown_text` neutralises both: HTML special
 characters become entities and every Markdown punctuation character is backslash-escaped
 (CommonMark shows an escaped punctuation character as itself), and line breaks become
-spaces so that text cannot open a heading, list or table of its own.
+spaces so that text cannot open a heading, list or table of its own. Quotes stay quotes:
+they mean nothing in Markdown text, and Gradio shows an entity such as ``&#x27;`` as
+written.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ MARKDOWN_PUNCTUATION = frozenset("\\`*_{}[]()#+-.!|~:")
 def markdown_text(text: object) -> str:
     """``text`` as it should read, safe to put inside Markdown."""
     flat = " ".join(str(text).splitlines())
-    return "".join(f"\\{c}" if c in MARKDOWN_PUNCTUATION else c for c in escape(flat))
+    return "".join(f"\\{c}" if c in MARKDOWN_PUNCTUATION else c for c in escape(flat, quote=False))
 
 
 def counted(count: int, noun: str) -> str:

@@ -41,3 +41,9 @@ def test_hostile_text_renders_as_itself_with_no_markup(text: str) -> None:
 def test_plain_names_are_unchanged_to_the_reader() -> None:
     label = "camvid-ce (CE, CamVid train, 367 real images (CC BY-NC 4.0))"
     assert shown(f"trained on: {markdown_text(label)}") == f"trained on: {label}"
+
+
+def test_quotes_stay_quotes() -> None:
+    text = "cityscapes split 'val' \"a\""
+    assert "&#" not in markdown_text(text) and "&quot;" not in markdown_text(text)
+    assert shown(markdown_text(text)) == text
