@@ -1,9 +1,12 @@
-"""Benchmark: the inference engine's CPU execution against the plain eager pass.
+"""Benchmark: the inference engine's measured CPU execution against the plain eager pass.
 
-For each width and input size, at batch 1 (the GUI's case) and batch 16 (split evaluation),
-the engine's ``predict_batch`` on demo images (256x512) is timed beside two references
-measured in the same run: the same call on an engine forced to the plain float32 NCHW eager
-pass (``fast=False``, the recipe's way) and this machine's dense float32 matmul GFLOP/s.
+The engine measures its execution per case at first use (``models/cpu_tuning.py``) into a
+fresh cache file, so every run shows what this machine's measurement chooses now and how
+long that first call took. For each width and input size, at batch 1 (the GUI's case) and
+batch 16 (split evaluation), the engine's ``predict_batch`` on demo images (256x512) is
+timed beside two references measured in the same run: the same call on an engine forced to
+the plain float32 NCHW eager pass (``fast=False``, the recipe's way) and this machine's
+dense float32 matmul GFLOP/s.
 Labels at input resolution (preprocessing, network, argmax: the goals are judged here) and
 at the image's resolution (plus the bilinear upsampling of the logits, a cost the same for
 both) are timed, and the network alone (the prepared network against the plain one on a
@@ -11,7 +14,7 @@ preprocessed batch) with its achieved GFLOP/s (2 x the convolutions' multiply-ad
 by forward hooks) as a share of the matmul figure. Every figure is the median of
 ``--repeats`` interleaved repeats after a warm-up (the machine is shared).
 
-Goals (FAIL and exit status 1 otherwise): engine at least 1.0x the plain pass at batch 1 and
+Goals (PASS, else FAIL and exit status 1): engine at least 1.0x the plain pass at batch 1 and
 1.3x at batch 16, labels differing from the plain pass on at most 0.1% of pixels.
 
 Run: ``python -m bench.bench_inference [--repeats 5] [--case 0.25@96x96 ...]``.
@@ -38,8 +41,10 @@ import torch
 import torch.nn.functional as F
 
 from models.checkpoints import CheckpointError, CheckpointMetadata, load_checkpoint, save_checkpoint
+from models.cpu_tuning import CpuTuner
 from models.datasets import open_dataset
-from models.inference import Execution, InferenceEngine, LoadedModel
+from models.execution import Execution
+from models.inference import InferenceEngine, LoadedModel
 from models.preprocess import Preprocessing
 from models.segnet import SegNet
 from models.synthetic import ensure_demo_dataset
@@ -178,13 +183,15 @@ def network_timers(
 ) -> list[Callable[[], object]]:
     """Network-only calls on a preprocessed batch: the engine's execution, the same with the
     other memory layout (the check on the channels_last threshold) and the plain eager pass."""
-    chosen = engine.execution(len(batch), tuple(batch.shape[-2:]))
+    chosen = engine.execution(model, batch)
     flipped = replace(chosen, channels_last=not chosen.channels_last)
 
     def timer(execution: Execution) -> Callable[[], object]:
         network = model.network_for(execution)
         layout = torch.channels_last if execution.channels_last else torch.contiguous_format
-        parts = [p.contiguous(memory_format=layout) for p in batch.split(execution.chunk)]
+        parts = [
+            p.contiguous(memory_format=layout) for p in batch.split(execution.chunk or len(batch))
+        ]
 
         def run() -> object:
             with torch.inference_mode(), execution.context(engine.device):
@@ -272,18 +279,37 @@ def float64_differing_pixels(
     return differing / total
 
 
+def described(execution: Execution) -> str:
+    """An execution in a table cell: plain, or its folding, layout and images per call."""
+    if not (execution.channels_last or execution.fold_batchnorm):
+        return "plain" if execution.chunk is None else f"plain/{execution.chunk}"
+    parts = ["fold"] * execution.fold_batchnorm + ["NHWC" if execution.channels_last else "NCHW"]
+    return "+".join(parts) + (f"/{execution.chunk}" if execution.chunk else "")
+
+
+def first_use(engine: InferenceEngine, model: LoadedModel, images: Sequence[np.ndarray]) -> str:
+    """The execution the engine measures for this batch and the seconds its first call took."""
+    start = time.perf_counter()
+    engine.predict_batch(model, images, resolution="input")
+    seconds = time.perf_counter() - start
+    batch = model.checkpoint.preprocessing.image_to_tensor(images)
+    return f"{described(engine.execution(model, batch))} ({seconds:.1f} s)"
+
+
 def measure(
     engines: tuple[InferenceEngine, InferenceEngine],
     models: tuple[LoadedModel, LoadedModel],
     images: Sequence[np.ndarray],
     batch: int,
     repeats: int,
-) -> tuple[list[float], float]:
-    """Images/s of engine and plain engine at input then label resolution, network, network
-    in the other layout, eager network; and the share of pixels where the engine's labels
+) -> tuple[str, list[float], float]:
+    """The engine's measured choice (and its first call's seconds); images/s of engine and
+    plain engine at input then label resolution, network, network in the other layout, eager
+    network; and the share of pixels where the engine's labels
     differ from the plain pass's."""
     fast, plain = engines
     chunk = images[:batch]
+    choice = first_use(fast, models[0], chunk)
     tensor = models[1].checkpoint.preprocessing.image_to_tensor(chunk)
     seconds = median_seconds(
         [
@@ -295,85 +321,103 @@ def measure(
         ],
         repeats,
     )
-    return [batch / s for s in seconds], differing_pixels(fast, plain, models, images, batch)
+    rates = [batch / s for s in seconds]
+    return choice, rates, differing_pixels(fast, plain, models, images, batch)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cases = args.case or [parse_case(c) for c in CASES]
     images = demo_images(max(args.images, max(BATCHES)))
-    engines = InferenceEngine(device="cpu"), InferenceEngine(device="cpu", fast=False)
+    with tempfile.TemporaryDirectory() as folder:
+        tuner = CpuTuner(Path(folder) / "cpu-executions.json")
+        engines = (
+            InferenceEngine(device="cpu", tuner=tuner),
+            InferenceEngine(device="cpu", fast=False),
+        )
+        failures = run_cases(args, cases, images, engines, Path(folder))
+    for failure in failures:
+        print(f"FAIL {failure}")
+    return 1 if failures else 0
+
+
+def run_cases(
+    args: argparse.Namespace,
+    cases: Sequence[tuple[float, tuple[int, int]]],
+    images: Sequence[np.ndarray],
+    engines: tuple[InferenceEngine, InferenceEngine],
+    folder: Path,
+) -> list[str]:
+    """Print the table of every case and the trained checkpoints' agreement; the failures."""
     reference = matmul_gflops(args.repeats)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"CPU capability {torch.backends.cpu.get_cpu_capability()}, "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, load average "
-        f"{os.getloadavg()[0]:.1f}, policy {engines[0].policy}; dense fp32 matmul "
+        f"{os.getloadavg()[0]:.1f}, signature {engines[0].tuner.signature!r}; dense fp32 matmul "
         f"{MATMUL_SIZE}x{MATMUL_SIZE}: {reference:.1f} GFLOP/s; median of {args.repeats}"
     )
     print(
         f"{'case':>13} {'batch':>5} {'model':>7} | {'engine':>7} {'eager':>7} {'ratio':>6} | "
         f"{'labels':>7} {'eager':>7} {'ratio':>6} | "
         f"{'net':>7} {'eager':>7} {'ratio':>6} {'layout':>6} | {'GFLOP/s':>7} {'%mm':>5} | "
-        f"{'%px':>6} {'fp64':>6}\n  images/s; engine = predict_batch at input resolution "
+        f"{'%px':>6} {'fp64':>6} | choice (first call)\n  images/s; engine = predict_batch at "
+        "input resolution "
         "(preprocessing, network, labels; the goals), labels = predict_batch with labels at "
         "the 256x512 image size, net = network only, layout = net against the same in the "
         "other memory layout; "
         "%px = labels differing from the plain pass, fp64 = plain fp32 against fp64 "
         "(the network's own sensitivity to rounding); the pixel goal is judged on trained "
-        "checkpoints, random weights have near-tied logits"
+        "checkpoints, random weights have near-tied logits; choice = the execution the engine "
+        "measured (fold = BatchNorm folded, NHWC = channels_last, /N = N images per call) "
+        "and the seconds of its first call, the measurement included"
     )
     failures = []
     compared = images[: args.images]
-    with tempfile.TemporaryDirectory() as folder:
-        for width, size in cases:
-            path, kind = case_checkpoint(width, size, images, Path(folder))
-            models = engines[0].load(path), engines[1].load(path)
-            flops = conv_flops(models[1].network, size)
-            sensitivity = float64_differing_pixels(models[1], compared, engines[1])
-            for batch in BATCHES:
-                rates, differing = measure(
-                    engines, models, images[: args.images], batch, args.repeats
-                )
-                ours, theirs, full_ours, full_theirs, net_ours, net_flipped, net_theirs = rates
-                gflops = flops * net_ours / 1e9
-                verdict = []
-                if ours / theirs < MIN_SPEEDUP[batch]:
-                    verdict.append(f"FAIL speed < {MIN_SPEEDUP[batch]}x")
-                if kind == "trained" and differing > MAX_DIFFERING_PIXELS:
-                    verdict.append(f"FAIL pixels > {MAX_DIFFERING_PIXELS:.1%}")
-                name = f"{width}@{size[0]}x{size[1]}"
-                failures += [f"{name} batch {batch}: {v}" for v in verdict]
-                print(
-                    f"{name:>13} {batch:>5} {kind:>7} | {ours:7.1f} {theirs:7.1f} "
-                    f"{ours / theirs:5.2f}x | {full_ours:7.1f} {full_theirs:7.1f} "
-                    f"{full_ours / full_theirs:5.2f}x | {net_ours:7.1f} {net_theirs:7.1f} "
-                    f"{net_ours / net_theirs:5.2f}x {net_ours / net_flipped:5.2f}x | "
-                    f"{gflops:7.1f} {gflops / reference:5.1%} | {differing:6.3%} "
-                    f"{sensitivity:6.3%}  {' '.join(verdict) or 'ok'}",
-                    flush=True,
-                )
-        for path in filter(Path.is_file, TRAINED_CHECKPOINTS):
-            models = engines[0].load(path), engines[1].load(path)
-            shares = [differing_pixels(*engines, models, compared, b) for b in BATCHES]
-            worst = max(shares)
-            verdict = (
-                f"FAIL pixels > {MAX_DIFFERING_PIXELS:.1%}"
-                if worst > MAX_DIFFERING_PIXELS
-                else "ok"
+    for width, size in cases:
+        path, kind = case_checkpoint(width, size, images, folder)
+        models = engines[0].load(path), engines[1].load(path)
+        flops = conv_flops(models[1].network, size)
+        sensitivity = float64_differing_pixels(models[1], compared, engines[1])
+        for batch in BATCHES:
+            choice, rates, differing = measure(
+                engines, models, images[: args.images], batch, args.repeats
             )
-            if worst > MAX_DIFFERING_PIXELS:
-                failures.append(f"{path.name}: {verdict}")
+            ours, theirs, full_ours, full_theirs, net_ours, net_flipped, net_theirs = rates
+            gflops = flops * net_ours / 1e9
+            verdict = []
+            if ours / theirs < MIN_SPEEDUP[batch]:
+                verdict.append(f"FAIL speed < {MIN_SPEEDUP[batch]}x")
+            if kind == "trained" and differing > MAX_DIFFERING_PIXELS:
+                verdict.append(f"FAIL pixels > {MAX_DIFFERING_PIXELS:.1%}")
+            name = f"{width}@{size[0]}x{size[1]}"
+            failures += [f"{name} batch {batch}: {v}" for v in verdict]
             print(
-                f"trained {path.name}: labels differing from the plain pass at batch "
-                f"{' / '.join(map(str, BATCHES))}: {' / '.join(f'{x:.3%}' for x in shares)} "
-                f"on {len(compared)} demo images  {verdict}"
+                f"{name:>13} {batch:>5} {kind:>7} | {ours:7.1f} {theirs:7.1f} "
+                f"{ours / theirs:5.2f}x | {full_ours:7.1f} {full_theirs:7.1f} "
+                f"{full_ours / full_theirs:5.2f}x | {net_ours:7.1f} {net_theirs:7.1f} "
+                f"{net_ours / net_theirs:5.2f}x {net_ours / net_flipped:5.2f}x | "
+                f"{gflops:7.1f} {gflops / reference:5.1%} | {differing:6.3%} "
+                f"{sensitivity:6.3%} | {choice}  {' '.join(verdict) or 'PASS'}",
+                flush=True,
             )
-        logits = torch.randn(20, *cases[0][1], generator=torch.Generator().manual_seed(0))
-        print(postprocessing_line(logits, images[0].shape[:2], args.repeats))
-    for failure in failures:
-        print(f"FAIL {failure}")
-    return 1 if failures else 0
+    for path in filter(Path.is_file, TRAINED_CHECKPOINTS):
+        models = engines[0].load(path), engines[1].load(path)
+        shares = [differing_pixels(*engines, models, compared, b) for b in BATCHES]
+        worst = max(shares)
+        verdict = (
+            f"FAIL pixels > {MAX_DIFFERING_PIXELS:.1%}" if worst > MAX_DIFFERING_PIXELS else "PASS"
+        )
+        if worst > MAX_DIFFERING_PIXELS:
+            failures.append(f"{path.name}: {verdict}")
+        print(
+            f"trained {path.name}: labels differing from the plain pass at batch "
+            f"{' / '.join(map(str, BATCHES))}: {' / '.join(f'{x:.3%}' for x in shares)} "
+            f"on {len(compared)} demo images  {verdict}"
+        )
+    logits = torch.randn(20, *cases[0][1], generator=torch.Generator().manual_seed(0))
+    print(postprocessing_line(logits, images[0].shape[:2], args.repeats))
+    return failures
 
 
 if __name__ == "__main__":

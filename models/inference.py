@@ -8,17 +8,16 @@ by (checkpoint hash, image id, resolution) makes a revisited image free. All pub
 methods are safe to call from several GUI sessions (threads) at once.
 
 Execution is chosen per batch (:meth:`InferenceEngine.execution`). CUDA runs float16
-autocast on channels_last tensors. The CPU follows :class:`CpuPolicy`, a fixed policy
-chosen with ``bench/bench_inference.py`` (which compares it with the plain pass): BatchNorm
-folded into the convolutions (one pass less over every feature map), channels_last tensors
-(oneDNN's NHWC kernels), large batches run in chunks of ``CPU_CHUNK_PIXELS`` input pixels
-(feature maps that stay in the caches), no bfloat16 autocast (it changes too many labels,
-see :class:`CpuPolicy`), no compilation (``torch.compile`` builds C++ for every input shape
-at GUI start; ``torch.jit.trace`` rejects SegNet's input-size check) and PyTorch's default
-thread count, the physical cores. On a loaded machine, start the process with
-``OMP_WAIT_POLICY=PASSIVE``: spinning OpenMP threads otherwise wait out other processes'
-time slices, which can make a forward many times slower. ``SEGBENCH_FAST=0`` or
-``InferenceEngine(fast=False)`` forces the plain float32 NCHW eager pass, the recipe's way.
+autocast on channels_last tensors. On the CPU, :class:`~models.cpu_tuning.CpuTuner` measures
+per (width, input size, batch size), at first use on this machine, whether BatchNorm folded
+into the convolutions, channels_last tensors (oneDNN's NHWC kernels) or cache-sized chunks
+of a large batch beat the plain pass, and remembers the answer on disk. No compilation
+(``torch.compile`` builds C++ for every input shape at GUI start; ``torch.jit.trace`` rejects
+SegNet's input-size check) and PyTorch's default thread count, the physical cores. On a
+loaded machine, start the process with ``OMP_WAIT_POLICY=PASSIVE``: spinning OpenMP threads
+otherwise wait out other processes' time slices, which can make a forward many times
+slower. ``SEGBENCH_FAST=0`` or ``InferenceEngine(fast=False)`` forces the plain float32 NCHW
+eager pass, the recipe's way.
 
 Probabilities are derived on demand from the model-resolution logits a :class:`Prediction`
 keeps: the full-resolution softmax (classes x H x W) is the dearest step after the network
@@ -32,7 +31,6 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -43,7 +41,9 @@ import torch
 import torch.nn.functional as F
 
 from models.checkpoints import LoadedCheckpoint, load_checkpoint
-from models.device import autocast, memory_format, select_device
+from models.cpu_tuning import CpuTuner, candidates, tuning_key
+from models.device import memory_format, select_device
+from models.execution import PLAIN, Execution
 from models.segnet import ConvBlock
 from models.upsampling import argmax_classes, reference_upsampled, upsampled_labels
 
@@ -51,13 +51,6 @@ Resolution = Literal["label", "input"]
 
 FAST_ENV = "SEGBENCH_FAST"
 """Set to 0 to make every engine run the plain float32 NCHW eager pass."""
-CPU_CHANNELS_LAST_MIN_BATCH = 1
-"""Smallest batch run channels_last on the CPU. With BatchNorm folded, channels_last won at
-every batch size ``bench/bench_inference.py`` compares; unfolded NCHW BatchNorm is what made
-channels_last lose on single small images."""
-CPU_CHUNK_PIXELS = 1 << 17
-"""Input pixels per forward call on the CPU: a larger batch is run in chunks of this size,
-whose feature maps stay in the caches (4 images of 128x256, 14 of 96x96)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,59 +94,6 @@ class Prediction:
         cache's bound holds after a caller asks for them."""
         probabilities = self.logits.shape[0] * self.labels.size * np.dtype(np.float16).itemsize
         return self.labels.nbytes + self.logits.nbytes + probabilities
-
-
-@dataclass(frozen=True)
-class Execution:
-    """How one batch is run: memory layout, BatchNorm folding, autocast dtype and the most
-    images per forward call (``None``: the whole batch at once)."""
-
-    channels_last: bool
-    fold_batchnorm: bool
-    autocast: torch.dtype | None
-    chunk: int | None = None
-    """Images per forward call, balanced (16 images at most 14 a call: two calls of 8)."""
-
-    def context(self, device: torch.device) -> AbstractContextManager:
-        """The autocast to run under: the project's float16 AMP on CUDA, else this dtype's."""
-        if self.autocast is None:
-            return nullcontext()
-        if device.type == "cuda":
-            return autocast(device)
-        return torch.autocast(device_type=device.type, dtype=self.autocast)
-
-
-PLAIN = Execution(channels_last=False, fold_batchnorm=False, autocast=None)
-"""The recipe's way: eager float32 NCHW with BatchNorm as its own layer."""
-
-
-@dataclass(frozen=True)
-class CpuPolicy:
-    """The fastest CPU execution per batch size, fixed from the benchmark, not calibrated at
-    load time (a calibration would be slow and give different choices run to run).
-
-    ``bf16`` (bfloat16 autocast) is an opt-in, never the default: on the trained demo model
-    it changes 2.7% of the labels (8 demo images; bf16 rounds the same whether the CPU has
-    native bf16 or emulates it), far beyond the 0.1% the engine promises, and it is slower
-    than float32 on CPUs without native bf16 such as this machine's.
-    """
-
-    channels_last_min_batch: int = CPU_CHANNELS_LAST_MIN_BATCH
-    fold_batchnorm: bool = True
-    bf16: bool = False
-    chunk_pixels: int = CPU_CHUNK_PIXELS
-
-    def execution(self, batch_size: int, input_size: tuple[int, int]) -> Execution:
-        """The execution of ``batch_size`` images fed at ``input_size`` (height, width)."""
-        most = max(1, self.chunk_pixels // (input_size[0] * input_size[1]))
-        calls = -(-batch_size // most)
-        chunk = -(-batch_size // calls)
-        return Execution(
-            channels_last=chunk >= self.channels_last_min_batch,
-            fold_batchnorm=self.fold_batchnorm,
-            autocast=torch.bfloat16 if self.bf16 else None,
-            chunk=chunk,
-        )
 
 
 def fast_by_default() -> bool:
@@ -213,7 +153,8 @@ class InferenceEngine:
 
     ``fast`` (default: unless ``SEGBENCH_FAST=0``) picks the fastest execution per batch;
     ``fast=False`` runs the plain float32 NCHW eager pass. ``channels_last`` forces the layout
-    for every batch (default: CUDA always, the CPU per :class:`CpuPolicy`).
+    for every batch (default: CUDA always, the CPU as ``tuner`` measured, by default in the
+    user's cache folder).
     """
 
     def __init__(
@@ -222,14 +163,14 @@ class InferenceEngine:
         cache_bytes: int = 1 << 30,
         channels_last: bool | None = None,
         fast: bool | None = None,
-        policy: CpuPolicy | None = None,
+        tuner: CpuTuner | None = None,
     ) -> None:
         self.device = select_device(device)
         self.fast = fast_by_default() if fast is None else fast
         if channels_last is None and self.device.type == "cuda":
             channels_last = memory_format(self.device) == torch.channels_last
         self.channels_last = channels_last
-        self.policy = policy if policy is not None else CpuPolicy()
+        self.tuner = tuner if tuner is not None else CpuTuner()
         self.cache_bytes = cache_bytes
         self._models: dict[Path, LoadedModel] = {}
         self._cache: OrderedDict[tuple[str, str, Resolution], Prediction] = OrderedDict()
@@ -286,12 +227,18 @@ class InferenceEngine:
                 self._store(model, ids[n], resolution, results[n])
         return [r for r in results if r is not None]
 
-    def execution(self, batch_size: int, input_size: tuple[int, int]) -> Execution:
-        """How ``batch_size`` images fed at ``input_size`` are run on this engine's device."""
+    def execution(self, model: LoadedModel, batch: torch.Tensor) -> Execution:
+        """How ``batch`` (preprocessed, on this engine's device) is run through ``model``;
+        on the CPU measured at the first batch of its width, input size and batch size."""
         if self.device.type == "cuda":
             execution = Execution(True, False, torch.float16) if self.fast else PLAIN
         elif self.fast:
-            execution = self.policy.execution(batch_size, input_size)
+            size = (batch.shape[-2], batch.shape[-1])
+            execution = self.tuner.execution(
+                tuning_key(model.checkpoint.metadata.width, size, len(batch)),
+                candidates(len(batch), size),
+                lambda option: self._run(model, option, batch),
+            )
         else:
             execution = PLAIN
         if self.channels_last is not None:
@@ -305,9 +252,10 @@ class InferenceEngine:
 
     def _forward(self, model: LoadedModel, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Logits (N, classes, h, w) float32 on the CPU, in the default layout."""
-        preprocessing = model.checkpoint.preprocessing
-        execution = self.execution(len(images), preprocessing.input_size)
-        batch = preprocessing.image_to_tensor(images).to(self.device)
+        batch = model.checkpoint.preprocessing.image_to_tensor(images).to(self.device)
+        return self._run(model, self.execution(model, batch), batch)
+
+    def _run(self, model: LoadedModel, execution: Execution, batch: torch.Tensor) -> torch.Tensor:
         layout = torch.channels_last if execution.channels_last else torch.contiguous_format
         chunk = execution.chunk or len(batch)
         with model.lock, torch.inference_mode(), execution.context(self.device):

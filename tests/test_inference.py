@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,16 +13,19 @@ import torch
 import torch.nn.functional as F
 
 from models.checkpoints import CheckpointMetadata, save_checkpoint
-from models.inference import (
-    CPU_CHANNELS_LAST_MIN_BATCH,
-    CPU_CHUNK_PIXELS,
-    FAST_ENV,
-    PLAIN,
-    CpuPolicy,
-    InferenceEngine,
-)
+from models.cpu_tuning import CpuTuner, candidates
+from models.execution import PLAIN, Execution
+from models.inference import FAST_ENV, InferenceEngine
 from models.preprocess import Preprocessing
 from models.segnet import SegNet
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _tuning_cache(tmp_path_factory):
+    """Engines of this module measure into a cache folder of their own, not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEGBENCH_CACHE", str(tmp_path_factory.mktemp("user-cache")))
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +127,10 @@ def test_concurrent_sessions_get_their_own_answers(checkpoint: Path) -> None:
 def test_cuda_path_uses_amp_and_channels_last(checkpoint: Path) -> None:
     engine = InferenceEngine(device="cuda")
     assert engine.channels_last
+    model = engine.load(checkpoint)
     for batch in (1, 16):
-        execution = engine.execution(batch, (32, 64))
+        tensor = torch.zeros(batch, 3, 32, 64, device=engine.device)
+        execution = engine.execution(model, tensor)
         assert execution.channels_last and execution.autocast is torch.float16
     cpu = InferenceEngine(device="cpu")
     image = _images(1)[0]
@@ -191,44 +197,61 @@ def _differing_share(path: Path, images: list[np.ndarray], fast: InferenceEngine
     return worst
 
 
-def test_cpu_policy_picks_channels_last_from_its_threshold() -> None:
-    policy = InferenceEngine(device="cpu").policy
-    assert policy == CpuPolicy() and policy.fold_batchnorm and not policy.bf16
-    assert CPU_CHANNELS_LAST_MIN_BATCH == 1
-    for size in ((96, 96), (128, 256)):
-        assert policy.execution(1, size).channels_last
-        assert policy.execution(16, size).channels_last
-        assert policy.execution(1, size).autocast is None
-    from_four = CpuPolicy(channels_last_min_batch=4)
-    assert not from_four.execution(3, (96, 96)).channels_last
-    assert from_four.execution(4, (96, 96)).channels_last
-    assert not from_four.execution(16, (CPU_CHUNK_PIXELS // 128, 128)).channels_last
-    assert CPU_CHUNK_PIXELS // (128 * 256) == 4 and CPU_CHUNK_PIXELS // (96 * 96) == 14
-    assert policy.execution(16, (128, 256)).chunk == 4
-    assert policy.execution(16, (96, 96)).chunk == 8
-    assert policy.execution(30, (96, 96)).chunk == 10
-    assert policy.execution(16, (CPU_CHUNK_PIXELS // 64, 64)).chunk == 1
+def _batch(engine: InferenceEngine, path: Path, images: list[np.ndarray]) -> torch.Tensor:
+    return engine.load(path).checkpoint.preprocessing.image_to_tensor(images)
 
 
-def test_fast_path_agrees_with_plain_eager(trained_like_checkpoint: Path) -> None:
-    fast = InferenceEngine(device="cpu")
-    assert fast.execution(1, (64, 96)) != PLAIN and fast.execution(16, (64, 96)).fold_batchnorm
-    images = _smooth_images(6, (96, 160), seed=3)
-    assert _differing_share(trained_like_checkpoint, images, fast) <= 0.001
-    model = fast.load(trained_like_checkpoint)
-    batch = model.checkpoint.preprocessing.image_to_tensor(images)
+class CountingTimer:
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return time.perf_counter()
+
+
+def test_cpu_execution_is_measured_once_per_machine(
+    trained_like_checkpoint: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "cpu.json"
+    images = _smooth_images(3, (64, 96))
+    timers = CountingTimer(), CountingTimer()
+    first, second = (InferenceEngine(device="cpu", tuner=CpuTuner(path, t)) for t in timers)
+    chosen = first._forward(first.load(trained_like_checkpoint), images)
+    assert timers[0].reads > 0 and path.is_file()
+    options = candidates(3, (64, 96))
+    execution = first.execution(
+        first.load(trained_like_checkpoint), _batch(first, trained_like_checkpoint, images)
+    )
+    assert execution in options
+    again = second._forward(second.load(trained_like_checkpoint), images)
+    assert timers[1].reads == 0
+    model = second.load(trained_like_checkpoint)
+    assert second.execution(model, _batch(second, trained_like_checkpoint, images)) == execution
+    assert torch.equal(chosen, again)
+    assert "width 0.125 input 64x96 batch 3" in path.read_text(encoding="utf-8")
+
+
+def test_every_cpu_candidate_agrees_with_plain_eager(trained_like_checkpoint: Path) -> None:
+    engine = InferenceEngine(device="cpu")
+    model = engine.load(trained_like_checkpoint)
+    images = _smooth_images(6, (64, 96), seed=3)
+    batch = _batch(engine, trained_like_checkpoint, images)
     with torch.no_grad():
         eager = model.checkpoint.model(batch)
     scale = float(eager.abs().max())
-    np.testing.assert_allclose(fast._forward(model, images), eager, atol=1e-3 * scale)
+    for option in [*candidates(6, (64, 96)), Execution(True, True, None, 4)]:
+        logits = engine._run(model, option, batch)
+        np.testing.assert_allclose(logits, eager, atol=1e-3 * scale)
+    assert _differing_share(trained_like_checkpoint, _smooth_images(6, (96, 160)), engine) <= 0.001
 
 
 def test_fast_path_leaves_the_plain_network_untouched(trained_like_checkpoint: Path) -> None:
-    engine = InferenceEngine(device="cpu", policy=CpuPolicy(channels_last_min_batch=4))
+    engine = InferenceEngine(device="cpu")
     model = engine.load(trained_like_checkpoint)
-    engine.predict_batch(model, _smooth_images(5, (64, 96)))
-    assert set(model.variants) == {(True, True)}
-    engine.predict(model, _smooth_images(1, (64, 96))[0])
+    batch = _batch(engine, trained_like_checkpoint, _smooth_images(2, (64, 96)))
+    for option in candidates(2, (64, 96)):
+        engine._run(model, option, batch)
     assert set(model.variants) == {(False, True), (True, True)}
     assert isinstance(model.network.conv1.bn, torch.nn.BatchNorm2d)
     assert model.network.conv1.conv.weight.is_contiguous()
@@ -244,44 +267,43 @@ def test_plain_path_is_the_recipes_eager_pass(
     from_env = InferenceEngine(device="cpu")
     monkeypatch.delenv(FAST_ENV)
     assert InferenceEngine(device="cpu").fast
+    images = _smooth_images(4, (64, 96))
     for engine in (from_env, InferenceEngine(device="cpu", fast=False)):
         assert not engine.fast
-        assert engine.execution(1, (64, 96)) == engine.execution(16, (64, 96)) == PLAIN
         model = engine.load(trained_like_checkpoint)
-        images = _smooth_images(4, (64, 96))
+        batch = _batch(engine, trained_like_checkpoint, images)
+        assert engine.execution(model, batch[:1]) == engine.execution(model, batch) == PLAIN
         with torch.no_grad():
-            eager = model.checkpoint.model(model.checkpoint.preprocessing.image_to_tensor(images))
+            eager = model.checkpoint.model(batch)
         assert torch.equal(engine._forward(model, images), eager)
         assert model.variants == {}
 
 
-def test_channels_last_argument_overrides_the_policy() -> None:
-    assert InferenceEngine(device="cpu", channels_last=True).execution(1, (96, 96)).channels_last
-    forced = InferenceEngine(device="cpu", channels_last=False).execution(16, (96, 96))
-    assert not forced.channels_last
-
-
-def test_bf16_opt_in_runs_the_convolutions_in_bfloat16(trained_like_checkpoint: Path) -> None:
-    engine = InferenceEngine(device="cpu", policy=CpuPolicy(bf16=True))
-    model = engine.load(trained_like_checkpoint)
-    network = model.network_for(engine.execution(1, (64, 96)))
-    dtypes: list[torch.dtype] = []
-    handle = network.conv1.conv.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
-    try:
-        prediction = engine.predict(model, _smooth_images(1, (64, 96))[0])
-    finally:
-        handle.remove()
-    assert dtypes == [torch.bfloat16]
-    assert prediction.logits.dtype == torch.float32
+def test_channels_last_argument_overrides_the_measurement(trained_like_checkpoint: Path) -> None:
+    for forced in (True, False):
+        engine = InferenceEngine(device="cpu", channels_last=forced)
+        model = engine.load(trained_like_checkpoint)
+        batch = _batch(engine, trained_like_checkpoint, _smooth_images(2, (64, 96)))
+        assert engine.execution(model, batch).channels_last is forced
 
 
 def test_trained_demo_checkpoint_agrees_with_plain_eager() -> None:
+    """Whichever candidate the measurement picks, its labels match the plain pass's."""
     if not DEMO_CHECKPOINT.is_file():
         pytest.skip(f"no trained demo checkpoint at {DEMO_CHECKPOINT} (python -m models.train)")
-    images = _smooth_images(4, (256, 512), seed=5)
+    images = _smooth_images(15, (256, 512), seed=5)
     if SAMPLE_IMAGE.is_file():
         images.append(cv2.cvtColor(cv2.imread(str(SAMPLE_IMAGE)), cv2.COLOR_BGR2RGB))
-    assert _differing_share(DEMO_CHECKPOINT, images, InferenceEngine(device="cpu")) <= 0.001
+    engine = InferenceEngine(device="cpu")
+    model = engine.load(DEMO_CHECKPOINT)
+    for count in (1, len(images)):
+        batch = _batch(engine, DEMO_CHECKPOINT, images[:count])
+        labels = [
+            engine._run(model, o, batch).argmax(1) for o in candidates(count, batch.shape[-2:])
+        ]
+        for other in labels[1:]:
+            assert float((other != labels[0]).float().mean()) <= 0.001
+    assert _differing_share(DEMO_CHECKPOINT, images[-4:], engine) <= 0.001
 
 
 def test_probabilities_are_computed_on_demand_and_counted_up_front(checkpoint: Path) -> None:
@@ -301,15 +323,11 @@ def test_probabilities_are_computed_on_demand_and_counted_up_front(checkpoint: P
 
 
 def test_large_batches_run_in_chunks_in_order(trained_like_checkpoint: Path) -> None:
-    one_per_call = CpuPolicy(chunk_pixels=64 * 96)
-    engine = InferenceEngine(device="cpu", policy=one_per_call)
-    assert engine.execution(5, (64, 96)).chunk == 1
+    engine = InferenceEngine(device="cpu")
     model = engine.load(trained_like_checkpoint)
-    images = _smooth_images(5, (80, 120), seed=6)
-    for resolution in ("label", "input"):
-        batch = engine.predict_batch(model, images, resolution=resolution)
-        for image, prediction in zip(images, batch, strict=True):
-            single = engine.predict(model, image, resolution=resolution)
-            assert torch.equal(single.logits, prediction.logits)
-            assert np.array_equal(single.labels, prediction.labels)
-        assert batch[0].labels.shape == ((64, 96) if resolution == "input" else (80, 120))
+    batch = _batch(engine, trained_like_checkpoint, _smooth_images(5, (80, 120), seed=6))
+    whole = Execution(True, True, None)
+    singles = torch.cat([engine._run(model, whole, image[None]) for image in batch])
+    assert torch.equal(engine._run(model, Execution(True, True, None, 1), batch), singles)
+    in_pairs = engine._run(model, Execution(True, True, None, 2), batch)
+    np.testing.assert_allclose(in_pairs, singles, atol=1e-4 * float(singles.abs().max()))

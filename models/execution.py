@@ -1,0 +1,34 @@
+"""How one batch is run through a network, shared by the engine and the CPU tuner."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+import torch
+
+from models.device import autocast
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How one batch is run: memory layout, BatchNorm folding, autocast dtype and the most
+    images per forward call (``None``: the whole batch at once)."""
+
+    channels_last: bool
+    fold_batchnorm: bool
+    autocast: torch.dtype | None
+    chunk: int | None = None
+    """Images per forward call."""
+
+    def context(self, device: torch.device) -> AbstractContextManager:
+        """The autocast to run under: the project's float16 AMP on CUDA, else this dtype's."""
+        if self.autocast is None:
+            return nullcontext()
+        if device.type == "cuda":
+            return autocast(device)
+        return torch.autocast(device_type=device.type, dtype=self.autocast)
+
+
+PLAIN = Execution(channels_last=False, fold_batchnorm=False, autocast=None)
+"""The recipe's way: eager float32 NCHW with BatchNorm as its own layer."""

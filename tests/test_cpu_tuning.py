@@ -1,0 +1,121 @@
+"""The CPU tuner: measured once per machine and key, read back from its file, robust to a
+bad file, and the fastest option kept only when it beats the plain pass by the margin."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from models.cpu_tuning import (
+    MARGIN,
+    MIN_ROUNDS,
+    CpuTuner,
+    balanced_chunk,
+    candidates,
+    machine_signature,
+)
+from models.execution import PLAIN, Execution
+
+OPTIONS = candidates(16, (96, 96))
+
+
+class FakeClock:
+    """A clock that only moves when an option runs, by that option's cost; counts reads."""
+
+    def __init__(self, costs: dict[Execution, float]) -> None:
+        self.costs = costs
+        self.now = 0.0
+        self.reads = 0
+        self.runs: list[Execution] = []
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return self.now
+
+    def run(self, option: Execution) -> None:
+        self.runs.append(option)
+        self.now += self.costs[option]
+
+
+def _costs(fastest: Execution, speedup: float) -> dict[Execution, float]:
+    costs = {option: 1.0 for option in OPTIONS}
+    costs[fastest] = 1.0 / speedup
+    return costs
+
+
+def test_candidates_start_with_the_plain_pass_and_chunk_only_a_split_batch() -> None:
+    assert OPTIONS[0] == PLAIN and len(set(OPTIONS)) == 5
+    assert all(o.fold_batchnorm and o.autocast is None for o in OPTIONS[1:])
+    assert balanced_chunk(16, (96, 96)) == 8 and balanced_chunk(16, (128, 256)) == 4
+    assert balanced_chunk(30, (96, 96)) == 10 and balanced_chunk(3, (1024, 1024)) == 1
+    assert {o.chunk for o in OPTIONS} == {None, 8}
+    assert len(candidates(1, (96, 96))) == 3 and len(candidates(4, (128, 256))) == 3
+
+
+def test_decision_is_measured_once_then_read_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "cache" / "cpu.json"
+    clock = FakeClock(_costs(OPTIONS[4], 2.0))
+    first = CpuTuner(path, timer=clock)
+    assert first.execution("k", OPTIONS, clock.run) == OPTIONS[4]
+    assert clock.runs.count(OPTIONS[4]) >= MIN_ROUNDS + 1 and clock.reads > 0
+    runs = len(clock.runs)
+    assert first.execution("k", OPTIONS, clock.run) == OPTIONS[4] and len(clock.runs) == runs
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    assert stored == {machine_signature(): {"k": [True, True, 8]}}
+    again = FakeClock(_costs(OPTIONS[1], 2.0))
+    second = CpuTuner(path, timer=again)
+    assert second.execution("k", OPTIONS, again.run) == OPTIONS[4]
+    assert again.reads == 0 and again.runs == []
+
+
+def test_a_win_below_the_margin_keeps_the_plain_pass(tmp_path: Path) -> None:
+    slight = FakeClock(_costs(OPTIONS[2], MARGIN * 0.98))
+    assert CpuTuner(tmp_path / "a.json", timer=slight).execution("k", OPTIONS, slight.run) == PLAIN
+    clear = FakeClock(_costs(OPTIONS[2], MARGIN * 1.02))
+    tuner = CpuTuner(tmp_path / "b.json", timer=clear)
+    assert tuner.execution("k", OPTIONS, clear.run) == OPTIONS[2]
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["{not json", "[1, 2]", json.dumps({machine_signature(): {"k": [1, "x"]}}), "\x00\xff"],
+)
+def test_a_corrupt_file_is_measured_again_and_rewritten(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "cpu.json"
+    path.write_text(content, encoding="utf-8")
+    clock = FakeClock(_costs(OPTIONS[3], 3.0))
+    assert CpuTuner(path, timer=clock).execution("k", OPTIONS, clock.run) == OPTIONS[3]
+    assert clock.reads > 0
+    assert json.loads(path.read_text(encoding="utf-8"))[machine_signature()] == {
+        "k": [False, True, 8]
+    }
+
+
+def test_other_machines_decisions_are_kept_but_not_used(tmp_path: Path) -> None:
+    path = tmp_path / "cpu.json"
+    path.write_text(json.dumps({"another CPU": {"k": [True, True, None]}}), encoding="utf-8")
+    clock = FakeClock(_costs(OPTIONS[1], 2.0))
+    assert CpuTuner(path, timer=clock).execution("k", OPTIONS, clock.run) == OPTIONS[1]
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    assert stored["another CPU"] == {"k": [True, True, None]}
+    assert stored[machine_signature()] == {"k": [False, True, None]}
+
+
+def test_an_unwritable_cache_keeps_the_decision_in_memory(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    clock = FakeClock(_costs(OPTIONS[2], 2.0))
+    tuner = CpuTuner(blocker / "cpu.json", timer=clock)
+    assert tuner.execution("k", OPTIONS, clock.run) == OPTIONS[2]
+    reads = clock.reads
+    assert tuner.execution("k", OPTIONS, clock.run) == OPTIONS[2] and clock.reads == reads
+
+
+def test_a_stored_option_no_longer_offered_is_measured_again(tmp_path: Path) -> None:
+    path = tmp_path / "cpu.json"
+    path.write_text(json.dumps({machine_signature(): {"k": [True, True, 3]}}), encoding="utf-8")
+    clock = FakeClock(_costs(OPTIONS[2], 2.0))
+    assert CpuTuner(path, timer=clock).execution("k", OPTIONS, clock.run) == OPTIONS[2]
+    assert clock.reads > 0
