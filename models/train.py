@@ -640,124 +640,41 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m models.train",
-        description="Train SegNet with weighted cross-entropy (ce) or the importance-aware "
-        "loss (ial) following the SegNet-IAL recipe (Adam, amsgrad, rotation +-10 degrees "
-        "and horizontal flip, best checkpoint by validation loss).",
-    )
-    parser.add_argument(
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the dataset, its splits and how its files are read."""
+    group = parser.add_argument_group("data")
+    group.add_argument(
         "--data",
         type=Path,
         required=True,
         help="dataset folder: Cityscapes, KITTI or CamVid layout; 'demo' for the synthetic "
         "demo set (generated on first use)",
     )
-    parser.add_argument(
-        "--loss",
-        choices=LOSSES,
-        required=True,
-        help="ce: class-weighted cross-entropy; ial: importance-aware loss",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        help="best checkpoint FILE.pt; also writes FILE.last.pt (last epoch), "
-        "FILE.resume.pt (state to continue) and FILE.csv (per-epoch metrics)",
-    )
-    parser.add_argument(
-        "--width",
-        type=float,
-        default=1.0,
-        help="channel width multiplier; 1.0 is the recipe's SegNet (29.5 M "
-        "parameters), 0.25 or less suits a CPU (default 1.0)",
-    )
-    parser.add_argument(
-        "--size",
-        type=input_size,
-        default=(96, 96),
-        help="network input HEIGHTxWIDTH; images and labels are resized to it "
-        "(default 96x96, the recipe's)",
-    )
-    parser.add_argument(
-        "--epochs", type=_positive_int, default=100, help="epochs to train in total (default 100)"
-    )
-    parser.add_argument("--batch", type=_positive_int, default=16, help="batch size (default 16)")
-    parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
-    parser.add_argument(
-        "--lr-schedule",
-        choices=LR_SCHEDULES,
-        default="constant",
-        help="constant: the recipe's fixed rate; cosine: decays from --lr to 0 over --epochs, "
-        "so --resume must keep --epochs (default constant)",
-    )
-    parser.add_argument(
-        "--select",
-        choices=tuple(SELECTIONS),
-        default="val_loss",
-        help="validation figure the best checkpoint is kept by: val_loss (lowest, the "
-        "recipe's) or val_mean_iou (highest) (default val_loss)",
-    )
-    parser.add_argument(
-        "--weight-decay", type=float, default=2e-4, help="Adam weight decay (default 2e-4)"
-    )
-    parser.add_argument(
-        "--device",
-        choices=DEVICE_CHOICES,
-        default="auto",
-        help="auto: CUDA when available (with mixed precision and "
-        "channels_last), else CPU (default auto)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seed for initialisation, shuffling, augmentation and --limit; "
-        "on the CPU the same seed gives the same weights (default 0)",
-    )
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue from FILE.resume.pt after an interruption, or to train "
-        "more epochs; the other settings must be the same",
-    )
-    parser.add_argument(
-        "--groups", type=Path, help="TOML file of importance groups (default: the recipe's four)"
-    )
-    parser.add_argument("--train-split", default="train", help="split to train on (default train)")
-    parser.add_argument(
+    group.add_argument("--train-split", default="train", help="split to train on (default train)")
+    group.add_argument(
         "--val-split",
         default="val",
         help="split for validation loss and checkpoint choice (default val)",
     )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=0,
-        help="data-loading worker processes; 0 loads in the main process, "
-        "best when the split is preloaded in memory (default 0)",
-    )
-    parser.add_argument(
+    group.add_argument(
         "--limit",
         type=_positive_int,
         help="train on at most N images (a seeded random choice), for quick runs",
     )
-    parser.add_argument(
+    group.add_argument(
         "--interpolation",
         choices=tuple(INTERPOLATIONS),
         default="area",
         help="image resize method, recorded in the checkpoint (labels are always "
         "resized nearest); the recipe used nearest (default area)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--no-dataset-cache",
         action="store_true",
         help="keep the cached class pixel counts out of the dataset folder, in "
         "$SEGBENCH_CACHE (default ~/.cache/segnet-review-bench); use for shared datasets",
     )
-    parser.add_argument(
+    group.add_argument(
         "--max-bad-share",
         type=float,
         default=DEFAULT_MAX_BAD_SHARE,
@@ -765,7 +682,117 @@ def build_parser() -> argparse.ArgumentParser:
         help="bad files (unreadable, wrong format) are skipped with a warning; stop when more "
         f"than this share of a split is bad (default {DEFAULT_MAX_BAD_SHARE:g})",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    group.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="data-loading worker processes; 0 loads in the main process, "
+        "best when the split is preloaded in memory (default 0)",
+    )
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of what is trained and where it is written."""
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--loss",
+        choices=LOSSES,
+        required=True,
+        help="ce: class-weighted cross-entropy; ial: importance-aware loss",
+    )
+    group.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="best checkpoint FILE.pt; also writes FILE.last.pt (last epoch), "
+        "FILE.resume.pt (state to continue) and FILE.csv (per-epoch metrics)",
+    )
+    group.add_argument(
+        "--width",
+        type=float,
+        default=1.0,
+        help="channel width multiplier; 1.0 is the recipe's SegNet (29.5 M "
+        "parameters), 0.25 or less suits a CPU (default 1.0)",
+    )
+    group.add_argument(
+        "--size",
+        type=input_size,
+        default=(96, 96),
+        help="network input HEIGHTxWIDTH; images and labels are resized to it "
+        "(default 96x96, the recipe's)",
+    )
+    group.add_argument(
+        "--groups", type=Path, help="TOML file of importance groups (default: the recipe's four)"
+    )
+
+
+def _add_optimiser_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the optimiser and its schedule."""
+    group = parser.add_argument_group("optimisation")
+    group.add_argument(
+        "--epochs", type=_positive_int, default=100, help="epochs to train in total (default 100)"
+    )
+    group.add_argument("--batch", type=_positive_int, default=16, help="batch size (default 16)")
+    group.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    group.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default="constant",
+        help="constant: the recipe's fixed rate; cosine: decays from --lr to 0 over --epochs, "
+        "so --resume must keep --epochs (default constant)",
+    )
+    group.add_argument(
+        "--select",
+        choices=tuple(SELECTIONS),
+        default="val_loss",
+        help="validation figure the best checkpoint is kept by: val_loss (lowest, the "
+        "recipe's) or val_mean_iou (highest) (default val_loss)",
+    )
+    group.add_argument(
+        "--weight-decay", type=float, default=2e-4, help="Adam weight decay (default 2e-4)"
+    )
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of device, reproducibility and progress."""
+    group = parser.add_argument_group("run")
+    group.add_argument(
+        "--device",
+        choices=DEVICE_CHOICES,
+        default="auto",
+        help="auto: CUDA when available (with mixed precision and "
+        "channels_last), else CPU (default auto)",
+    )
+    group.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed for initialisation, shuffling, augmentation and --limit; "
+        "on the CPU the same seed gives the same weights (default 0)",
+    )
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from FILE.resume.pt after an interruption, or to train "
+        "more epochs; the other settings must be the same",
+    )
+    group.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m models.train",
+        description="Train SegNet with weighted cross-entropy (ce) or the importance-aware "
+        "loss (ial) following the SegNet-IAL recipe (Adam, amsgrad, rotation +-10 degrees "
+        "and horizontal flip, best checkpoint by validation loss).",
+    )
+    for add in (
+        _add_model_arguments,
+        _add_data_arguments,
+        _add_optimiser_arguments,
+        _add_run_arguments,
+    ):
+        add(parser)
     return parser
 
 
