@@ -25,10 +25,13 @@ from models.comparison import (
     resample_counts,
 )
 from models.instances import SIZE_BINS
-from models.labels import CLASS_NAMES, INSTANCE_CLASSES
+from models.labels import CLASS_NAMES, INSTANCE_CLASSES, train_id_of
 from models.scores import format_value
 from models.scoring import ImageResult
 
+HEADLINE_CLASS = train_id_of("person")
+"""The class whose misses by size the Dataset tab and the report state in words: a missed
+small person is the error a safety reviewer asks about first."""
 OBJECT_HEADERS = ["objects", "count", "missed A", "missed B", "B - A", "95% interval", "verdict"]
 SIZE_NAMES = tuple(size.name for size in SIZE_BINS)
 CELLS = tuple((train_id, size) for train_id in INSTANCE_CLASSES for size in SIZE_NAMES)

@@ -24,8 +24,8 @@ from models.comparison import Comparison, compare_split
 from models.conditions import condition_tags
 from models.datasets import DatasetError, SkippedFile, count_of, read_picture, skipped_lines
 from models.evaluate import ProgressCallback, all_skipped
-from models.labels import NUM_EVALUATED, train_id_of
-from models.object_sizes import ObjectsBySize, objects_by_size
+from models.labels import NUM_EVALUATED
+from models.object_sizes import HEADLINE_CLASS, ObjectsBySize, objects_by_size
 from models.scoring import SplitScores, class_rows, group_iou_rows, split_rows
 from reviewer import board, panels
 from reviewer.background import BackgroundScoring
@@ -479,11 +479,6 @@ class DatasetSummary:
     """Misses of :data:`HEADLINE_CLASS` by size ("small persons missed: A 41%, B 28% ...")."""
     object_rows: Rows | None = None
     """Objects and misses per class and size, B - A of the miss rates with intervals."""
-
-
-HEADLINE_CLASS = train_id_of("person")
-"""The class whose misses by size the Dataset tab states in words: a missed small person is
-the error a safety reviewer asks about first."""
 
 
 @dataclass(frozen=True)

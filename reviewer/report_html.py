@@ -30,6 +30,7 @@ from db.store import ModelInfo
 from models.comparison import COMPARISON_HEADERS, compare_split
 from models.conditions import condition_tags
 from models.labels import CLASS_NAMES, NUM_EVALUATED, ImportanceGroups
+from models.object_sizes import HEADLINE_CLASS, OBJECT_HEADERS, objects_by_size
 from models.ranking import PAIR_ORDERS
 from models.scores import IMAGE_SCORES, format_value
 from models.scoring import ModelScores, SplitScores, split_rows
@@ -355,7 +356,18 @@ def _verdict_html(summary: SplitSummary) -> str:
     return (
         f"{title}<p>{'; '.join(said)}.</p>"
         f'<p class="muted">{_e(comparison.title)}</p>{_table(COMPARISON_HEADERS, rows)}'
+        f"{_objects_html(summary.scores)}"
     )
+
+
+def _objects_html(scores: SplitScores) -> str:
+    """Objects missed by size: the persons in words first, then every class and size with
+    B - A of the miss rates (or why there is nothing to count)."""
+    objects = objects_by_size(scores.images, list(scores.models)[:2])
+    headline = f"<h4>Objects by size</h4><p>{_e(objects.headline(HEADLINE_CLASS))}</p>"
+    if not objects.cells:
+        return headline
+    return headline + _table(OBJECT_HEADERS, objects.rows())
 
 
 def _severity_status_html(counts: Mapping[tuple[str, str], int]) -> str:

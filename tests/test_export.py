@@ -27,7 +27,14 @@ from models.checkpoints import CheckpointMetadata, save_checkpoint
 from models.comparison import COMPARISON_HEADERS
 from models.datasets import SegmentationDataset, open_dataset
 from models.inference import InferenceEngine
-from models.labels import BACKGROUND, LABEL_COLOR_BY_ID, NUM_EVALUATED, train_ids_to_label_ids
+from models.labels import (
+    BACKGROUND,
+    LABEL_COLOR_BY_ID,
+    LABEL_ID_TO_TRAIN_ID,
+    NUM_EVALUATED,
+    train_id_of,
+    train_ids_to_label_ids,
+)
 from models.preprocess import Preprocessing
 from models.scores import IMAGE_KEYS
 from models.segnet import SegNet
@@ -263,6 +270,20 @@ def test_html_opens_with_the_verdict_and_ends_with_provenance(setup: Setup, expo
     for folder in (setup.data, setup.tmp, setup.models, Path.home()):
         assert str(folder) not in html, "no absolute path"
     assert "page-break-inside: avoid" in html
+
+
+def test_the_verdict_counts_the_splits_persons_by_size(setup: Setup, exported) -> None:
+    html = exported.html.read_text(encoding="utf-8")
+    verdict = html.split("<h2>Verdict</h2>")[1].split("<h2>Flagged images</h2>")[0]
+    objects = verdict.split("<h4>Objects by size</h4>")[1].split("</p>")[0]
+    dataset = open_dataset(setup.data, "val")
+    persons = set()
+    for sample in dataset.samples:
+        ids = dataset.read_instances(sample)
+        person = (ids >= 1000) & (LABEL_ID_TO_TRAIN_ID[ids // 1000] == train_id_of("person"))
+        persons |= {(sample.id, int(i)) for i in np.unique(ids[person])}
+    counted = [int(n) for n in re.findall(r"persons missed: .*? of (\d+)", objects)]
+    assert persons and sum(counted) == len(persons), objects
 
 
 # ----------------------------------------------------------------------------- CSV and JSON
