@@ -424,12 +424,16 @@ class ReviewDesk:
 
     def fetch_panels(self, request: list) -> dict[str, Any]:
         """Answer the board script: the panels of one image as the person wants them drawn
-        (at full resolution when its third item is true, for a zoom).
+        (at full resolution when its third item is true, for a zoom). The scores and
+        suspect regions wait for :meth:`details` unless the error maps are drawn by kind.
         Failures come back as ``{"error": message}`` for the board to show."""
         try:
             sample_id, display_data, *full_resolution = request
             display = board.display_from_request(display_data)
-            view = self.bench.views.view(str(sample_id), display.model_a, display.model_b)
+            compose = (
+                self.bench.views.view if display.errors_by_kind else self.bench.views.panels_view
+            )
+            view = compose(str(sample_id), display.model_a, display.model_b)
             drawn = panels.render_panels(view, display.options(self.bench.groups))
             tags = condition_tags(view.meta or {})
             width = None if any(full_resolution) else board.PANEL_MAX_WIDTH

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
 from models.catalogue import ModelCatalogue
-from models.datasets import SegmentationDataset
-from models.inference import InferenceEngine, LoadedModel
+from models.datasets import Sample, SegmentationDataset
+from models.inference import InferenceEngine, LoadedModel, Prediction
 from models.instances import DEFAULT_MIN_RECALL
 from models.labels import DEFAULT_GROUPS, ImportanceGroups
 from models.metrics import disagreement_map, error_map
@@ -35,7 +35,8 @@ class ImageView:
     prediction_a: np.ndarray
     prediction_b: np.ndarray
     result: ImageResult | None
-    """Scores of models "A" and "B" on this image (:func:`score_image`); None without labels."""
+    """Scores of models "A" and "B" on this image (:func:`score_image`); None without labels
+    and in a view made for the panels only (:meth:`ViewComposer.panels_view`)."""
     error_a: np.ndarray | None
     error_b: np.ndarray | None
     kinds_a: np.ndarray | None
@@ -89,6 +90,35 @@ def predictions_only_view(
     )
 
 
+def unscored_view(
+    sample_id: str,
+    image: np.ndarray,
+    ground_truth: np.ndarray,
+    predictions: tuple[np.ndarray, np.ndarray],
+    groups: ImportanceGroups,
+    meta: dict,
+) -> ImageView:
+    """The view of an image with ground truth as far as the panels drawn by importance
+    need it: the error and disagreement maps of :func:`labelled_view`, without the scores,
+    the maps of error kinds and the suspect regions (None)."""
+    prediction_a, prediction_b = predictions
+    return ImageView(
+        sample_id=sample_id,
+        image=image,
+        ground_truth=ground_truth,
+        prediction_a=prediction_a,
+        prediction_b=prediction_b,
+        result=None,
+        error_a=error_map(ground_truth, prediction_a, groups),
+        error_b=error_map(ground_truth, prediction_b, groups),
+        kinds_a=None,
+        kinds_b=None,
+        disagreement=disagreement_map(ground_truth, prediction_a, prediction_b, groups),
+        models_differ=prediction_a != prediction_b,
+        meta=meta,
+    )
+
+
 def labelled_view(
     sample_id: str,
     image: np.ndarray,
@@ -102,22 +132,12 @@ def labelled_view(
     """The view of an image with ground truth: the scores, the error maps and the suspect
     ground-truth regions as well (the maps of error kinds come with ``result``, scored with
     ``keep_maps``)."""
-    prediction_a, prediction_b = predictions
     kinds = result.taxonomy_maps or {}
-    return ImageView(
-        ground_truth=ground_truth,
+    return replace(
+        unscored_view(sample_id, image, ground_truth, predictions, groups, meta),
         result=result,
-        error_a=error_map(ground_truth, prediction_a, groups),
-        error_b=error_map(ground_truth, prediction_b, groups),
         kinds_a=kinds.get("A"),
         kinds_b=kinds.get("B"),
-        disagreement=disagreement_map(ground_truth, prediction_a, prediction_b, groups),
-        sample_id=sample_id,
-        image=image,
-        prediction_a=prediction_a,
-        prediction_b=prediction_b,
-        models_differ=prediction_a != prediction_b,
-        meta=meta,
         suspect_map=suspect_map,
     )
 
@@ -168,14 +188,37 @@ class ViewComposer:
         prediction_b = self.engine.predict(self.model(name_b), image).labels
         return predictions_only_view("upload", image, prediction_a, prediction_b)
 
-    def _compute(self, key: ViewKey) -> ImageView:
-        sample_id, name_a, name_b = key
+    def panels_view(self, sample_id: str, name_a: str, name_b: str) -> ImageView:
+        """What the image panels drawn by importance need, sooner than :meth:`view`: the
+        cached full view when there is one, else one without the scores, the maps of error
+        kinds and the suspect regions (``result``, ``kinds_*`` and ``suspect_map`` None),
+        which the details under the panels ask :meth:`view` for afterwards (the
+        predictions are cached by the engine, so they are not computed twice)."""
+        with self._lock:
+            cached = self._views.get((sample_id, name_a, name_b))
+        if cached is not None or not self.dataset.has_labels:
+            return cached or self.view(sample_id, name_a, name_b)
+        sample, image, predictions = self._predict(sample_id, name_a, name_b)
+        labels = tuple(prediction.labels for prediction in predictions)
+        gt = self.dataset.read_label(sample)
+        meta = self.dataset.read_meta(sample)
+        return unscored_view(sample_id, image, gt, labels, self.groups, meta)
+
+    def _predict(
+        self, sample_id: str, name_a: str, name_b: str
+    ) -> tuple[Sample, np.ndarray, tuple[Prediction, Prediction]]:
+        """The image's sample, its picture and both models' (cached) predictions."""
         sample = self.dataset.sample(sample_id)
         image = self.dataset.read_image(sample)
         pair = (
             self.engine.predict(self.model(name_a), image, sample_id),
             self.engine.predict(self.model(name_b), image, sample_id),
         )
+        return sample, image, pair
+
+    def _compute(self, key: ViewKey) -> ImageView:
+        sample_id, name_a, name_b = key
+        sample, image, pair = self._predict(sample_id, name_a, name_b)
         prediction_a, prediction_b = (prediction.labels for prediction in pair)
         meta = self.dataset.read_meta(sample)
         if not self.dataset.has_labels:

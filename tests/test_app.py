@@ -22,7 +22,7 @@ from models.inference import InferenceEngine
 from models.labels import CLASS_NAMES, DEFAULT_GROUPS
 from models.object_sizes import plural
 from models.scores import format_value
-from reviewer import panels
+from reviewer import panels, views
 from reviewer.app import AppOptions, Page, build_app
 from reviewer.background import BackgroundScoring
 from reviewer.board import (
@@ -234,6 +234,37 @@ def test_the_board_gets_the_panels_it_asks_for_as_pictures(handlers) -> None:
         assert picture.shape == view.image.shape and error < 8.0, key
         if key.startswith("prediction"):
             assert np.abs(picture - getattr(default, key)).mean() > 2 * error, key
+
+
+def test_a_new_image_shows_its_panels_before_it_is_scored(
+    handlers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench, _ = handlers
+    review = _review(bench)
+    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
+    sample_id = bench.dataset[2].id
+    scored: list[str] = []
+    score_image = views.score_image
+    monkeypatch.setattr(
+        views, "score_image", lambda *a, **k: scored.append(k["sample_id"]) or score_image(*a, **k)
+    )
+    display = {"model_a": name_a, "model_b": name_b}
+    assert "error" not in review.fetch_panels([sample_id, display])
+    early = bench.views.panels_view(sample_id, name_a, name_b)
+    assert scored == [] and early.result is None
+    details = review.details(_board(bench, [sample_id]), "groups")
+    assert scored == [sample_id] and details.score_rows
+    full = bench.views.view(sample_id, name_a, name_b)
+    assert bench.views.panels_view(sample_id, name_a, name_b) is full
+    for all_pixels in (False, True):
+        options = panels.DisplayOptions(agreement_on_all_pixels=all_pixels)
+        first, later = (panels.render_panels(v, options) for v in (early, full))
+        for key in ("ground_truth", "prediction_a", "prediction_b", "error_a", "error_b"):
+            np.testing.assert_array_equal(getattr(first, key), getattr(later, key), key)
+        np.testing.assert_array_equal(first.disagreement, later.disagreement)
+    other = bench.dataset[3].id
+    assert "error" not in review.fetch_panels([other, {**display, "errors_by_kind": True}])
+    assert scored == [sample_id, other]
 
 
 def test_the_board_gets_readable_errors_instead_of_panels(handlers) -> None:
