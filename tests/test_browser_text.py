@@ -97,6 +97,7 @@ def test_hostile_text_makes_the_page_fetch_nothing(page, listener: _Listener) ->
     asked: list[str] = []
     at_listener = f"http://127.0.0.1:{port}/"
     page.on("request", lambda r: asked.append(r.url) if r.url.startswith(at_listener) else None)
+    page.locator("#cards-button").click()
     card = page.locator("#model-a-card")
     sync_api.expect(card).to_contain_text(_hostile(listener, "card"), timeout=60_000)
     sync_api.expect(page.locator("#review-board #image-title strong")).to_contain_text(
