@@ -73,7 +73,13 @@ from db.schema import SEVERITIES, STATUSES
 from db.store import DatasetInfo, FlagRecord, ModelInfo, ReviewStore, StoredImage, ValidationError
 from models.catalogue import SHIPPED_CHECKPOINTS, ModelCatalogue
 from models.checkpoints import CheckpointError
-from models.datasets import DatasetError, SegmentationDataset, open_dataset, read_rgb_image
+from models.datasets import (
+    DatasetError,
+    SegmentationDataset,
+    count_of,
+    open_dataset,
+    read_rgb_image,
+)
 from models.device import DEVICE_CHOICES, DeviceError
 from models.evaluate import evaluate_split
 from models.inference import InferenceEngine
@@ -109,7 +115,6 @@ from reviewer.report_html import (
     provenance_html,
     summary_html,
 )
-from reviewer.text import counted
 from reviewer.views import ViewComposer
 
 FORMATS = ("html", "csv", "json", "masks")
@@ -994,7 +999,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for problem in result.problems:
         print(f"warning: {problem}", file=sys.stderr)
-    flags, images = counted(result.flag_count, "flag"), counted(result.image_count, "image")
+    flags, images = count_of(result.flag_count, "flag"), count_of(result.image_count, "image")
     print(f"exported {flags} on {images} to {result.out}")
     if archive is not None:
         print(f"wrote {archive}")

@@ -32,7 +32,7 @@ from reviewer.background import BackgroundScoring
 from reviewer.export import ExportError, export_report, zip_export
 from reviewer.flag_text import ACTIONS, TARGET_LABELS, box_text, change_text, target_text
 from reviewer.plots import class_iou_bars, group_confusion_figure, group_iou_bars
-from reviewer.text import counted, markdown_text
+from reviewer.text import markdown_text
 from reviewer.workbench import Workbench
 
 log = logging.getLogger(__name__)
@@ -611,8 +611,8 @@ def export_flags(
     archive = zip_export(result)
     notes = "".join(f"\n- {markdown_text(problem)}" for problem in result.problems)
     message = (
-        f"Exported {counted(result.flag_count, 'flag')} on "
-        f"{counted(result.image_count, 'image')} to "
+        f"Exported {count_of(result.flag_count, 'flag')} on "
+        f"{count_of(result.image_count, 'image')} to "
         f"{markdown_text(result.out)}; the download holds every file.{notes}"
     )
     return message, str(archive)

@@ -29,6 +29,7 @@ from db.schema import SEVERITIES, STATUSES
 from db.store import ModelInfo
 from models.comparison import COMPARISON_HEADERS, compare_split
 from models.conditions import condition_tags
+from models.datasets import count_of
 from models.labels import CLASS_NAMES, NUM_EVALUATED, ImportanceGroups
 from models.object_sizes import HEADLINE_CLASS, OBJECT_HEADERS, objects_by_size
 from models.ranking import PAIR_ORDERS
@@ -50,7 +51,6 @@ from reviewer.panels import (
 )
 from reviewer.pictures import jpeg_data_url
 from reviewer.report import ExportedFlag
-from reviewer.text import counted
 from reviewer.views import ImageView
 
 PANEL_WIDTH = 640
@@ -352,7 +352,7 @@ def _verdict_html(summary: SplitSummary) -> str:
         if names
     ]
     noise = sum(row[-1] == "within noise" for row in rows)
-    said.append(f"{counted(noise, 'score')} within noise")
+    said.append(f"{count_of(noise, 'score')} within noise")
     return (
         f"{title}<p>{'; '.join(said)}.</p>"
         f'<p class="muted">{_e(comparison.title)}</p>{_table(COMPARISON_HEADERS, rows)}'
@@ -402,14 +402,14 @@ def summary_html(summary: ReportSummary, toc: Sequence[TocEntry]) -> str:
     problems = "".join(f'<li class="problem">{_said(p)}</li>' for p in summary.problems)
     contents = "".join(
         f'<li><a href="#{_e(entry.anchor)}">{_e(entry.sample_id)}</a> <span class="muted">'
-        f"({_e(entry.dataset)}; {counted(len(entry.severities), 'flag')}: "
+        f"({_e(entry.dataset)}; {count_of(len(entry.severities), 'flag')}: "
         f"{_e(', '.join(entry.severities))})</span></li>"
         for entry in toc
     )
     return (
         "<h1>Segmentation error report</h1>"
         f"<p>Generated {_e(summary.generated.isoformat(timespec='seconds'))} · "
-        f"{counted(summary.flag_count, 'flag')} on {counted(summary.image_count, 'image')} · "
+        f"{count_of(summary.flag_count, 'flag')} on {count_of(summary.image_count, 'image')} · "
         f"filters: {filters}</p>"
         + (f"<ul>{problems}</ul>" if problems else "")
         + "<h2>Verdict</h2>"

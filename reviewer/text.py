@@ -22,8 +22,3 @@ def markdown_text(text: object) -> str:
     """``text`` as it should read, safe to put inside Markdown."""
     flat = " ".join(str(text).splitlines())
     return "".join(f"\\{c}" if c in MARKDOWN_PUNCTUATION else c for c in escape(flat, quote=False))
-
-
-def counted(count: int, noun: str) -> str:
-    """``count`` and ``noun`` as a person writes them: "1 flag", "2 flags", "0 images"."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -17,7 +17,7 @@ import pytest
 from db.store import ReviewStore
 from models.catalogue import ModelCatalogue
 from models.conditions import condition_tags
-from models.datasets import DatasetError, open_dataset
+from models.datasets import DatasetError, count_of, open_dataset
 from models.inference import InferenceEngine
 from models.labels import CLASS_NAMES, DEFAULT_GROUPS
 from models.object_sizes import plural
@@ -52,7 +52,6 @@ from reviewer.handlers import (
     scoring_progress,
 )
 from reviewer.pictures import jpeg_data_url
-from reviewer.text import counted
 from reviewer.workbench import Workbench
 from tests.test_text import shown
 
@@ -194,7 +193,7 @@ def test_the_audit_trail_speaks_in_the_reviewers_terms(handlers) -> None:
 
 
 def test_counts_read_as_a_person_writes_them() -> None:
-    assert [counted(n, "flag") for n in (0, 1, 2)] == ["0 flags", "1 flag", "2 flags"]
+    assert [count_of(n, "flag") for n in (0, 1, 2)] == ["0 flags", "1 flag", "2 flags"]
 
 
 def test_a_flag_goes_to_the_image_and_models_the_board_shows(handlers) -> None:
