@@ -329,13 +329,15 @@ class Page:
         self, image: Upload, name_a: str, name_b: str, opacity: float
     ) -> tuple[Any, ...]:
         shown = self.uploads.predict(image, (name_a, name_b), opacity)
-        return (
-            shown.prediction_a,
-            shown.prediction_b,
-            shown.disagreement,
-            shown.summary,
-            shown.legend,
+        captioned = (
+            gr.update(value=picture, label=board.panel_caption(key, name_a, name_b))
+            for key, picture in (
+                ("prediction_a", shown.prediction_a),
+                ("prediction_b", shown.prediction_b),
+                ("disagreement", shown.disagreement),
+            )
         )
+        return (*captioned, shown.summary, shown.legend)
 
     @friendly
     def flag_upload(self, image: Upload, name_a: str, name_b: str, *form: str) -> tuple[str, str]:
@@ -617,15 +619,23 @@ def _upload_tab(bench: Workbench, ui: SimpleNamespace) -> None:
             elem_id="upload-image",
         )
         with gr.Column():
-            ui.upload_model_a = gr.Dropdown(choices, value=upload_a_default, label="Model A")
-            ui.upload_model_b = gr.Dropdown(choices, value=upload_b_default, label="Model B")
+            ui.upload_model_a = gr.Dropdown(
+                choices, value=upload_a_default, label="Model A", elem_id="upload-model-a"
+            )
+            ui.upload_model_b = gr.Dropdown(
+                choices, value=upload_b_default, label="Model B", elem_id="upload-model-b"
+            )
             ui.run_upload = gr.Button("Predict with both models", variant="primary")
             ui.upload_summary = gr.Markdown()
             ui.upload_legend = gr.HTML()
     with gr.Row():
-        ui.upload_a = panel_image("Prediction A")
-        ui.upload_b = panel_image("Prediction B")
-        ui.upload_diff = panel_image("Where A and B differ")
+        ui.upload_a, ui.upload_b, ui.upload_diff = (
+            panel_image(
+                board.panel_caption(key, upload_a_default, upload_b_default),
+                elem_id=f"upload-{key}",
+            )
+            for key in ("prediction_a", "prediction_b", "disagreement")
+        )
     with gr.Row():
         ui.upload_target, ui.upload_severity, ui.upload_category = _judgement(
             bench, list(TARGET_LABELS.values())[1:]

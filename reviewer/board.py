@@ -45,6 +45,14 @@ PANEL_LABELS: tuple[tuple[str, str], ...] = (
 lead): :class:`Panels` field (or the A/B slider over both predictions) and caption, where
 the script puts the model names of the pair shown for {a} and {b}."""
 
+
+def panel_caption(key: str, model_a: str, model_b: str) -> str:
+    """The caption of panel ``key`` naming the pair shown, as the board's script writes it;
+    the Your-image tab's panels use it too."""
+    caption = dict(PANEL_LABELS)[key]
+    return caption.replace("{a}", model_a).replace("{b}", model_b)
+
+
 PANEL_JPEG_QUALITY = 90
 """JPEG quality of the board's panels (:mod:`reviewer.pictures` says why JPEG)."""
 

@@ -4,6 +4,7 @@ flags on uploaded images in the Flags tab (issue 17)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -72,6 +73,12 @@ def test_one_reviewer_flags_an_upload_and_finds_it_in_the_flags_tab(
     sync_api.expect(name).to_be_in_viewport()
     page.get_by_role("tab", name="Your image").click()
     _upload_photo(page, tmp_path)
+    page.get_by_role("button", name="Predict with both models").click()
+    for key, letter in (("prediction_a", "A"), ("prediction_b", "B")):
+        picked = page.locator(f"#upload-model-{letter.lower()} input").input_value()
+        caption = page.locator(f"#upload-{key} [data-testid='block-label']")
+        named = re.compile(rf"^\s*{letter}: {re.escape(picked.split()[0])}$")
+        sync_api.expect(caption).to_have_text(named, timeout=30_000)
     flag_button = page.locator("#flag-upload")
     flag_button.click()
     sync_api.expect(_toast(page)).to_contain_text("Type your name", timeout=30_000)
