@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Row, Select, and_, delete, func, insert, or_, select
+from sqlalchemy import Connection, Engine, Row, Select, and_, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
@@ -605,24 +605,8 @@ class ReviewStore:
         def work(session: Session) -> FlagRecord:
             # Core statements, not the unit of work: this is the GUI's hot path.
             conn = session.connection()
-            image = conn.execute(
-                select(Image.image_key, Image.dataset_id, Image.width, Image.height).where(
-                    Image.id == image_id
-                )
-            ).one_or_none()
-            if image is None:
-                raise ValidationError(f"unknown image id {image_id}")
-            _region_in_image(box, image)
-            model_names = dict(
-                conn.execute(
-                    select(ModelVersion.id, ModelVersion.name).where(
-                        ModelVersion.id.in_([model_a_id, model_b_id])
-                    )
-                ).all()
-            )
-            for model_id in (model_a_id, model_b_id):
-                if model_id not in model_names:
-                    raise ValidationError(f"unknown model id {model_id}")
+            image = _flag_image(conn, image_id, box)
+            model_names = _model_names(conn, (model_a_id, model_b_id))
             category_id = self._category_id(session, category)
             reviewer_id = self._reviewer_id(session, reviewer)
             now = utcnow()
@@ -647,34 +631,28 @@ class ReviewStore:
                 )
                 .returning(Flag.id)
             ).scalar_one()
-            fields |= {"category": category, "region": box.as_list() if box else None}
+            created = fields | {"category": category, "region": _box_list(box)}
             conn.execute(
                 insert(FlagEvent).values(
                     flag_id=flag_id,
                     reviewer_id=reviewer_id,
                     at=now,
                     action="create",
-                    changes={k: {"old": None, "new": v} for k, v in fields.items()},
+                    changes={k: {"old": None, "new": v} for k, v in created.items()},
                 )
             )
             return FlagRecord(
                 id=flag_id,
-                image_id=image_id,
                 image_key=image.image_key,
                 dataset_id=image.dataset_id,
-                target=target,
-                model_a_id=model_a_id,
                 model_a=model_names[model_a_id],
-                model_b_id=model_b_id,
                 model_b=model_names[model_b_id],
-                severity=severity,
                 category=category,
-                status=status,
-                note=note,
                 region=box,
                 reviewer=reviewer,
                 created_at=now,
                 updated_at=now,
+                **fields,
             )
 
         return self._write(work)
@@ -715,24 +693,13 @@ class ReviewStore:
             new_category_id = KEEP if category is KEEP else self._category_id(session, category)
             if box is not KEEP:
                 _region_in_image(box, session.get(Image, flag.image_id))
-            changes: dict[str, dict[str, Any]] = {}
-            for name, new in wanted.items():
-                old = getattr(flag, name)
-                if old != new:
-                    changes[name] = {"old": old, "new": new}
-                    setattr(flag, name, new)
+            changes = _set_fields(flag, wanted)
             if new_category_id is not KEEP and new_category_id != flag.category_id:
                 old_name = session.get(Category, flag.category_id).name
                 changes["category"] = {"old": old_name, "new": category}
                 flag.category_id = new_category_id
-            old_box = _flag_region(flag)
-            if box is not KEEP and old_box != box:
-                changes["region"] = {
-                    "old": old_box.as_list() if old_box else None,
-                    "new": box.as_list() if box else None,
-                }
-                for column, value in _region_columns(box).items():
-                    setattr(flag, column, value)
+            if box is not KEEP:
+                changes |= _set_region(flag, box)
             if changes:
                 now = utcnow()
                 flag.updated_at = now
@@ -1110,6 +1077,57 @@ def _flag_region(flag: Flag) -> Region | None:
     if flag.region_x0 is None:
         return None
     return Region(flag.region_x0, flag.region_y0, flag.region_x1, flag.region_y1)
+
+
+def _flag_image(conn: Connection, image_id: int, box: Region | None) -> Row[Any]:
+    """The key, dataset and size of the image a new flag is on; its region must fit it."""
+    image = conn.execute(
+        select(Image.image_key, Image.dataset_id, Image.width, Image.height).where(
+            Image.id == image_id
+        )
+    ).one_or_none()
+    if image is None:
+        raise ValidationError(f"unknown image id {image_id}")
+    _region_in_image(box, image)
+    return image
+
+
+def _model_names(conn: Connection, model_ids: tuple[int, ...]) -> dict[int, str]:
+    """Name of each of ``model_ids``; an unknown id is a ValidationError."""
+    names = dict(
+        conn.execute(
+            select(ModelVersion.id, ModelVersion.name).where(ModelVersion.id.in_(model_ids))
+        ).all()
+    )
+    for model_id in model_ids:
+        if model_id not in names:
+            raise ValidationError(f"unknown model id {model_id}")
+    return names
+
+
+def _set_fields(flag: Flag, wanted: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Set the plain columns of ``wanted`` on ``flag``; the audit changes, old and new."""
+    changes = {}
+    for name, new in wanted.items():
+        old = getattr(flag, name)
+        if old != new:
+            changes[name] = {"old": old, "new": new}
+            setattr(flag, name, new)
+    return changes
+
+
+def _set_region(flag: Flag, box: Region | None) -> dict[str, dict[str, Any]]:
+    """Set the flag's region to ``box``; the audit change, if any."""
+    old_box = _flag_region(flag)
+    if old_box == box:
+        return {}
+    for column, value in _region_columns(box).items():
+        setattr(flag, column, value)
+    return {"region": {"old": _box_list(old_box), "new": _box_list(box)}}
+
+
+def _box_list(box: Region | None) -> list[int] | None:
+    return box.as_list() if box else None
 
 
 def _build_flag_query() -> Select[Any]:
