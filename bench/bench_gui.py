@@ -169,7 +169,7 @@ heatmaps name that image; each time is taken at the next frame, when it is on sc
 
 SCORES_IN = """() => {
     const status = document.querySelector('#scoring-status');
-    return !status || !status.innerText.includes('Scoring');
+    return !status || !/Scoring|Loading/.test(status.innerText);
 }"""
 """True once the split's first evaluation, which runs behind the app, is over."""
 

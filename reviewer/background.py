@@ -1,16 +1,21 @@
 """The split's first evaluation run behind the app, so it serves at once: a large split takes
 minutes to score, and its images can be reviewed meanwhile (the queue is in name order
-until the scores are in)."""
+until the scores are in). At start-up the same thread first loads both models and looks
+for the pair's stored scores, so that neither delays serving the page."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from models.evaluate import ProgressCallback
 from models.scoring import SplitScores
 from reviewer.review_queue import ScoreCache
+
+LOADING = "loading the models"
+SCORING = "scoring"
 
 
 @dataclass
@@ -19,8 +24,11 @@ class BackgroundScoring:
 
     names: tuple[str, str]
     total: int
-    future: Future[SplitScores] = field(default_factory=Future)
+    future: Future[SplitScores | None] = field(default_factory=Future)
+    """The split's scores; None when the store already held them (nothing was scored)."""
     done: int = 0
+    stage: str = SCORING
+    """:data:`LOADING` while the thread loads the models and looks for stored scores."""
 
     @property
     def running(self) -> bool:
@@ -32,21 +40,41 @@ class BackgroundScoring:
 
 
 def score_in_background(
-    scores: ScoreCache, name_a: str, name_b: str, progress: ProgressCallback | None = None
+    scores: ScoreCache,
+    name_a: str,
+    name_b: str,
+    progress: ProgressCallback | None = None,
+    when_missing: bool = False,
+    starting: Callable[[], None] | None = None,
 ) -> BackgroundScoring:
-    """Evaluate the split with the pair into the score cache, in a thread of its own."""
+    """Evaluate the split with the pair into the score cache, in a thread of its own. With
+    ``when_missing`` the thread first loads both models and ends there when the store holds
+    the pair's scores (a restart); ``starting`` is called from it as the evaluation begins."""
     scoring = BackgroundScoring((name_a, name_b), len(scores.registry.dataset))
+    if when_missing:
+        scoring.stage = LOADING
 
     def report(done: int, total: int) -> None:
         scoring.done = done
         if progress is not None:
             progress(done, total)
 
+    def evaluate() -> SplitScores | None:
+        if when_missing:
+            for name in (name_a, name_b):
+                scores.registry.model(name)
+            if scores.cached_scores(name_a, name_b) is not None:
+                return None
+            scoring.stage = SCORING
+        if starting is not None:
+            starting()
+        return scores.evaluate(name_a, name_b, report)
+
     scoring.future.set_running_or_notify_cancel()
 
     def run() -> None:
         try:
-            scoring.future.set_result(scores.evaluate(name_a, name_b, report))
+            scoring.future.set_result(evaluate())
         except BaseException as error:
             scoring.future.set_exception(error)
 

@@ -28,7 +28,7 @@ from models.labels import NUM_EVALUATED
 from models.object_sizes import HEADLINE_CLASS, ObjectsBySize, objects_by_size
 from models.scoring import SplitScores, class_rows, group_iou_rows, split_rows
 from reviewer import board, panels
-from reviewer.background import BackgroundScoring
+from reviewer.background import LOADING, BackgroundScoring
 from reviewer.export import ExportError, export_report, zip_export
 from reviewer.flag_text import ACTIONS, TARGET_LABELS, box_text, change_text, target_text
 from reviewer.plots import class_iou_bars, group_confusion_figure, group_iou_bars
@@ -160,6 +160,12 @@ def scoring_progress(scoring: BackgroundScoring | None) -> ScoringProgress:
     """The banner for a scoring that runs, failed or finished (none: nothing to say)."""
     if scoring is None:
         return ScoringProgress("", False, False)
+    if scoring.running and scoring.stage == LOADING:
+        message = (
+            "Loading both models to look for the split's scores. The queue is in name "
+            "order until they are in."
+        )
+        return ScoringProgress(message, True, False)
     if scoring.running:
         message = (
             f"Scoring the split with both models: {scoring.done} of {scoring.total} "

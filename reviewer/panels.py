@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from html import escape
+from typing import TYPE_CHECKING
 
 import numpy as np
-import plotly.graph_objects as go
 
 from models.instances import InstanceScore
 from models.labels import CLASS_NAMES, CLASSES, NUM_EVALUATED, ImportanceGroups
@@ -23,6 +23,9 @@ from models.suspects import SuspectRegion
 from reviewer.overlays import class_overlay, code_legend, code_overlay, draw_box, legend_html
 from reviewer.plots import class_confusion_figure, class_iou_bars, group_confusion_figure
 from reviewer.views import ImageView
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 
 @dataclass(frozen=True)

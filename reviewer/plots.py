@@ -11,12 +11,16 @@ labels (plotly's automargin), so nothing is clipped at the 20-class size either.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import plotly.graph_objects as go
 
 from models.labels import CLASS_NAMES, NUM_EVALUATED, ImportanceGroups
 from models.scores import format_value
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 GROUP_COLORS = ("#b4bcc6", "#6fa8dc", "#e3a33b", "#7e57c2", "#2f9e44", "#8d6e63")
 """Colour of each importance group, least important first (cycled past six groups); no
@@ -30,17 +34,21 @@ MODEL_LEGEND_COLOR = "#d9dde3"
 NOT_AVAILABLE = "n/a"
 
 
-PLOT_TEMPLATE = go.layout.Template(
-    layout={
-        "plot_bgcolor": "white",
-        "paper_bgcolor": "white",
-        "font": {"color": "#2a3f5f"},
-        "xaxis": {"gridcolor": "#ebf0f8", "zerolinecolor": "#ebf0f8"},
-        "yaxis": {"gridcolor": "#ebf0f8", "zerolinecolor": "#ebf0f8"},
-    }
-)
-"""The look of every figure, built once: naming a stock template ("plotly_white") makes
-plotly deep-copy the whole template into each figure and send all of it to the page."""
+@cache
+def plot_template() -> go.layout.Template:
+    """The look of every figure, built once: naming a stock template ("plotly_white") makes
+    plotly deep-copy the whole template into each figure and send all of it to the page."""
+    import plotly.graph_objects as go  # plotly loads at the first figure, after serving
+
+    return go.layout.Template(
+        layout={
+            "plot_bgcolor": "white",
+            "paper_bgcolor": "white",
+            "font": {"color": "#2a3f5f"},
+            "xaxis": {"gridcolor": "#ebf0f8", "zerolinecolor": "#ebf0f8"},
+            "yaxis": {"gridcolor": "#ebf0f8", "zerolinecolor": "#ebf0f8"},
+        }
+    )
 
 
 def group_color(index: int) -> str:
@@ -54,12 +62,14 @@ def _figure(traces: list[dict], title: str, height: int = 360, **layout: object)
         "title": {"text": title, "x": 0.01, "font": {"size": 14}},
         "height": height,
         "margin": {"l": 10, "r": 10, "t": 50, "b": 10},
-        "template": PLOT_TEMPLATE,
+        "template": plot_template(),
         "legend": {"orientation": "h", "y": -0.2, "yanchor": "top"},
     }
     merged = {**common, **layout}
     for axis in ("xaxis", "yaxis"):
         merged[axis] = {"automargin": True, **merged.get(axis, {})}
+    import plotly.graph_objects as go
+
     return go.Figure({"data": traces, "layout": merged})
 
 

@@ -8,6 +8,7 @@ import argparse
 import os
 import sys
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 from tqdm import tqdm
@@ -68,29 +69,40 @@ def open_data(data: str) -> Path:
     return folder
 
 
-def start_first_evaluation(bench: Workbench, first: str, second: str) -> None:
-    """Score the split with the default pair behind the app, saying so and how long it took."""
+def start_behind(bench: Workbench, first: str, second: str) -> None:
+    """Load the default pair and, when the store lacks its scores of the split, score it,
+    all behind the app (neither delays serving the page); says so and how long it took."""
     total = len(bench.dataset)
-    _say(
-        f"scoring the split with {first} and {second} behind the app ({total} images; the "
-        "queue is in name order until then, the page shows the progress)"
-    )
+    shown: list[tqdm] = []
     started = time.monotonic()
-    bar = tqdm(total=total, desc="first evaluation of the split", unit="img")
-    scoring = bench.score_in_background(first, second, lambda done, _: bar.update(done - bar.n))
 
-    def finished(_: object) -> None:
-        bar.close()
-        failure = scoring.failure()
-        if failure is None:
+    def starting() -> None:
+        nonlocal started
+        _say(
+            f"scoring the split with {first} and {second} behind the app ({total} images; "
+            "the queue is in name order until then, the page shows the progress)"
+        )
+        started = time.monotonic()
+        shown.append(tqdm(total=total, desc="first evaluation of the split", unit="img"))
+
+    def progress(done: int, _: int) -> None:
+        shown[0].update(done - shown[0].n)
+
+    scoring = bench.score_in_background(first, second, progress, True, starting)
+
+    def finished(future: Future) -> None:
+        for bar in shown:
+            bar.close()
+        if scoring.failure() is None and future.result() is not None:
             _say(f"split scored in {time.monotonic() - started:.0f} s: the queue is ranked")
 
     scoring.future.add_done_callback(finished)
 
 
 def prepare(args: argparse.Namespace) -> tuple[Workbench, AppOptions]:
-    """The workbench the app serves and the app's options; when the split has no cached
-    scores for the default pair, their first evaluation starts behind the app."""
+    """The workbench the app serves and the app's options; the default pair is loaded
+    behind the app, and scored when the split has no cached scores for it. Nothing here
+    loads a model's weights or decodes an image."""
     groups = ImportanceGroups.load(args.groups) if args.groups else DEFAULT_GROUPS
     dataset = open_dataset(open_data(args.data), args.split)
     _say(dataset.describe())
@@ -113,12 +125,8 @@ def prepare(args: argparse.Namespace) -> tuple[Workbench, AppOptions]:
     )
     options.export_dir.mkdir(parents=True, exist_ok=True)
     first, second = catalogue.pair_for(dataset.kind)
-    if (
-        dataset.has_labels
-        and not args.no_evaluate
-        and bench.scores.cached_scores(first, second) is None
-    ):
-        start_first_evaluation(bench, first, second)
+    if dataset.has_labels and not args.no_evaluate:
+        start_behind(bench, first, second)
     return bench, options
 
 

@@ -15,6 +15,7 @@ about Gradio.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,9 +69,17 @@ class Workbench:
         self.uploads = Uploads(self.store, self.upload_dir)
 
     def score_in_background(
-        self, name_a: str, name_b: str, progress: ProgressCallback | None = None
+        self,
+        name_a: str,
+        name_b: str,
+        progress: ProgressCallback | None = None,
+        when_missing: bool = False,
+        starting: Callable[[], None] | None = None,
     ) -> BackgroundScoring:
-        """Start the pair's evaluation of the split behind the app; the page follows it
-        through :attr:`background`."""
-        self.background = score_in_background(self.scores, name_a, name_b, progress)
+        """Start the pair's evaluation of the split behind the app (with ``when_missing``,
+        only if the store lacks its scores, see :func:`score_in_background`); the page
+        follows it through :attr:`background`."""
+        self.background = score_in_background(
+            self.scores, name_a, name_b, progress, when_missing, starting
+        )
         return self.background

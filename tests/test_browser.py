@@ -35,7 +35,8 @@ def running_app(tiny_synthetic: Path, tiny_models: Path, tmp_path_factory):
 def _wait_for_scores(sync_api, page) -> None:
     """Until the split's first evaluation, which runs behind the app, is over."""
     page.locator("#review-board #image-title strong").wait_for(timeout=60_000)
-    sync_api.expect(page.locator("#scoring-status")).not_to_contain_text("Scoring", timeout=60_000)
+    status = page.locator("#scoring-status")
+    sync_api.expect(status).not_to_contain_text(re.compile("Scoring|Loading"), timeout=60_000)
 
 
 def _queue_row(page, row: int):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,44 @@ def test_the_page_text_needs_no_emoji_font() -> None:
         if _EMOJI.search(line)
     ]
     assert found == []
+
+
+def test_the_app_is_prepared_before_any_model_is_loaded_and_says_it_loads_them(
+    monkeypatch: pytest.MonkeyPatch, tiny_synthetic: Path, tiny_models: Path, tmp_path: Path
+) -> None:
+    from models.inference import InferenceEngine
+    from reviewer.handlers import scoring_progress
+    from reviewer.launcher import build_parser
+
+    monkeypatch.setenv("SEGBENCH_DATA", str(tmp_path / "data"))
+    release, loading, loaded = threading.Event(), threading.Event(), InferenceEngine.load
+    starting = [True]
+
+    def slow_load(engine: InferenceEngine, path: Path):
+        at_start = starting[0] and threading.current_thread() is threading.main_thread()
+        assert not at_start, "a model was loaded before the app could serve"
+        loading.set()
+        release.wait(timeout=120)
+        return loaded(engine, path)
+
+    def no_decoding(path: Path) -> None:
+        raise AssertionError(f"start-up decoded {path}")
+
+    monkeypatch.setattr(InferenceEngine, "load", slow_load)
+    options = ["--data", str(tiny_synthetic), "--models", str(tiny_models), "--only-my-models"]
+    args = build_parser().parse_args([*options, "--db", f"sqlite:///{tmp_path / 'r.db'}"])
+    with monkeypatch.context() as patch:
+        patch.setattr("models.datasets._decode", no_decoding)
+        bench, _ = serving.prepare(args)
+    starting[0] = False
+    assert loading.wait(timeout=60)
+    waiting = scoring_progress(bench.background)
+    assert waiting.polling and not waiting.scores_in
+    assert waiting.message.startswith("Loading both models")
+    release.set()
+    assert bench.background.future.result(timeout=300) is not None
+    assert bench.scores.cached_scores("segnet-ce", "segnet-ial") is not None
+
+    restart, _ = serving.prepare(args)
+    assert restart.background.future.result(timeout=120) is None, "scored again on restart"
+    assert scoring_progress(restart.background).scores_in
