@@ -279,21 +279,13 @@ def float64_differing_pixels(
     return differing / total
 
 
-def described(execution: Execution) -> str:
-    """An execution in a table cell: plain, or its folding, layout and images per call."""
-    if not (execution.channels_last or execution.fold_batchnorm):
-        return "plain" if execution.chunk is None else f"plain/{execution.chunk}"
-    parts = ["fold"] * execution.fold_batchnorm + ["NHWC" if execution.channels_last else "NCHW"]
-    return "+".join(parts) + (f"/{execution.chunk}" if execution.chunk else "")
-
-
 def first_use(engine: InferenceEngine, model: LoadedModel, images: Sequence[np.ndarray]) -> str:
     """The execution the engine measures for this batch and the seconds its first call took."""
     start = time.perf_counter()
     engine.predict_batch(model, images, resolution="input")
     seconds = time.perf_counter() - start
     batch = model.checkpoint.preprocessing.image_to_tensor(images)
-    return f"{described(engine.execution(model, batch))} ({seconds:.1f} s)"
+    return f"{engine.execution(model, batch).describe()} ({seconds:.1f} s)"
 
 
 def measure(

@@ -1,10 +1,19 @@
 """The CPU execution per (network width, input size, batch size), measured once per machine.
 
 A fixed choice tuned on one CPU misses on another (oneDNN's NHWC kernels, cache sizes and
-core counts differ), so the first batch of each kind is run a few times in every candidate
-execution and in the plain eager pass, interleaved so that load from other processes hits
-them alike. The fastest candidate is kept only when its median beats the plain pass's by
-``MARGIN`` (else the plain pass: a tie is noise, and the plain pass is the recipe's way).
+core counts differ), so the first batch of each kind is run in every candidate execution and
+in the plain eager pass, interleaved so that load from other processes hits them alike. Each
+option's figure is its fastest call (other users' load only ever slows a call down, so the
+minimum is the steadiest estimate from a few calls). The fastest candidate is kept only when
+it beats the plain pass by ``MARGIN`` (else the plain pass: a tie is noise, and the plain pass
+is the recipe's way).
+
+The measurement is bounded by ``BUDGET_SECONDS`` of calls, so a user waits seconds, once: a
+warm-up round first (it counts as a sample where a call is long enough for the one-time
+costs to vanish in it), then rounds until the budget is spent; options slower than ``PRUNE``
+times the best are dropped once they have two samples (one may be a spike). A warning in the
+log says that the measurement is running and where it is stored.
+
 Decisions are stored in a JSON file in the user's cache folder under a machine signature
 (CPU model, core count, torch version), so a later process reads instead of measuring. An
 unreadable or corrupt file counts as empty (measured again and rewritten); a file that
@@ -20,7 +29,6 @@ import json
 import logging
 import os
 import platform
-import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -38,10 +46,16 @@ CPU_CHUNK_PIXELS = 1 << 17
 """Input pixels per forward call of the chunked candidate, whose feature maps stay in the
 caches (4 images of 128x256, 14 of 96x96)."""
 MARGIN = 1.05
-"""How much faster than the plain pass (median against median) a candidate must be."""
-BUDGET_SECONDS = 1.5
-"""Measuring stops after the round that passes this, once ``MIN_ROUNDS`` are done."""
-MIN_ROUNDS = 3
+"""How much faster than the plain pass (fastest call against fastest call) a candidate must
+be."""
+BUDGET_SECONDS = 2.0
+"""Measuring stops after the round that passes this many seconds of calls (warm-up included)."""
+LONG_CALL_SECONDS = 0.25
+"""A warm-up call at least this long counts as a sample: its one-time costs (oneDNN
+primitives for a new shape) are a few milliseconds."""
+PRUNE = 1.3
+"""Options with two samples whose fastest call is slower than this times the best's are
+dropped (never the plain pass, the reference)."""
 MAX_ROUNDS = 9
 
 
@@ -100,38 +114,62 @@ class CpuTuner:
         self._lock = threading.Lock()
 
     def execution(
-        self, key: str, options: list[Execution], run: Callable[[Execution], object]
+        self,
+        key: str,
+        options: list[Execution],
+        run: Callable[[Execution], object],
+        prepare: Callable[[Execution], object] | None = None,
+        margin: float = MARGIN,
     ) -> Execution:
         """The execution for ``key`` among ``options`` (plain first), measured with ``run``
-        the first time this machine sees ``key``."""
+        the first time this machine sees ``key``; ``prepare`` builds what an option needs
+        (a folded copy of the network) before the clock runs; a candidate must beat the plain
+        pass by ``margin``."""
         with self._lock:
             if self._decisions is None:
                 self._decisions = self._read()
             decision = self._decisions.get(key)
             if decision not in options:
-                decision = self._measure(options, run)
+                log.warning(
+                    "measuring the fastest CPU execution for %s, once on this machine "
+                    "(a few seconds; stored in %s)",
+                    key,
+                    self.path,
+                )
+                for option in options if prepare is not None else ():
+                    prepare(option)
+                decision = self._measure(options, run, margin)
+                log.info("CPU execution for %s: %s", key, decision.describe())
                 self._decisions[key] = decision
                 self._write()
             return decision
 
-    def _measure(self, options: list[Execution], run: Callable[[Execution], object]) -> Execution:
-        """The fastest option by median of interleaved rounds, if it beats the plain pass
-        (``options[0]``) by ``MARGIN``; a warm-up call of each first."""
-        for option in options:
-            run(option)
-        times: list[list[float]] = [[] for _ in options]
-        start = self.timer()
-        for round_ in range(MAX_ROUNDS):
-            order = range(len(options)) if round_ % 2 == 0 else reversed(range(len(options)))
-            for index in order:
+    def _measure(
+        self, options: list[Execution], run: Callable[[Execution], object], margin: float
+    ) -> Execution:
+        """The option with the fastest call, if it beats the plain pass (``options[0]``) by
+        ``margin``, from interleaved rounds bounded by ``BUDGET_SECONDS``."""
+        samples: list[list[float]] = [[] for _ in options]
+        live = list(range(len(options)))
+        spent = 0.0
+        for round_ in range(MAX_ROUNDS + 1):
+            for index in live if round_ % 2 == 0 else reversed(live):
                 before = self.timer()
                 run(options[index])
-                times[index].append(self.timer() - before)
-            if round_ + 1 >= MIN_ROUNDS and self.timer() - start > BUDGET_SECONDS:
+                seconds = self.timer() - before
+                spent += seconds
+                if round_ > 0 or seconds >= LONG_CALL_SECONDS:
+                    samples[index].append(seconds)
+            fastest = [min(s, default=float("inf")) for s in samples]
+            live = [
+                i
+                for i in live
+                if i == 0 or len(samples[i]) < 2 or fastest[i] <= PRUNE * min(fastest)
+            ]
+            if spent > BUDGET_SECONDS and all(samples[i] for i in live):
                 break
-        medians = [statistics.median(t) for t in times]
-        best = min(range(len(options)), key=medians.__getitem__)
-        return options[best] if medians[0] >= MARGIN * medians[best] else options[0]
+        chosen = min(live, key=fastest.__getitem__)
+        return options[chosen] if fastest[0] >= margin * fastest[chosen] else options[0]
 
     def _read(self) -> dict[str, Execution]:
         """This machine's decisions from the file; none if it is missing or unreadable."""

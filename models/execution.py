@@ -29,6 +29,14 @@ class Execution:
             return autocast(device)
         return torch.autocast(device_type=device.type, dtype=self.autocast)
 
+    def describe(self) -> str:
+        """In a word for logs and tables: plain, or its folding, layout and images per call
+        (fold = BatchNorm folded, NHWC = channels_last, /N = N images per call)."""
+        if not (self.channels_last or self.fold_batchnorm):
+            return "plain" if self.chunk is None else f"plain/{self.chunk}"
+        parts = ["fold"] * self.fold_batchnorm + ["NHWC" if self.channels_last else "NCHW"]
+        return "+".join(parts) + (f"/{self.chunk}" if self.chunk else "")
+
 
 PLAIN = Execution(channels_last=False, fold_batchnorm=False, autocast=None)
 """The recipe's way: eager float32 NCHW with BatchNorm as its own layer."""

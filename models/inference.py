@@ -238,6 +238,7 @@ class InferenceEngine:
                 tuning_key(model.checkpoint.metadata.width, size, len(batch)),
                 candidates(len(batch), size),
                 lambda option: self._run(model, option, batch),
+                lambda option: self._prepare(model, option),
             )
         else:
             execution = PLAIN
@@ -254,6 +255,10 @@ class InferenceEngine:
         """Logits (N, classes, h, w) float32 on the CPU, in the default layout."""
         batch = model.checkpoint.preprocessing.image_to_tensor(images).to(self.device)
         return self._run(model, self.execution(model, batch), batch)
+
+    def _prepare(self, model: LoadedModel, execution: Execution) -> None:
+        with model.lock:
+            model.network_for(execution)
 
     def _run(self, model: LoadedModel, execution: Execution, batch: torch.Tensor) -> torch.Tensor:
         layout = torch.channels_last if execution.channels_last else torch.contiguous_format

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -233,16 +234,21 @@ def test_cpu_execution_is_measured_once_per_machine(
 
 
 def test_every_cpu_candidate_agrees_with_plain_eager(trained_like_checkpoint: Path) -> None:
+    """Each logit within rounding of the plain pass or of a float64 pass: where a max-pooling
+    window holds a near-tie, float32 rounding may send it either way (on this machine the
+    plain pass at batch 6 and float64 disagree on 8% of the logits of these images)."""
     engine = InferenceEngine(device="cpu")
     model = engine.load(trained_like_checkpoint)
     images = _smooth_images(6, (64, 96), seed=3)
     batch = _batch(engine, trained_like_checkpoint, images)
     with torch.no_grad():
         eager = model.checkpoint.model(batch)
-    scale = float(eager.abs().max())
+        exact = copy.deepcopy(model.checkpoint.model).double()(batch.double()).float()
+    tolerance = 1e-3 * float(eager.abs().max())
     for option in [*candidates(6, (64, 96)), Execution(True, True, None, 4)]:
         logits = engine._run(model, option, batch)
-        np.testing.assert_allclose(logits, eager, atol=1e-3 * scale)
+        near = ((logits - eager).abs() <= tolerance) | ((logits - exact).abs() <= tolerance)
+        assert bool(near.all()), option
     assert _differing_share(trained_like_checkpoint, _smooth_images(6, (96, 160)), engine) <= 0.001
 
 
