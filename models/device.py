@@ -1,7 +1,9 @@
 """Device choice and the speed features that depend on it, shared by training and inference.
 
 On CUDA the bench uses mixed precision (float16 autocast) and channels_last tensors, which
-are faster on tensor cores; on the CPU both are off, so CPU runs stay exact and reproducible.
+are faster on tensor cores. On the CPU mixed precision is off, so CPU runs stay exact and
+reproducible, and the layout is measured per machine where it is chosen (``models.train_step``
+for training, ``models.cpu_tuning`` for inference); :func:`memory_format` is the default one.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import math
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -48,7 +48,6 @@ from models.device import (
     DeviceError,
     autocast,
     grad_scaler,
-    memory_format,
     select_device,
     uses_amp,
 )
@@ -58,6 +57,7 @@ from models.metrics import frequency_weighted_iou, mean_iou
 from models.preprocess import INTERPOLATIONS, Preprocessing
 from models.segnet import MIN_INPUT_SIZE, SegNet
 from models.synthetic import resolve_data
+from models.train_step import training_layout, training_step
 
 MAX_ROTATION = 10
 """The recipe rotates by a random integer angle in [-10, 10] degrees, with probability 0.5."""
@@ -414,12 +414,12 @@ class Trainer:
             val_set, range(len(val_set)), self.preprocessing, False, config.seed, config.progress
         )
         torch.manual_seed(config.seed)
-        self.model = SegNet(NUM_CLASSES, config.width).to(
-            self.device, memory_format=memory_format(self.device)
+        model = SegNet(NUM_CLASSES, config.width).to(self.device)
+        self.layout = training_layout(
+            model, config.width, self.loss, self._new_optimizer, self._trial_batch()
         )
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, amsgrad=True
-        )
+        self.model = model.to(memory_format=self.layout)
+        self.optimizer = self._new_optimizer(self.model.parameters())
         self.scaler = grad_scaler(self.device)
         self.epoch = 0
         self.best_value = -math.inf
@@ -427,22 +427,35 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
+    def _new_optimizer(self, parameters: Iterable[torch.nn.Parameter]) -> torch.optim.Adam:
+        """The recipe's optimizer: Adam with AMSGrad and weight decay."""
+        config = self.config
+        return torch.optim.Adam(
+            parameters, lr=config.lr, weight_decay=config.weight_decay, amsgrad=True
+        )
+
+    def _trial_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random images and labels shaped like the first training batch, for measuring the
+        step's layout (drawn from their own generator: the run's random streams stay as the
+        seed set them)."""
+        generator = torch.Generator().manual_seed(0)
+        count = min(self.config.batch, len(self.train_images))
+        images = torch.rand(count, 3, *self.config.size, generator=generator)
+        labels = torch.randint(0, NUM_CLASSES, (count, *self.config.size), generator=generator)
+        return images.to(self.device), labels.to(self.device)
+
     def _step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, torch.Tensor]:
         images, labels = self._to_device(images, labels)
-        with autocast(self.device):
-            logits = self.model(images)
-        loss = self.loss(logits, labels)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return float(loss.detach()), logits.detach()
+        loss, logits = training_step(
+            self.model, self.loss, self.optimizer, self.scaler, images, labels
+        )
+        return float(loss), logits
 
     def _to_device(
         self, images: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         images = images.to(self.device, non_blocking=True)
-        images = images.contiguous(memory_format=memory_format(self.device))
+        images = images.contiguous(memory_format=self.layout)
         return images, labels.to(self.device, non_blocking=True)
 
     def _bar(self, loader: DataLoader, desc: str) -> tqdm:
@@ -516,6 +529,7 @@ class Trainer:
                 "p=0.5 horizontal flip",
                 "device": str(self.device),
                 "amp": uses_amp(self.device),
+                "channels_last": self.layout == torch.channels_last,
             },
             epochs=epoch,
             validation_metrics={k: v for k, v in row.items() if k.startswith("val_")},

@@ -4,7 +4,9 @@ determinism, resume after Ctrl-C, the log, the checkpoint metadata, augmentation
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 import torch
 
 from models.checkpoints import load_checkpoint
+from models.cpu_tuning import CpuTuner
 from models.device import (
     DeviceError,
     autocast,
@@ -37,6 +40,7 @@ from models.train import (
     portable_arguments,
     train,
 )
+from models.train_step import training_layout, training_step
 from tests.test_losses import write_tiny_cityscapes
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -344,3 +348,134 @@ def test_cuda_training_step_with_amp_and_channels_last():
     scaler.step(optimizer)
     scaler.update()
     assert not torch.equal(before, model.conv1.conv.weight.detach())
+
+
+class LayoutClock:
+    """A clock for CpuTuner that advances only inside a network's forward, by 1 s for an NCHW
+    input and ``1 / speedup`` s for a channels_last one (shared by the tuner's copies)."""
+
+    def __init__(self, speedup: float) -> None:
+        self.speedup, self.now, self.layouts = speedup, 0.0, []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def __deepcopy__(self, memo: dict) -> LayoutClock:
+        return self
+
+    def tick(self, x: torch.Tensor) -> None:
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not (
+            x.is_contiguous()
+        )
+        self.layouts.append(channels_last)
+        self.now += 1 / self.speedup if channels_last else 1.0
+
+
+class TimedSegNet(SegNet):
+    def __init__(self, clock: LayoutClock) -> None:
+        super().__init__(width=0.0625)
+        self.clock = clock
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.clock.tick(x)
+        return super().forward(x)
+
+
+def _fixed_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    images = torch.rand(2, 3, 32, 64, generator=generator)
+    return images, torch.randint(0, NUM_CLASSES, (2, 32, 64), generator=generator)
+
+
+def _ial() -> SegmentationLoss:
+    return SegmentationLoss("ial", np.ones(NUM_CLASSES, np.float32), DEFAULT_GROUPS)
+
+
+def _adam(parameters) -> torch.optim.Adam:
+    return torch.optim.Adam(parameters, lr=1e-4, weight_decay=2e-4, amsgrad=True)
+
+
+@pytest.mark.parametrize(("speedup", "expected"), [(1.1, False), (1.3, True)])
+def test_cpu_training_layout_is_measured_and_channels_last_only_when_clearly_faster(
+    tmp_path, speedup, expected
+):
+    """Below TRAINING_MARGIN (1.2x) the plain step stays; the model, its BatchNorm statistics
+    and the global random stream are untouched by the measurement; a second tuner reads the
+    decision from the file without timing a step."""
+    clock = LayoutClock(speedup)
+    torch.manual_seed(0)
+    model = TimedSegNet(clock).train()
+    before = copy.deepcopy(model.state_dict())
+    rng = torch.get_rng_state()
+    tuner = CpuTuner(tmp_path / "cpu.json", timer=clock)
+    layout = training_layout(model, 0.0625, _ial(), _adam, _fixed_batch(), tuner)
+    assert (layout == torch.channels_last) is expected
+    assert True in clock.layouts and False in clock.layouts
+    assert _equal(before, model.state_dict()) and torch.equal(rng, torch.get_rng_state())
+    assert "train width 0.0625 input 32x64 batch 2" in (tmp_path / "cpu.json").read_text()
+    calls = len(clock.layouts)
+    again = CpuTuner(tmp_path / "cpu.json", timer=clock)
+    assert training_layout(model, 0.0625, _ial(), _adam, _fixed_batch(), again) == layout
+    assert len(clock.layouts) == calls
+
+
+def _loss_curve(
+    model: SegNet, layout: torch.memory_format, dtype: torch.dtype, steps: int = 8
+) -> np.ndarray:
+    trial = copy.deepcopy(model).to(dtype=dtype, memory_format=layout).train()
+    optimizer, scaler = _adam(trial.parameters()), grad_scaler(torch.device("cpu"))
+    images, labels = _fixed_batch()
+    images = images.to(dtype).contiguous(memory_format=layout)
+    curve = [
+        training_step(trial, _ial(), optimizer, scaler, images, labels)[0] for _ in range(steps)
+    ]
+    return np.array([float(value) for value in curve])
+
+
+def test_channels_last_training_follows_the_plain_loss_curve_within_float_noise():
+    """Same weights, same batch: the first loss agrees to float rounding, and over 8 steps
+    the channels_last curve stays as close to the plain one as a float64 run does (Adam
+    amplifies rounding alike in both: float64 drifts by ~3e-3 of the loss by step 8 here)."""
+    torch.manual_seed(0)
+    model = SegNet(width=0.0625)
+    plain = _loss_curve(model, torch.contiguous_format, torch.float32)
+    channels_last = _loss_curve(model, torch.channels_last, torch.float32)
+    exact = _loss_curve(model, torch.contiguous_format, torch.float64)
+    assert abs(channels_last[0] - plain[0]) <= 1e-5 * plain[0]
+    noise = np.abs(exact - plain).max()
+    assert np.abs(channels_last - plain).max() <= 4 * noise
+    assert plain[-1] < plain[0]
+
+
+def test_a_tiny_run_in_channels_last_ends_like_the_plain_run(tiny_data, tmp_path, monkeypatch):
+    """The trainer measures its layout once (stored in the user's cache, named in the
+    checkpoint); forced into either layout, the two runs' logged losses agree within float
+    noise: training losses to 1e-4, the validation loss of this barely trained net (eval-mode
+    BatchNorm on two images) to 1e-2 (it moved by 4e-3 here)."""
+    measured = train(_config(tiny_data, tmp_path / "measured.pt", "--loss", "ce"))
+    stored = json.loads((tmp_path / "user-cache" / "cpu-executions.json").read_text())
+    (decision,) = [v for k, v in next(iter(stored.values())).items() if k.startswith("train ")]
+    assert load_checkpoint(measured).metadata.training["channels_last"] is decision[0]
+    runs = {}
+    for layout in (torch.contiguous_format, torch.channels_last):
+        monkeypatch.setattr("models.train.training_layout", lambda *_, layout=layout: layout)
+        out = tmp_path / f"{layout}.pt".replace("torch.", "")
+        checkpoint = train(_config(tiny_data, out, "--epochs", "2", "--loss", "ce"))
+        assert load_checkpoint(checkpoint).metadata.training["channels_last"] is (
+            layout == torch.channels_last
+        )
+        runs[layout] = _rows(OutputPaths.for_out(out).log)
+    for ours, theirs in zip(*runs.values(), strict=True):
+        assert math.isclose(float(ours["train_loss"]), float(theirs["train_loss"]), rel_tol=1e-4)
+        assert math.isclose(float(ours["val_loss"]), float(theirs["val_loss"]), rel_tol=1e-2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_trains_channels_last_without_measuring(tmp_path):
+    device = select_device("cuda")
+    model = SegNet(width=0.0625).to(device)
+    batch = tuple(tensor.to(device) for tensor in _fixed_batch())
+    tuner = CpuTuner(tmp_path / "cpu.json")
+    layout = training_layout(model, 0.0625, _ial().to(device), _adam, batch, tuner)
+    assert layout == memory_format(device) == torch.channels_last
+    assert not (tmp_path / "cpu.json").exists()
