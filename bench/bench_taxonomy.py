@@ -10,9 +10,11 @@ first, ``--repeats`` times, with the inference cache cleared before each evaluat
 pay the same inference. The load of other users drifts slowly on this shared machine, so
 the ratio is taken per chunk (medians over the repeats) and its median over the chunks is
 judged. Also printed: the total times and the taxonomy's own cost per image and model
-(``models.taxonomy.error_taxonomy`` on the same predictions).
+(``models.taxonomy.error_taxonomy`` on the same predictions) beside that of the previous
+implementation (``bench/reference_taxonomy.py``), whose codes and counts it must equal.
 
-Goal (FAIL and exit status 1 otherwise): with the taxonomy, at most 1.5x the time without.
+Goal (FAIL and exit status 1 otherwise): with the taxonomy, at most 1.5x the time without;
+the same codes and counts as the previous implementation.
 
 Run: ``python -m bench.bench_taxonomy [--images 200] [--chunk 8] [--repeats 3]``.
 """
@@ -29,11 +31,11 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.reference_taxonomy import compare_with_reference
 from models.datasets import SegmentationDataset, open_dataset
 from models.evaluate import evaluate_split
 from models.inference import InferenceEngine, LoadedModel
 from models.synthetic import ensure_demo_dataset
-from models.taxonomy import error_taxonomy
 
 GOAL_RATIO = 1.5
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "models" / "checkpoints"
@@ -52,20 +54,18 @@ def _evaluation_seconds(
     return time.perf_counter() - start
 
 
-def _taxonomy_seconds_per_image(
+def _taxonomy_alone(
     dataset: SegmentationDataset, engine: InferenceEngine, models: dict[str, LoadedModel]
-) -> float:
-    """Median seconds of one ``error_taxonomy`` call (one image, one model)."""
-    times = []
+) -> tuple[float, float, bool]:
+    """Median ms of one ``error_taxonomy`` call (one image, one model) and of the previous
+    implementation's, and whether they agree on every image and model."""
+    pairs = []
     for sample in dataset.samples:
         gt = dataset.read_label(sample)
         image = dataset.read_image(sample)
         for model in models.values():
-            labels = engine.predict(model, image, sample.id).labels
-            start = time.perf_counter()
-            error_taxonomy(gt, labels)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+            pairs.append((gt, engine.predict(model, image, sample.id).labels))
+    return compare_with_reference(pairs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         with_taxonomy / without
         for with_taxonomy, without in zip(medians[True], medians[False], strict=True)
     )
-    per_call = _taxonomy_seconds_per_image(dataset, engine, models)
+    new_ms, old_ms, identical = _taxonomy_alone(dataset, engine, models)
     images = len(dataset)
     print(
         f"demo val, {images} images at 256x512 in {len(chunks)} chunks of {args.chunk}, "
@@ -110,8 +110,11 @@ def main(argv: list[str] | None = None) -> int:
             f"  evaluation {label:>7} the taxonomy: {seconds:7.2f} s "
             f"({seconds / images * 1e3:.0f} ms/image)"
         )
-    print(f"  error_taxonomy alone: {per_call * 1e3:.1f} ms per image and model")
-    verdict = "PASS" if ratio <= GOAL_RATIO else "FAIL"
+    print(
+        f"  error_taxonomy alone: {new_ms:.1f} ms per image and model, previous implementation "
+        f"{old_ms:.1f} ms; codes and counts identical: {identical}"
+    )
+    verdict = "PASS" if ratio <= GOAL_RATIO and identical else "FAIL"
     print(
         f"ratio with / without, median over chunks: {ratio:.2f}x (goal <= {GOAL_RATIO}x): {verdict}"
     )

@@ -49,6 +49,11 @@ from models.labels import BACKGROUND, DEFAULT_GROUPS, NUM_CLASSES, NUM_EVALUATED
 from models.maps import TAXONOMY_MAP
 from models.metrics import MetricValue, _label_arrays, _nanmean, _ratio, _value, annotated_mask
 
+cv2.setNumThreads(1)
+# OpenCV runs its calls in the calling thread: the taxonomy is run in threads by its callers
+# (one per model, behind the network), and OpenCV's own pool, spinning between calls, took
+# the cores those threads need; a lone call is faster without it too (bench_evaluate).
+
 DEFAULT_BAND = 0.01
 """Width of the band of boundary errors as a share of the image diagonal (the paper's d)."""
 BOUNDARY_IOU_DILATION = 0.02
@@ -72,11 +77,6 @@ _UNION = _INTERSECTION + NUM_EVALUATED
 COUNT_LENGTH = _UNION + NUM_EVALUATED
 """Length of a count vector: :data:`COUNT_KEYS`, then the Boundary IoU intersection and
 union pixels of each evaluated class."""
-
-_BIT = (np.uint32(1) << np.arange(NUM_CLASSES, dtype=np.uint32)).astype(np.uint32)
-"""Bit of each trainId: a uint32 map with one bit per class holds every class's mask at
-once, and a window's bitwise OR tells which classes occur in it."""
-_ALL_BITS = np.uint32(_BIT.sum())
 
 
 def band_pixels(shape: tuple[int, ...], share: float) -> int:
@@ -109,182 +109,193 @@ def count_record(counts: np.ndarray) -> dict:
     }
 
 
-def _or_along(bits: np.ndarray, radius: int, axis: int) -> np.ndarray:
-    """Bitwise OR over the window of ``radius`` along ``axis`` (nothing beyond the edges),
-    by doubling spans: O(log radius) passes over the array instead of one per offset."""
-    n, length = bits.shape[axis], 2 * radius + 1
-
-    def along(start: int, stop: int) -> tuple[slice, ...]:
-        return (slice(None),) * axis + (slice(start, stop),)
-
-    shape = list(bits.shape)
-    shape[axis] += 2 * radius
-    acc = np.zeros(shape, dtype=bits.dtype)
-    acc[along(radius, radius + n)] = bits
-    span = 1
-    while 2 * span <= length:
-        acc[along(0, shape[axis] - span)] |= acc[along(span, shape[axis])]
-        span *= 2
-    return acc[along(0, n)] | acc[along(length - span, length - span + n)]
-
-
-def _or_window(bits: np.ndarray, radius: int) -> np.ndarray:
-    """Bitwise OR over the square window of ``radius`` around each pixel: for class bits,
-    the classes within that distance."""
-    return _or_along(_or_along(bits, radius, 0), radius, 1)
-
-
-_OFFSETS = ((0, 1), (1, -1), (1, 0), (1, 1))
-"""Right, lower-left, lower and lower-right neighbour: with their mirror images, all 8."""
+def _square(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1))
 
 
 @dataclass(frozen=True)
 class _Errors:
-    """The wrong pixels of an image as flat positions, with the class bits of the true
-    positives and true negatives near each, and which of them are 8-neighbours."""
+    """The wrong pixels of an image: flat positions, rows and columns, and the indices
+    into them of each class's errors in either view (false negatives by the ground truth's
+    class, false positives by the prediction's)."""
 
-    shape: tuple[int, int]
     where: np.ndarray
-    gt: np.ndarray
-    pred: np.ndarray
-    near_right: np.ndarray
-    """Classes with a true positive within the band."""
-    near_neither: np.ndarray
-    """Classes with a true negative within the band."""
-    touch_right: np.ndarray
-    """Classes with a true positive among the 8 neighbours."""
-    touch_neither: np.ndarray
-    neighbours: tuple[tuple[np.ndarray, np.ndarray], ...]
-    """Pairs (i, j) of indices into ``where`` of 8-neighbouring wrong pixels, by offset."""
+    rows: np.ndarray
+    cols: np.ndarray
+    of_class: tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]
+    """Per view (false negatives, false positives), per trainId, indices into ``where``."""
 
     @classmethod
-    def of(cls, gt: np.ndarray, pred: np.ndarray, band: int) -> _Errors:
-        wrong = gt != pred
-        where = np.flatnonzero(wrong)
-        right = np.where(wrong, np.uint32(0), _BIT[gt])
-        neither = _ALL_BITS & ~(_BIT[gt] | _BIT[pred])
-        touch_right, touch_neither = _or_window(right, 1), _or_window(neither, 1)
-        near_right, near_neither = (
-            (touch, touch) if band == 1 else (_or_window(touch, band - 1), touch)
-            for touch in (touch_right, touch_neither)
-        )
+    def of(cls, gt: np.ndarray, pred: np.ndarray) -> _Errors:
+        where = np.flatnonzero(gt != pred)
+        rows, cols = np.divmod(where, gt.shape[1])
+        views = tuple(_by_class(labels.reshape(-1)[where]) for labels in (gt, pred))
+        return cls(where, rows, cols, views)
 
-        def at(bits: tuple[np.ndarray, np.ndarray], index: int) -> np.ndarray:
-            return bits[index].reshape(-1)[where]
 
+def _by_class(classes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(20,) indices of the entries of each class, in order."""
+    order = np.argsort(classes, kind="stable")
+    starts = np.searchsorted(classes[order], np.arange(1, NUM_CLASSES))
+    return tuple(np.split(order, starts))
+
+
+@dataclass(frozen=True)
+class _Sides:
+    """One class in the crop around its errors, as 0/255 uint8 maps: where a true positive
+    of the class lies within 1 px (``touch_right``) and within the band (``near_right``),
+    and where every pixel within 1 px or within the band is the class in the ground truth
+    or in the prediction, so that no true negative is that near (``*_no_neither``;
+    beyond the image counts as such pixels)."""
+
+    touch_right: np.ndarray
+    near_right: np.ndarray
+    touch_no_neither: np.ndarray
+    near_no_neither: np.ndarray
+
+    @classmethod
+    def of(cls, right: np.ndarray, either: np.ndarray, band: int) -> _Sides:
+        """From the class's true positives and its pixels in either map (0/255)."""
+        one, wide = _square(1), _square(band)
         return cls(
-            gt.shape,
-            where,
-            gt.reshape(-1)[where],
-            pred.reshape(-1)[where],
-            at(near_right, 0),
-            at(near_neither, 0),
-            at(near_right, 1),
-            at(near_neither, 1),
-            _neighbour_pairs(where, gt.shape),
+            cv2.dilate(right, one),
+            cv2.dilate(right, wide),
+            cv2.erode(either, one),
+            cv2.erode(either, wide),
         )
 
 
-def _neighbour_pairs(
-    where: np.ndarray, shape: tuple[int, int]
-) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    height, width = shape
-    index = np.full(height * width, -1, dtype=np.intp)
-    index[where] = np.arange(where.size)
-    rows, cols = np.divmod(where, width)
-    pairs = []
-    for dy, dx in _OFFSETS:
-        inside = np.flatnonzero((rows + dy < height) & (cols + dx >= 0) & (cols + dx < width))
-        other = index[where[inside] + dy * width + dx]
-        both = other >= 0
-        pairs.append((inside[both], other[both]))
-    return tuple(pairs)
+def _crop(
+    rows: np.ndarray, cols: np.ndarray, margin: int, shape: tuple[int, ...]
+) -> tuple[tuple[slice, slice], tuple[int, int]]:
+    """Slices of the bounding box of the pixels at ``rows``, ``cols`` widened by
+    ``margin`` within the image, and its top-left corner."""
+    top, left = max(0, int(rows.min()) - margin), max(0, int(cols.min()) - margin)
+    bottom = min(shape[0], int(rows.max()) + margin + 1)
+    right = min(shape[1], int(cols.max()) + margin + 1)
+    return (slice(top, bottom), slice(left, right)), (top, left)
 
 
-def _layers(classes: np.ndarray, errors: _Errors) -> np.ndarray:
-    """(20,) layer of each class such that no two classes of one layer have neighbouring
-    wrong pixels (a greedy colouring of the classes' touching graph, busiest first)."""
-    touching = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=bool)
-    for i, j in errors.neighbours:
-        touching[classes[i], classes[j]] = True
-    touching |= touching.T
-    np.fill_diagonal(touching, False)
-    layer = np.full(NUM_CLASSES, -1, dtype=np.intp)
-    for train_id in np.argsort(-touching.sum(axis=1), kind="stable"):
-        taken = set(layer[touching[train_id]].tolist())
-        layer[train_id] = next(n for n in range(NUM_CLASSES) if n not in taken)
-    return layer
+def _class_kinds(
+    train_id: int, gt: np.ndarray, pred: np.ndarray, errors: _Errors, band: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Kinds of the errors of one class in each view, as (indices into ``errors.where``,
+    kinds) pairs, computed in the bounding box of the class's errors widened by the band:
+    every window they look through lies in it or beyond the image. Without a true
+    positive there, no run is found: all are segment errors."""
+    members = [view[train_id] for view in errors.of_class]
+    both = np.concatenate(members)
+    box, (top, left) = _crop(errors.rows[both], errors.cols[both], band, gt.shape)
+    is_gt = cv2.compare(gt[box], train_id, cv2.CMP_EQ)
+    is_pred = cv2.compare(pred[box], train_id, cv2.CMP_EQ)
+    right = cv2.bitwise_and(is_gt, is_pred)
+    if not cv2.countNonZero(right):
+        return [(m, np.full(m.size, 3, dtype=np.uint8)) for m in members if m.size]
+    sides = _Sides.of(right, cv2.bitwise_or(is_gt, is_pred), band)
+    views = (cv2.subtract(is_gt, is_pred), cv2.subtract(is_pred, is_gt))
+    return [
+        (m, _view_kinds(view, errors.rows[m] - top, errors.cols[m] - left, sides, band))
+        for view, m in zip(views, members, strict=True)
+        if m.size
+    ]
 
 
-def _runs(classes: np.ndarray, errors: _Errors) -> tuple[np.ndarray, int]:
-    """Runs of errors: 8-connected components of the wrong pixels where neighbours join
-    only when ``classes`` (one per wrong pixel) agree; the id of each wrong pixel and the
-    number of ids (0 is none).
-
-    Classes whose errors never touch share a layer of a tall image, layers parted by a row
-    of zeros, so one ``connectedComponents`` call labels every class, over a few layers
-    rather than one per class."""
-    if errors.where.size == 0:
-        return np.zeros(0, dtype=np.int32), 1
-    height, width = errors.shape
-    layer = _layers(classes, errors)[classes]
-    stack = np.zeros((int(layer.max()) + 1) * (height + 1) * width, dtype=np.uint8)
-    position = layer * ((height + 1) * width) + errors.where
-    stack[position] = 1
-    count, labels = cv2.connectedComponents(stack.reshape(-1, width), connectivity=8)
-    return labels.reshape(-1)[position], count
-
-
-def _any_per_component(ids: np.ndarray, count: int, hits: np.ndarray) -> np.ndarray:
-    """(count,) bool: components with at least one pixel of ``hits``."""
-    return np.bincount(ids[hits], minlength=count) > 0
-
-
-def _view_kinds(classes: np.ndarray, errors: _Errors, band: int) -> np.ndarray:
-    """Kind of each wrong pixel in one view (1 + its index in :data:`KINDS`): ``classes``
-    are what each wrong pixel is an error of, the ground truth's class for false negatives,
-    the prediction's for false positives.
+def _view_kinds(
+    view: np.ndarray, rows: np.ndarray, cols: np.ndarray, sides: _Sides, band: int
+) -> np.ndarray:
+    """Kind of each error of one class in one view (1 + its index in :data:`KINDS`):
+    ``view`` marks them (0/255) in the class's crop, at ``rows``, ``cols``.
 
     A run of errors of one class is a whole region of the class, missed or hallucinated,
     exactly when no true positive of the class touches it; so one labelling of the runs
     tells extent from segment, and which runs lie between the two sides of a boundary."""
-    own = _BIT[classes]
-    ids, count = _runs(classes, errors)
+    box, (top, left) = _crop(rows, cols, 0, view.shape)
+    ltype = cv2.CV_16U if rows.size < np.iinfo(np.uint16).max else cv2.CV_32S
+    count, labels = cv2.connectedComponents(view[box], connectivity=8, ltype=ltype)
+    ids = labels[rows - top, cols - left]
 
-    def touched(bits: np.ndarray) -> np.ndarray:
-        return _any_per_component(ids, count, (bits & own) != 0)
+    def touched(hits: np.ndarray) -> np.ndarray:
+        return np.bincount(ids[hits], minlength=count) > 0
 
-    found = touched(errors.touch_right)
-    between = found & touched(errors.touch_neither)
-    seeded = ((errors.near_right & own) != 0) & ((errors.near_neither & own) != 0)
-    seeds = np.zeros(errors.shape[0] * errors.shape[1], dtype=np.uint32)
-    seeds[errors.where[seeded]] = own[seeded]
-    grown = (_or_window(seeds.reshape(errors.shape), band).reshape(-1)[errors.where] & own) != 0
-    kind = np.full(classes.size, 3, dtype=np.uint8)
-    kind[found[ids]] = 2
-    kind[grown & between[ids]] = 1
+    found = touched(sides.touch_right[rows, cols] != 0)
+    between = found & touched(sides.touch_no_neither[rows, cols] == 0)
+    seeded = (sides.near_right[rows, cols] != 0) & (sides.near_no_neither[rows, cols] == 0)
+    kind = np.where(found[ids], np.uint8(2), np.uint8(3))
+    kind[between[ids] & _grown(seeded, between[ids] & ~seeded, rows, cols, view.shape, band)] = 1
     return kind
 
 
+def _grown(
+    seeded: np.ndarray,
+    asked: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    shape: tuple[int, ...],
+    band: int,
+) -> np.ndarray:
+    """Which of the pixels at ``rows``, ``cols`` lie within the band of a ``seeded`` one:
+    the seeded ones themselves, and of the ``asked`` others those a dilation of the seeds
+    finds, over the crop around the asked ones only."""
+    grown = seeded.copy()
+    if not (asked.any() and seeded.any()):
+        return grown
+    box, (top, left) = _crop(rows[asked], cols[asked], band, shape)
+    seeds = np.zeros((box[0].stop - top, box[1].stop - left), dtype=np.uint8)
+    inside = seeded & (rows >= top) & (rows < box[0].stop) & (cols >= left) & (cols < box[1].stop)
+    seeds[rows[inside] - top, cols[inside] - left] = 255
+    near = cv2.dilate(seeds, _square(band))
+    grown[asked] = near[rows[asked] - top, cols[asked] - left] != 0
+    return grown
+
+
+def _error_kinds(gt: np.ndarray, pred: np.ndarray, band: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat positions of the wrong pixels and the kind of each, the graver of its two
+    views, one class at a time in the crop around the class's errors."""
+    errors = _Errors.of(gt, pred)
+    kinds = np.zeros(errors.where.size, dtype=np.uint8)
+    for train_id in range(NUM_CLASSES):
+        if any(view[train_id].size for view in errors.of_class):
+            for members, kind in _class_kinds(train_id, gt, pred, errors, band):
+                kinds[members] = np.maximum(kinds[members], kind)
+    return errors.where, kinds
+
+
 def _class_band(labels: np.ndarray, radius: int) -> np.ndarray:
-    """Pixels in their own class's Boundary IoU band: within ``radius`` of another class or
-    of the image border (the mask less its erosion, for every class at once)."""
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1))
+    """0/255 uint8: pixels in their own class's Boundary IoU band, within ``radius`` of
+    another class or of the image border (the mask less its erosion, for every class at
+    once)."""
+    kernel = _square(radius)
     border = {"borderType": cv2.BORDER_CONSTANT, "borderValue": 255}
-    return cv2.dilate(labels, kernel, **border) != cv2.erode(labels, kernel, **border)
+    dilated, eroded = cv2.dilate(labels, kernel, **border), cv2.erode(labels, kernel, **border)
+    return cv2.compare(dilated, eroded, cv2.CMP_NE)
 
 
-def _boundary_iou_counts(gt: np.ndarray, pred: np.ndarray, judged: np.ndarray) -> np.ndarray:
-    """(2, 19): per evaluated class, intersection and union of the two maps' bands."""
+_EXACT_HISTOGRAM = 1 << 24
+"""OpenCV counts a histogram in ints but returns float32, exact up to this many."""
+
+
+def _class_pixels(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(20,) int64: pixels of each class where ``mask`` (0/255 uint8) is set, counted by
+    strips of at most :data:`_EXACT_HISTOGRAM` pixels."""
+    step = max(1, _EXACT_HISTOGRAM // labels.shape[1])
+    counts = np.zeros(NUM_CLASSES, dtype=np.int64)
+    for top in range(0, labels.shape[0], step):
+        strip = slice(top, top + step)
+        histogram = cv2.calcHist([labels[strip]], [0], mask[strip], [NUM_CLASSES], [0, NUM_CLASSES])
+        counts += histogram.reshape(-1).astype(np.int64)
+    return counts
+
+
+def _boundary_iou_counts(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """(2, 19): per evaluated class, intersection and union of the two maps' bands over
+    the judged pixels."""
     radius = band_pixels(gt.shape, BOUNDARY_IOU_DILATION)
-    in_gt = _class_band(gt, radius) & judged
-    in_pred = _class_band(pred, radius) & judged
-    both = np.bincount(gt[in_gt & in_pred & (gt == pred)], minlength=NUM_CLASSES)
-    union = (
-        np.bincount(gt[in_gt], minlength=NUM_CLASSES)
-        + np.bincount(pred[in_pred], minlength=NUM_CLASSES)
-        - both
-    )
+    judged = cv2.compare(gt, BACKGROUND, cv2.CMP_NE)
+    in_gt = cv2.bitwise_and(_class_band(gt, radius), judged)
+    in_pred = cv2.bitwise_and(_class_band(pred, radius), judged)
+    in_both = cv2.bitwise_and(cv2.bitwise_and(in_gt, in_pred), cv2.compare(gt, pred, cv2.CMP_EQ))
+    both = _class_pixels(gt, in_both)
+    union = _class_pixels(gt, in_gt) + _class_pixels(pred, in_pred) - both
     return np.stack([both, union])[:, :NUM_EVALUATED]
 
 
@@ -297,26 +308,23 @@ def error_taxonomy(
     """The kind of every wrong pixel of ``pred`` against ``gt`` and the counts of the image
     (kinds, critical misses, Boundary IoU); ``band`` is a share of the image diagonal."""
     gt, pred = (np.ascontiguousarray(m) for m in _label_arrays(ground_truth=gt, prediction=pred))
-    errors = _Errors.of(gt, pred, band_pixels(gt.shape, band))
-    kinds = np.maximum(
-        _view_kinds(errors.gt, errors, band_pixels(gt.shape, band)),
-        _view_kinds(errors.pred, errors, band_pixels(gt.shape, band)),
-    )
+    where, kinds = _error_kinds(gt, pred, band_pixels(gt.shape, band))
+    wrong_gt, wrong_pred = gt.reshape(-1)[where], pred.reshape(-1)[where]
     judged = gt != BACKGROUND
-    wrong_judged = errors.gt != BACKGROUND
+    wrong_judged = wrong_gt != BACKGROUND
     level = groups.group_of
-    critical = wrong_judged & (level[errors.gt] == groups.most_important)
-    critical &= level[errors.pred] < level[errors.gt]
+    critical = wrong_judged & (level[wrong_gt] == groups.most_important)
+    critical &= level[wrong_pred] < level[wrong_gt]
     counts = np.zeros(COUNT_LENGTH, dtype=np.int64)
     counts[0] = np.count_nonzero(judged)
     counts[1:4] = np.bincount(kinds[wrong_judged], minlength=4)[1:]
     counts[4] = np.count_nonzero(critical)
     counts[5] = np.count_nonzero(critical & (kinds == 3))
-    counts[_INTERSECTION:] = _boundary_iou_counts(gt, pred, judged).reshape(-1)
+    counts[_INTERSECTION:] = _boundary_iou_counts(gt, pred).reshape(-1)
     code = TAXONOMY_MAP.value
     table = np.array([code(k) for k in ("correct", *KINDS)], dtype=np.uint8)
     codes = np.where(judged, table[0], np.uint8(code("ignored")))
-    codes.reshape(-1)[errors.where[wrong_judged]] = table[kinds[wrong_judged]]
+    codes.reshape(-1)[where[wrong_judged]] = table[kinds[wrong_judged]]
     return ErrorTaxonomy(codes, counts)
 
 

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from models import taxonomy as taxonomy_module
 from models.comparison import compare_split
 from models.confusion import confusion_matrix
 from models.labels import BACKGROUND, NUM_EVALUATED, train_id_of
@@ -147,25 +148,63 @@ def _reference_view(classes: np.ndarray, gt, pred, band: int) -> np.ndarray:
     return kind
 
 
+def _reference_codes(gt: np.ndarray, pred: np.ndarray, band: int) -> np.ndarray:
+    kinds = np.maximum(_reference_view(gt, gt, pred, band), _reference_view(pred, gt, pred, band))
+    table = np.array([CORRECT, BOUNDARY, EXTENT, SEGMENT], np.uint8)
+    return np.where(gt == BACKGROUND, IGNORED, table[kinds])
+
+
+def _blocks(rng, cells: tuple[int, int], shape: tuple[int, int], high: int = 20) -> np.ndarray:
+    values = rng.integers(0, high, cells, dtype=np.uint8)
+    return cv2.resize(values, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_kinds_match_a_class_by_class_transcription(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    gt = cv2.resize(rng.integers(0, 20, (4, 5), dtype=np.uint8), (80, 48), interpolation=0)
-    noise = cv2.resize(rng.integers(0, 20, (8, 10), dtype=np.uint8), (80, 48), interpolation=0)
-    where = cv2.resize((rng.random((16, 20)) < 0.3).astype(np.uint8), (80, 48), interpolation=0)
-    pred = np.roll(np.where(where > 0, noise, gt), 1, axis=1).astype(np.uint8)
-    band = band_pixels(gt.shape, 0.02)
-    kinds = np.maximum(_reference_view(gt, gt, pred, band), _reference_view(pred, gt, pred, band))
-    table = np.array([CORRECT, BOUNDARY, EXTENT, SEGMENT], np.uint8)
-    expected = np.where(gt == BACKGROUND, IGNORED, table[kinds])
+    gt = _blocks(rng, (4, 5), (48, 80))
+    noise = _blocks(rng, (8, 10), (48, 80))
+    where = _blocks(rng, (16, 20), (48, 80), 10) < 3
+    pred = np.roll(np.where(where, noise, gt), 1, axis=1).astype(np.uint8)
     taxonomy = error_taxonomy(gt, pred, band=0.02)
     assert all(taxonomy.counts[1:4] > 10)  # every kind occurs
-    np.testing.assert_array_equal(taxonomy.codes, expected)
+    np.testing.assert_array_equal(
+        taxonomy.codes, _reference_codes(gt, pred, band_pixels(gt.shape, 0.02))
+    )
     judged = gt != BACKGROUND
     cm = confusion_matrix(gt, pred).numpy()
     rates = sum(error_rate(taxonomy.counts, kind) for kind in KINDS)
     assert rates == pytest.approx(1 - pixel_accuracy(cm), abs=1e-12)
     assert taxonomy.counts[0] == judged.sum()
+
+
+@pytest.mark.parametrize(
+    ("shape", "band"), [((37, 61), 1), ((64, 48), 2), ((50, 90), 3), ((29, 120), 5), ((96, 72), 8)]
+)
+def test_kinds_match_the_transcription_on_scattered_errors_to_the_edges(
+    shape: tuple[int, int], band: int
+) -> None:
+    """Regions of a few classes, a prediction off by blocks, shifted outlines and lone
+    pixels anywhere (the image's edges too), in bands from 1 to 8 px."""
+    assert band_pixels(shape, band_of(shape, band)) == band
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        gt = (_blocks(rng, (3, 4), shape, 6) * 3).astype(np.uint8)
+        pred = np.where(_blocks(rng, (6, 8), shape, 10) < 2, _blocks(rng, (5, 7), shape), gt)
+        pred = np.roll(pred, (rng.integers(-2, 3), rng.integers(-2, 3)), axis=(0, 1))
+        speckles = rng.random(shape) < 0.02
+        pred = np.where(speckles, rng.integers(0, 20, shape), pred).astype(np.uint8)
+        taxonomy = error_taxonomy(gt, pred, band=band_of(shape, band))
+        np.testing.assert_array_equal(taxonomy.codes, _reference_codes(gt, pred, band))
+        wrong = np.count_nonzero((gt != pred) & (gt != BACKGROUND))
+        assert taxonomy.counts[1:4].sum() == wrong
+
+
+def test_a_prediction_without_errors_has_only_correct_and_ignored_pixels() -> None:
+    gt = _blocks(np.random.default_rng(9), (3, 3), (30, 40))
+    taxonomy = error_taxonomy(gt, gt.copy())
+    np.testing.assert_array_equal(taxonomy.codes, np.where(gt == BACKGROUND, IGNORED, CORRECT))
+    assert taxonomy.counts[1:6].tolist() == [0] * 5
 
 
 def test_boundary_iou_of_a_shifted_edge_worked_by_hand() -> None:
@@ -193,8 +232,14 @@ def _cheng_boundary(mask: np.ndarray, dilation: int) -> np.ndarray:
     return mask.astype(bool) & ~eroded[1 : height + 1, 1 : width + 1].astype(bool)
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_boundary_iou_counts_match_the_official_band_class_by_class(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "strip_pixels"), [(0, None), (1, None), (2, None), (2, 300)])
+def test_boundary_iou_counts_match_the_official_band_class_by_class(
+    seed: int, strip_pixels: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Also with the class histograms counted by strips of two rows (as images of more
+    than 2**24 pixels are, where OpenCV's float32 counts would round)."""
+    if strip_pixels is not None:
+        monkeypatch.setattr(taxonomy_module, "_EXACT_HISTOGRAM", strip_pixels)
     rng = np.random.default_rng(seed)
     gt = cv2.resize(rng.integers(0, 20, (5, 7), dtype=np.uint8), (140, 100), interpolation=0)
     pred = cv2.resize(rng.integers(0, 20, (6, 9), dtype=np.uint8), (140, 100), interpolation=0)
