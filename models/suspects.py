@@ -77,24 +77,32 @@ def _candidate_regions(
 ) -> tuple[np.ndarray, int]:
     """(H, W) int32 numbering 1..n the connected regions (8-connected, one predicted class
     each) of at least ``min_pixels`` where both models agree on a class the dataset
-    annotates and the labelled pixel carries another; and n."""
+    annotates and the labelled pixel carries another; and n. Each class is labelled in
+    the bounding box of its candidate pixels only."""
     judged = np.zeros(256, dtype=bool)
     judged[:NUM_EVALUATED] = annotated_mask(annotated)
     agree = (labels_a == labels_b) & (labels_a != gt) & (gt != BACKGROUND) & judged[labels_a]
+    where = np.flatnonzero(agree)
+    classes = labels_a.reshape(-1)[where]
+    order = np.argsort(classes, kind="stable")
+    starts = np.searchsorted(classes[order], np.arange(NUM_CLASSES + 1))
+    rows, cols = np.divmod(where, gt.shape[1])
     components = np.zeros(gt.shape, np.int32)
     count = 0
-    classes = np.bincount(labels_a[agree], minlength=NUM_CLASSES)
-    for train_id in np.flatnonzero(classes >= min_pixels):
-        mask = (agree & (labels_a == train_id)).astype(np.uint8)
-        x, y, width, height = cv2.boundingRect(mask)
-        crop = (slice(y, y + height), slice(x, x + width))
-        _, labels, stats, _ = cv2.connectedComponentsWithStats(mask[crop], connectivity=8)
+    for train_id in range(NUM_CLASSES):
+        members = order[starts[train_id] : starts[train_id + 1]]
+        if members.size < min_pixels:
+            continue
+        ys, xs = rows[members], cols[members]
+        top, left = int(ys.min()), int(xs.min())
+        mask = np.zeros((int(ys.max()) + 1 - top, int(xs.max()) + 1 - left), np.uint8)
+        mask[ys - top, xs - left] = 1
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         kept = stats[:, cv2.CC_STAT_AREA] >= min_pixels
         kept[0] = False
         numbers = np.zeros(len(stats), np.int32)
         numbers[kept] = np.arange(count + 1, count + 1 + kept.sum())
-        inside = mask[crop].astype(bool)
-        components[crop][inside] = numbers[labels[inside]]
+        components[ys, xs] = numbers[labels[ys - top, xs - left]]
         count += int(kept.sum())
     return components, count
 

@@ -116,6 +116,48 @@ def test_only_annotated_classes_count_and_the_threshold_is_a_parameter() -> None
         find_suspects(gt, labels, tuple(map(Asked, confidence)), threshold=1.5)
 
 
+def _regions_class_by_class(gt, labels_a, labels_b, min_pixels=16) -> list[np.ndarray]:
+    """Masks of the candidate regions, one class at a time over the whole image."""
+    agree = (labels_a == labels_b) & (labels_a != gt) & (gt != BACKGROUND)
+    agree &= labels_a < BACKGROUND
+    regions = []
+    for train_id in range(BACKGROUND):
+        mask = (agree & (labels_a == train_id)).astype(np.uint8)
+        count, labels = cv2.connectedComponents(mask, connectivity=8)
+        for k in range(1, count):
+            if (labels == k).sum() >= min_pixels:
+                regions.append(labels == k)
+    return regions
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_region_numbers_match_a_class_by_class_labelling(seed: int) -> None:
+    """Every candidate region is found and mapped as a whole-image labelling of each class
+    finds them, ranked largest first, then by box (the models are sure everywhere, so every
+    candidate is suspect)."""
+    rng = np.random.default_rng(seed)
+
+    def blocks(cells: tuple[int, int]) -> np.ndarray:
+        values = rng.integers(0, 20, cells, dtype=np.uint8)
+        return cv2.resize(values, (96, 64), interpolation=cv2.INTER_NEAREST)
+
+    gt, noise = blocks((4, 6)), blocks((8, 12))
+    labels_a = np.where(blocks((16, 24)) < 8, noise, gt)
+    labels_b = np.where(rng.random(gt.shape) < 0.05, blocks((2, 3)), labels_a)
+    sure = (lambda rows, columns: np.ones(rows.size, np.float32),) * 2
+    found = find_suspects(gt, (labels_a, labels_b), sure)
+    expected = _regions_class_by_class(gt, labels_a, labels_b)
+
+    def order(mask: np.ndarray) -> tuple:
+        ys, xs = np.nonzero(mask)
+        return -mask.sum(), xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+
+    assert len(found.regions) == len(expected) > 3
+    for place, mask in enumerate(sorted(expected, key=order), start=1):
+        np.testing.assert_array_equal(found.region_map == place, mask)
+    assert (found.region_map > 0).sum() == sum(mask.sum() for mask in expected)
+
+
 def test_confidence_at_pixels_equals_the_full_resolution_confidence() -> None:
     torch.manual_seed(0)
     for size in ((45, 61), (12, 16), (7, 9)):
