@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -209,16 +209,18 @@ def _count(
 
 
 def _taxonomies(
-    gt: LabelMap, predictions: Mapping[str, LabelMap], groups: ImportanceGroups, band: float
-) -> dict[str, ErrorTaxonomy]:
-    """Each model's error taxonomy, the models' in threads at the same time: its numpy and
-    OpenCV passes release the GIL, and it is the dearest step of scoring a large image."""
-    with ThreadPoolExecutor(len(predictions), thread_name_prefix="taxonomy") as pool:
-        futures = {
-            name: pool.submit(error_taxonomy, gt, p, groups, band)
-            for name, p in predictions.items()
-        }
-        return {name: future.result() for name, future in futures.items()}
+    pool: ThreadPoolExecutor,
+    gt: LabelMap,
+    predictions: Mapping[str, LabelMap],
+    groups: ImportanceGroups,
+    band: float,
+) -> dict[str, Future[ErrorTaxonomy]]:
+    """Each model's error taxonomy started in ``pool``, the models' at the same time: its
+    numpy and OpenCV passes release the GIL, and it is the dearest step of scoring a large
+    image, so the rest of the scoring runs meanwhile."""
+    return {
+        name: pool.submit(error_taxonomy, gt, p, groups, band) for name, p in predictions.items()
+    }
 
 
 def score_image(
@@ -254,8 +256,13 @@ def score_image(
     if not predictions:
         raise ValueError(f"{sample_id}: no prediction to score")
     severity = default_severity_matrix(groups) if severity is None else check_severity(severity)
-    matrices, agreement = _count(gt, predictions, groups, sample_id, device)
-    taxonomies = _taxonomies(gt, predictions, groups, band) if taxonomy else {}
+    with ThreadPoolExecutor(len(predictions), thread_name_prefix="taxonomy") as pool:
+        started = _taxonomies(pool, gt, predictions, groups, band) if taxonomy else {}
+        matrices, agreement = _count(gt, predictions, groups, sample_id, device)
+        instances = None
+        if instance_ids is not None:
+            instances = tuple(instance_scores(instance_ids, predictions, min_recall, area_scale))
+        taxonomies = {name: future.result() for name, future in started.items()}
     scores = {
         name: ModelImageScores.compute(
             matrix, groups, severity, annotated, taxonomies[name].counts if taxonomy else None
@@ -264,9 +271,8 @@ def score_image(
     }
     maps = {name: t.codes for name, t in taxonomies.items()} if keep_maps and taxonomy else None
     found = None if suspects is None else tuple(suspects)
-    if instance_ids is None:
+    if instances is None:
         return ImageResult(sample_id, scores, agreement, taxonomy_maps=maps, suspects=found)
-    instances = tuple(instance_scores(instance_ids, predictions, min_recall, area_scale))
     return ImageResult(
         sample_id, scores, agreement, instances, True, taxonomy_maps=maps, suspects=found
     )

@@ -140,31 +140,6 @@ def _by_class(classes: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(np.split(order, starts))
 
 
-@dataclass(frozen=True)
-class _Sides:
-    """One class in the crop around its errors, as 0/255 uint8 maps: where a true positive
-    of the class lies within 1 px (``touch_right``) and within the band (``near_right``),
-    and where every pixel within 1 px or within the band is the class in the ground truth
-    or in the prediction, so that no true negative is that near (``*_no_neither``;
-    beyond the image counts as such pixels)."""
-
-    touch_right: np.ndarray
-    near_right: np.ndarray
-    touch_no_neither: np.ndarray
-    near_no_neither: np.ndarray
-
-    @classmethod
-    def of(cls, right: np.ndarray, either: np.ndarray, band: int) -> _Sides:
-        """From the class's true positives and its pixels in either map (0/255)."""
-        one, wide = _square(1), _square(band)
-        return cls(
-            cv2.dilate(right, one),
-            cv2.dilate(right, wide),
-            cv2.erode(either, one),
-            cv2.erode(either, wide),
-        )
-
-
 def _crop(
     rows: np.ndarray, cols: np.ndarray, margin: int, shape: tuple[int, ...]
 ) -> tuple[tuple[slice, slice], tuple[int, int]]:
@@ -174,6 +149,43 @@ def _crop(
     bottom = min(shape[0], int(rows.max()) + margin + 1)
     right = min(shape[1], int(cols.max()) + margin + 1)
     return (slice(top, bottom), slice(left, right)), (top, left)
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """One class's errors in one view: indices into ``_Errors.where``, rows and columns in
+    the class's crop, and for each whether its run is found (touches a true positive of
+    the class) and lies between the two sides (touches a true negative too)."""
+
+    members: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    found: np.ndarray
+    between: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        view: np.ndarray,
+        members: np.ndarray,
+        position: tuple[np.ndarray, np.ndarray],
+        touch_right: np.ndarray,
+        touch_no_neither: np.ndarray,
+    ) -> _Runs:
+        """``view`` marks the errors (0/255) in the crop, at ``position``; the touch maps
+        mark where a true positive lies within 1 px, and where no true negative does."""
+        rows, cols = position
+        box, (top, left) = _crop(rows, cols, 0, view.shape)
+        ltype = cv2.CV_16U if rows.size < np.iinfo(np.uint16).max else cv2.CV_32S
+        count, labels = cv2.connectedComponents(view[box], connectivity=8, ltype=ltype)
+        ids = labels[rows - top, cols - left]
+
+        def touched(hits: np.ndarray) -> np.ndarray:
+            return np.bincount(ids[hits], minlength=count) > 0
+
+        found = touched(touch_right[rows, cols] != 0)
+        between = found & touched(touch_no_neither[rows, cols] == 0)
+        return cls(members, rows, cols, found[ids], between[ids])
 
 
 def _class_kinds(
@@ -191,37 +203,55 @@ def _class_kinds(
     right = cv2.bitwise_and(is_gt, is_pred)
     if not cv2.countNonZero(right):
         return [(m, np.full(m.size, 3, dtype=np.uint8)) for m in members if m.size]
-    sides = _Sides.of(right, cv2.bitwise_or(is_gt, is_pred), band)
+    either = cv2.bitwise_or(is_gt, is_pred)
+    touch_right, touch_no_neither = cv2.dilate(right, _square(1)), cv2.erode(either, _square(1))
     views = (cv2.subtract(is_gt, is_pred), cv2.subtract(is_pred, is_gt))
-    return [
-        (m, _view_kinds(view, errors.rows[m] - top, errors.cols[m] - left, sides, band))
+    runs = [
+        _Runs.of(
+            view, m, (errors.rows[m] - top, errors.cols[m] - left), touch_right, touch_no_neither
+        )
         for view, m in zip(views, members, strict=True)
         if m.size
     ]
+    seeded = _seeded(runs, right, either, band)
+    return [
+        (run.members, _kinds(run, seeds, band, right.shape))
+        for run, seeds in zip(runs, seeded, strict=True)
+    ]
 
 
-def _view_kinds(
-    view: np.ndarray, rows: np.ndarray, cols: np.ndarray, sides: _Sides, band: int
-) -> np.ndarray:
-    """Kind of each error of one class in one view (1 + its index in :data:`KINDS`):
-    ``view`` marks them (0/255) in the class's crop, at ``rows``, ``cols``.
+def _seeded(
+    runs: list[_Runs], right: np.ndarray, either: np.ndarray, band: int
+) -> list[np.ndarray]:
+    """Per view, which errors are seeds: within the band of both a true positive and a true
+    negative of the class. Only seeds within the band of a run between the two sides can
+    make boundary errors, so the band's windows are looked through around those only."""
+    rows = np.concatenate([run.rows[run.between] for run in runs])
+    cols = np.concatenate([run.cols[run.between] for run in runs])
+    seeded = [np.zeros(run.rows.size, dtype=bool) for run in runs]
+    if rows.size == 0:
+        return seeded
+    box, (top, left) = _crop(rows, cols, 2 * band, right.shape)
+    near_right = cv2.dilate(np.ascontiguousarray(right[box]), _square(band))
+    near_no_neither = cv2.erode(np.ascontiguousarray(either[box]), _square(band))
+    (inner_rows, inner_cols), _ = _crop(rows, cols, band, right.shape)
+    for run, seeds in zip(runs, seeded, strict=True):
+        inside = (inner_rows.start <= run.rows) & (run.rows < inner_rows.stop)
+        inside &= (inner_cols.start <= run.cols) & (run.cols < inner_cols.stop)
+        ys, xs = run.rows[inside] - top, run.cols[inside] - left
+        seeds[inside] = (near_right[ys, xs] != 0) & (near_no_neither[ys, xs] == 0)
+    return seeded
+
+
+def _kinds(run: _Runs, seeded: np.ndarray, band: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Kind of each error of one class in one view (1 + its index in :data:`KINDS`).
 
     A run of errors of one class is a whole region of the class, missed or hallucinated,
     exactly when no true positive of the class touches it; so one labelling of the runs
     tells extent from segment, and which runs lie between the two sides of a boundary."""
-    box, (top, left) = _crop(rows, cols, 0, view.shape)
-    ltype = cv2.CV_16U if rows.size < np.iinfo(np.uint16).max else cv2.CV_32S
-    count, labels = cv2.connectedComponents(view[box], connectivity=8, ltype=ltype)
-    ids = labels[rows - top, cols - left]
-
-    def touched(hits: np.ndarray) -> np.ndarray:
-        return np.bincount(ids[hits], minlength=count) > 0
-
-    found = touched(sides.touch_right[rows, cols] != 0)
-    between = found & touched(sides.touch_no_neither[rows, cols] == 0)
-    seeded = (sides.near_right[rows, cols] != 0) & (sides.near_no_neither[rows, cols] == 0)
-    kind = np.where(found[ids], np.uint8(2), np.uint8(3))
-    kind[between[ids] & _grown(seeded, between[ids] & ~seeded, rows, cols, view.shape, band)] = 1
+    kind = np.where(run.found, np.uint8(2), np.uint8(3))
+    asked = run.between & ~seeded
+    kind[run.between & _grown(seeded, asked, run.rows, run.cols, shape, band)] = 1
     return kind
 
 
@@ -263,11 +293,13 @@ def _error_kinds(gt: np.ndarray, pred: np.ndarray, band: int) -> tuple[np.ndarra
 def _class_band(labels: np.ndarray, radius: int) -> np.ndarray:
     """0/255 uint8: pixels in their own class's Boundary IoU band, within ``radius`` of
     another class or of the image border (the mask less its erosion, for every class at
-    once)."""
-    kernel = _square(radius)
+    once). That is within ``radius`` - 1 of an edge pixel, one with another class or the
+    border among its 8 neighbours (the last pixel of p's class on the way to the other
+    class is one): a small window on the labels, then one wide one on the edges."""
+    one = _square(1)
     border = {"borderType": cv2.BORDER_CONSTANT, "borderValue": 255}
-    dilated, eroded = cv2.dilate(labels, kernel, **border), cv2.erode(labels, kernel, **border)
-    return cv2.compare(dilated, eroded, cv2.CMP_NE)
+    dilated, eroded = cv2.dilate(labels, one, **border), cv2.erode(labels, one, **border)
+    return cv2.dilate(cv2.compare(dilated, eroded, cv2.CMP_NE), _square(radius - 1))
 
 
 _EXACT_HISTOGRAM = 1 << 24
