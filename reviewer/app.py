@@ -47,6 +47,7 @@ from reviewer.handlers import (
     suspect_flag,
 )
 from reviewer.overlays import LEGEND_CSS
+from reviewer.review_plots import MATRIX_KINDS, review_plots
 from reviewer.review_queue import FLAG_STATES, SORT_KEYS
 from reviewer.text import markdown_text
 from reviewer.workbench import Workbench
@@ -216,17 +217,14 @@ class Page:
         return message, timer
 
     @friendly
-    def show_details(self, board_value: str, full_matrix: str) -> tuple[Any, ...]:
-        details = self.review.details(board_value, full_matrix)
+    def show_details(self, board_value: str) -> tuple[Any, ...]:
+        details = self.review.details(board_value)
         return (
             details.legend,
             _frame(details.score_rows, panels.SCORE_HEADERS),
             _frame(details.instance_rows, panels.INSTANCE_HEADERS),
             list(details.boxes),
             _frame(details.flag_rows, FLAG_HEADERS),
-            details.iou,
-            details.confusion_a,
-            details.confusion_b,
             details.suspect_picture,
             _frame(details.suspect_rows, panels.SUSPECT_HEADERS),
             list(details.suspect_boxes),
@@ -369,7 +367,7 @@ def build_app(bench: Workbench, options: AppOptions) -> gr.Blocks:
         with gr.Tabs() as ui.tabs:
             with gr.Tab("Review", id="review"):
                 _review_board(bench, page, ui)
-                _review_details(bench, ui)
+                _review_details(bench, page, ui)
             with gr.Tab("Dataset", id="dataset"):
                 _dataset_tab(ui)
             with gr.Tab("Flags", id="flags"):
@@ -499,7 +497,7 @@ def _flag_form(bench: Workbench, ui: SimpleNamespace) -> None:
         ui.duplicate_asked = gr.State("")
 
 
-def _review_details(bench: Workbench, ui: SimpleNamespace) -> None:
+def _review_details(bench: Workbench, page: Page, ui: SimpleNamespace) -> None:
     """Legend, tables and plots of the image the board shows."""
     with gr.Column(elem_id="review-details"):
         with gr.Row():
@@ -530,11 +528,15 @@ def _review_details(bench: Workbench, ui: SimpleNamespace) -> None:
                 elem_id="suspects",
             )
             ui.suspect_boxes = gr.State([])
-        ui.iou_plot = plot("Per-class IoU")
-        ui.matrix_kind = gr.Radio(["groups", "classes"], value="groups", label="Confusion matrix")
-        with gr.Row():
-            ui.confusion_a = plot("Confusion of A")
-            ui.confusion_b = plot("Confusion of B")
+        ui.matrix_kind = gr.Radio(
+            list(MATRIX_KINDS), value=MATRIX_KINDS[0], label="Confusion matrix"
+        )
+
+        def fetch_plots(request: list) -> dict[str, Any]:
+            """The plots script calls this by name; Gradio marks it, so it is a function."""
+            return page.review.fetch_plots(request)
+
+        ui.review_plots = review_plots(fetch_plots, elem_id="review-plots")
         ui.this_image_flags = gr.Dataframe(
             headers=FLAG_HEADERS, interactive=False, label="Flags on this image"
         )
@@ -701,21 +703,18 @@ def _wire_review(app: gr.Blocks, page: Page, ui: SimpleNamespace) -> None:
         ui.instances,
         ui.instance_boxes,
         ui.this_image_flags,
-        ui.iou_plot,
-        ui.confusion_a,
-        ui.confusion_b,
         ui.suspect_picture,
         ui.suspects,
         ui.suspect_boxes,
     ]
-    for event in (ui.review_board.navigate, ui.matrix_kind.change):
-        event(
-            page.show_details,
-            [ui.review_board, ui.matrix_kind],
-            detail_outputs,
-            show_progress=QUIET_PROGRESS,
-            trigger_mode="always_last",
-        )
+    ui.review_board.navigate(
+        page.show_details,
+        [ui.review_board],
+        detail_outputs,
+        show_progress=QUIET_PROGRESS,
+        trigger_mode="always_last",
+    )
+    ui.matrix_kind.change(lambda kind: kind, [ui.matrix_kind], [ui.review_plots])
     ui.instances.select(page.fill_region, [ui.instance_boxes], [ui.region])
     ui.suspects.select(page.flag_suspect, [ui.suspect_boxes], [ui.region, ui.target])
     ui.reviewer.change(lambda name: name, [ui.reviewer], [ui.reviewer_memory])

@@ -32,6 +32,7 @@ from reviewer.background import LOADING, BackgroundScoring
 from reviewer.export import ExportError, export_report, zip_export
 from reviewer.flag_text import ACTIONS, TARGET_LABELS, box_text, change_text, target_text
 from reviewer.plots import class_iou_bars, group_confusion_figure, group_iou_bars
+from reviewer.review_plots import MATRIX_KINDS
 from reviewer.text import markdown_text
 from reviewer.workbench import Workbench
 
@@ -253,7 +254,8 @@ def shown_image(board_value: str) -> tuple[str | None, board.Display | None]:
 
 @dataclass(frozen=True)
 class Details:
-    """The tables and plots under the board for the image it shows."""
+    """The legend and tables under the board for the image it shows (its plots come from
+    :meth:`ReviewDesk.fetch_plots`)."""
 
     legend: str | None = None
     score_rows: Rows | None = None
@@ -266,9 +268,6 @@ class Details:
     suspect_boxes: tuple[tuple[int, int, int, int], ...] = ()
     """The box of each row of ``suspect_rows``, in order."""
     flag_rows: Rows | None = None
-    iou: Any = None
-    confusion_a: Any = None
-    confusion_b: Any = None
 
 
 @dataclass(frozen=True)
@@ -447,14 +446,12 @@ class ReviewDesk:
         except Exception as error:
             return {"error": readable(error, "fetch_panels")}
 
-    def details(self, board_value: str, full_matrix: str) -> Details:
-        """Legend, tables and plots of the image the board shows, sent once it is drawn."""
+    def details(self, board_value: str) -> Details:
+        """Legend and tables of the image the board shows, sent once it is drawn."""
         sample_id, display = shown_image(board_value)
         if not sample_id or display is None:
             return Details(flag_rows=[])
         view = self.bench.views.view(sample_id, display.model_a, display.model_b)
-        groups = self.bench.groups
-        figure_a, figure_b = panels.confusion_figures(view, groups, full_matrix == "classes")
         return Details(
             legend=panels.class_legend(view) + panels.code_legends(),
             score_rows=panels.scores_table(view),
@@ -464,10 +461,24 @@ class ReviewDesk:
             suspect_rows=panels.suspect_rows(view),
             suspect_boxes=tuple(panels.suspect_boxes(view)),
             flag_rows=self.flags.image_rows(sample_id),
-            iou=panels.iou_figure(view, groups, self.bench.dataset.annotated_classes),
-            confusion_a=figure_a,
-            confusion_b=figure_b,
         )
+
+    def fetch_plots(self, request: list) -> dict[str, Any]:
+        """Answer the plots script: the per-class IoU bars and the confusion heatmaps of A
+        and B (``[sample_id, display, matrix kind]``, the kind one of
+        :data:`~reviewer.review_plots.MATRIX_KINDS`) as Plotly JSON, None for a figure the
+        image has not (no ground truth). Failures come back as ``{"error": message}``."""
+        try:
+            sample_id, display_data, matrix = request
+            display = board.display_from_request(display_data)
+            view = self.bench.views.view(str(sample_id), display.model_a, display.model_b)
+            groups = self.bench.groups
+            iou = panels.iou_figure(view, groups, self.bench.dataset.annotated_classes)
+            confusions = panels.confusion_figures(view, groups, matrix == MATRIX_KINDS[1])
+            figures = [None if f is None else f.to_json() for f in (iou, *confusions)]
+            return {"id": view.sample_id, "figures": figures}
+        except Exception as error:
+            return {"error": readable(error, "fetch_plots")}
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
@@ -156,6 +157,7 @@ class ViewComposer:
     cache_bytes: int = VIEW_CACHE_BYTES
     _views: OrderedDict[ViewKey, ImageView] = field(init=False, default_factory=OrderedDict)
     _cached_bytes: int = field(init=False, default=0)
+    _computing: dict[ViewKey, Future[ImageView]] = field(init=False, default_factory=dict)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def model(self, name: str) -> LoadedModel:
@@ -163,24 +165,45 @@ class ViewComposer:
         return self.engine.load(self.catalogue.path(name))
 
     def view(self, sample_id: str, name_a: str, name_b: str) -> ImageView:
-        """Both models' predictions, errors and scores on one image (cached per pair)."""
+        """Both models' predictions, errors and scores on one image (cached per pair). A
+        view asked for again while it is computed (the page's tables and its plots ask at
+        once) waits for that computation instead of repeating it."""
         key = (sample_id, name_a, name_b)
         with self._lock:
             cached = self._views.get(key)
             if cached is not None:
                 self._views.move_to_end(key)
                 return cached
-        view = self._compute(key)
-        if view.nbytes > self.cache_bytes:
-            return view
+            computing = self._computing.get(key)
+            owner = computing is None
+            if owner:
+                computing = self._computing[key] = Future()
+                computing.set_running_or_notify_cancel()
+        if not owner:
+            return computing.result()
+        try:
+            view = self._compute(key)
+        except BaseException as error:
+            with self._lock:
+                del self._computing[key]
+            computing.set_exception(error)
+            raise
         with self._lock:
-            if key not in self._views:
-                self._views[key] = view
-                self._cached_bytes += view.nbytes
-            while self._cached_bytes > self.cache_bytes:
-                _, evicted = self._views.popitem(last=False)
-                self._cached_bytes -= evicted.nbytes
+            self._keep(key, view)
+            del self._computing[key]
+        computing.set_result(view)
         return view
+
+    def _keep(self, key: ViewKey, view: ImageView) -> None:
+        """Cache ``view``, evicting the least recent ones past :attr:`cache_bytes` (the
+        caller holds the lock)."""
+        if view.nbytes > self.cache_bytes or key in self._views:
+            return
+        self._views[key] = view
+        self._cached_bytes += view.nbytes
+        while self._cached_bytes > self.cache_bytes:
+            _, evicted = self._views.popitem(last=False)
+            self._cached_bytes -= evicted.nbytes
 
     def view_upload(self, image: np.ndarray, name_a: str, name_b: str) -> ImageView:
         """Predictions of both models on a user's image without ground truth."""

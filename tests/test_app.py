@@ -4,6 +4,7 @@ readable errors, flags on the image shown, uploads flagged."""
 from __future__ import annotations
 
 import base64
+import json
 from collections import Counter
 from dataclasses import astuple
 from pathlib import Path
@@ -251,7 +252,7 @@ def test_a_new_image_shows_its_panels_before_it_is_scored(
     assert "error" not in review.fetch_panels([sample_id, display])
     early = bench.views.panels_view(sample_id, name_a, name_b)
     assert scored == [] and early.result is None
-    details = review.details(_board(bench, [sample_id]), "groups")
+    details = review.details(_board(bench, [sample_id]))
     assert scored == [sample_id] and details.score_rows
     full = bench.views.view(sample_id, name_a, name_b)
     assert bench.views.panels_view(sample_id, name_a, name_b) is full
@@ -311,17 +312,42 @@ def test_details_follow_the_image_the_board_shows(handlers) -> None:
     bench, _ = handlers
     review = _review(bench)
     ids = [sample.id for sample in bench.dataset]
-    details = review.details(_board(bench, ids, position=2), "groups")
-    iou, confusion_b = details.iou, details.confusion_b
-    assert ids[2] in iou.layout.title.text and ids[2] in confusion_b.layout.title.text
+    details = review.details(_board(bench, ids, position=2))
     assert FLAG_HEADERS[1] == "image" and details.flag_rows == []
-    assert review.details(BoardState().to_json(), "groups").iou is None
+    assert review.details(BoardState().to_json()).score_rows is None
+
+
+def test_the_plots_script_gets_the_figures_of_the_image_it_names(handlers) -> None:
+    bench, _ = handlers
+    review = _review(bench)
+    sample_id = bench.dataset[2].id
+    name_a, name_b = bench.catalogue.pair_for(bench.dataset.kind)
+    display = {"model_a": name_a, "model_b": name_b}
+    for kind, heatmap_rows in (("groups", bench.groups.num_groups), ("classes", len(CLASS_NAMES))):
+        answer = review.fetch_plots([sample_id, display, kind])
+        assert answer["id"] == sample_id
+        iou, *heatmaps = (json.loads(figure) for figure in answer["figures"])
+        view = bench.views.view(sample_id, name_a, name_b)
+        bars = [
+            trace for trace in iou["data"] if trace["type"] == "bar" and trace.get("xaxis") != "x2"
+        ]
+        for trace, side in zip(bars, "AB", strict=True):
+            expected = [np.nan if v is None else v for v in view.result.scores[side].iou]
+            np.testing.assert_allclose(np.array(trace["y"], dtype=float), expected)
+        for figure, side in zip(heatmaps, "AB", strict=True):
+            assert figure["layout"]["title"]["text"].startswith(f"{side}: ")
+            assert sample_id in figure["layout"]["title"]["text"]
+            assert len(figure["data"][0]["y"]) == heatmap_rows
+    assert (
+        "unknown model 'other'"
+        in review.fetch_plots([sample_id, {**display, "model_b": "other"}, "groups"])["error"]
+    )
 
 
 def test_an_object_row_fills_the_region_with_its_box(handlers) -> None:
     bench, _ = handlers
     ids = [sample.id for sample in bench.dataset]
-    details = _review(bench).details(_board(bench, ids, position=2), "groups")
+    details = _review(bench).details(_board(bench, ids, position=2))
     view = bench.views.view(ids[2], *bench.catalogue.pair_for(bench.dataset.kind))
     largest = max(view.result.instances, key=lambda instance: instance.pixels)
     assert len(details.boxes) == len(details.instance_rows) > 0

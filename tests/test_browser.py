@@ -90,12 +90,15 @@ def test_review_switch_model_and_flag_in_a_real_browser(
     page.locator("#page-title").click()
     page.keyboard.press("n")
     sync_api.expect(title).to_have_text(third, timeout=30_000)
+    # Its plots drawn and its neighbours asked for: only then is everything prepared.
+    view_pane = page.locator("#review-board .view-pane[aria-busy='false']")
+    sync_api.expect(view_pane).to_have_count(1, timeout=30_000)
     panel_requests: list[str] = []
     page.on("request", lambda request: panel_requests.append(request.url))
     page.keyboard.press("p")
     sync_api.expect(title).to_have_text(picked, timeout=30_000)
     revisit_requests = [url for url in panel_requests if "component_server" in url]
-    assert revisit_requests == [], "a revisited image comes from the browser's memory"
+    assert revisit_requests == [], "a revisited image and its plots come from the browser's memory"
     panels = page.locator("#review-board figure:not([hidden]) img")
     assert panels.count() == 9
     assert all(panels.nth(index).evaluate("i => i.naturalWidth > 0") for index in range(9))

@@ -244,7 +244,7 @@ def test_the_queue_and_the_review_tab_lead_with_a_planted_label(tmp_path: Path) 
     desk = ReviewDesk(bench, FlagDesk(bench))
     looks = (0.5, list(bench.groups.names), [], AGREEMENT_SCOPES[0], ERROR_MAP_MODES[0])
     shown = desk.board(pair, ("suspect ground truth", "any", "any", "any"), looks, "")
-    details = desk.details(shown, "groups")
+    details = desk.details(shown)
     assert details.suspect_rows[0][:3] == [1, "car", "road"]
     assert details.suspect_picture.shape == bench.dataset.read_image(planted).shape
     x0, y0, x1, y1 = details.suspect_boxes[0]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -427,3 +429,29 @@ def test_recent_views_are_bounded_by_the_bytes_they_hold(
     assert reads == ids, "the two latest views are kept"
     views.view(ids[0], name_a, name_b)
     assert reads == [*ids, ids[0]], "the oldest was let go to stay within the bound"
+
+
+def test_a_view_asked_for_twice_at_once_is_computed_once(
+    bench: Workbench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page's tables and its plots ask for the view of a new image at the same time."""
+    pair = bench.catalogue.pair_for(bench.dataset.kind)
+    sample_id = bench.dataset[1].id
+    views = ViewComposer(bench.dataset, bench.engine, bench.catalogue)
+    scored, started, release = [], threading.Event(), threading.Event()
+
+    def slow_score(*args, **kwargs):
+        scored.append(kwargs["sample_id"])
+        started.set()
+        assert release.wait(timeout=60)
+        return score_image(*args, **kwargs)
+
+    monkeypatch.setattr("reviewer.views.score_image", slow_score)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(views.view, sample_id, *pair)
+        assert started.wait(timeout=60)
+        second = pool.submit(views.view, sample_id, *pair)
+        release.set()
+        assert first.result(timeout=60) is second.result(timeout=60)
+    assert scored == [sample_id]
+    assert views.view(sample_id, *pair) is first.result()

@@ -3,6 +3,7 @@
 // images it has seen, fetches the neighbours of the current image ahead of the reviewer,
 // and tells the server which image is shown (the "navigate" event) once it is drawn.
 const CACHE_LIMIT = 48;
+const NEIGHBOURS_WAIT_MS = 1500;
 const $ = (selector) => element.querySelector(selector);
 const cache = new Map();
 let board = { queue: [], position: 0, display: null, score_label: 'score', goto: null, to_top: false, revision: -1 };
@@ -233,15 +234,23 @@ function blank(titleText, message) {
   $('.board-error').textContent = message;
 }
 
-function announce(shown) {
-  if (shown === announced) return;
+// Tells the page which image is drawn: the "navigate" event (the details' tables) and a
+// `segbench:shown` document event (the plots script's cue, kept as window.segbenchShown
+// for a script that loads later). Resolves once the listeners have drawn what they fetch.
+function announce(shown, id) {
+  if (shown === announced) return Promise.resolve();
   announced = shown;
   trigger('navigate');
+  const detail = { id: id || null, display: board.display, drawing: [] };
+  window.segbenchShown = detail;
+  document.dispatchEvent(new CustomEvent('segbench:shown', { detail }));
+  return Promise.allSettled(detail.drawing);
 }
 
-// The view pane is aria-busy from a move until the image it asked for is on screen (or its
-// failure is), so that assistive technology, and the board's tests, know when what it
-// shows is final. A later move takes over: only the latest one clears it.
+// The view pane is aria-busy from a move until the image it asked for is on screen with
+// its plots and its neighbours are asked for (or its failure is on screen), so that
+// assistive technology, and the board's tests, know when what it shows is final. A later
+// move takes over: only the latest one clears it.
 let moves = 0;
 async function show() {
   const move = ++moves;
@@ -272,7 +281,7 @@ async function showCurrent() {
   } catch (error) {
     if (wanted !== key) return;
     blank(entry.id, `Could not show ${entry.id}: ${error.message}`);
-    announce(shown);
+    announce(shown, entry.id);
     return;
   } finally {
     clearTimeout(timer);
@@ -284,7 +293,11 @@ async function showCurrent() {
   $('.board-error').textContent = '';
   await afterPaint();
   if (wanted !== key) return;
-  announce(shown);
+  // The neighbours are asked for once the plots of this image are in (or after a while):
+  // asked at once, they would take the server's cores from the image being looked at.
+  const waited = new Promise((done) => setTimeout(done, NEIGHBOURS_WAIT_MS));
+  await Promise.race([announce(shown, entry.id), waited]);
+  if (wanted !== key) return;
   for (const step of [1, -1]) {
     const neighbour = board.queue[(board.position + step + board.queue.length) % board.queue.length];
     request(neighbour.id).catch(() => {});
