@@ -12,12 +12,13 @@ autocast on channels_last tensors. On the CPU, :class:`~models.cpu_tuning.CpuTun
 per (width, input size, batch size), at first use on this machine, whether BatchNorm folded
 into the convolutions, channels_last tensors (oneDNN's NHWC kernels) or cache-sized chunks
 of a large batch beat the plain pass, and remembers the answer on disk. No compilation
-(``torch.compile`` builds C++ for every input shape at GUI start; ``torch.jit.trace`` rejects
-SegNet's input-size check) and PyTorch's default thread count, the physical cores. On a
-loaded machine, start the process with ``OMP_WAIT_POLICY=PASSIVE``: spinning OpenMP threads
-otherwise wait out other processes' time slices, which can make a forward many times
-slower. ``SEGBENCH_FAST=0`` or ``InferenceEngine(fast=False)`` forces the plain float32 NCHW
-eager pass, the recipe's way.
+(``torch.compile`` builds C++ for every input shape at GUI start; ``torch.jit.trace`` fails
+on max_unpool2d's output size, so neither freezing nor oneDNN Graph applies), no bfloat16
+autocast (it changes too many labels; README) and PyTorch's default thread count, the
+physical cores. On a loaded machine, start the process with ``OMP_WAIT_POLICY=PASSIVE``:
+spinning OpenMP threads otherwise wait out other processes' time slices, which can make a
+forward many times slower. ``SEGBENCH_FAST=0`` or ``InferenceEngine(fast=False)`` forces
+the plain float32 NCHW eager pass, the recipe's way.
 
 Probabilities are derived on demand from the model-resolution logits a :class:`Prediction`
 keeps: the full-resolution softmax (classes x H x W) is the dearest step after the network

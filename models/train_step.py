@@ -12,7 +12,7 @@ copies of the network and optimizer (the run's weights, BatchNorm statistics, op
 and random streams stay untouched), with :class:`~models.cpu_tuning.CpuTuner`'s budget and
 per-machine cache, and keeps it only when ``TRAINING_MARGIN`` faster. Not candidates:
 bfloat16 autocast (its loss leaves float noise), fused or foreach Adam and ``torch.compile``
-(not faster here; ``bench/bench_train.py`` prints them all).
+(``bench/bench_train.py`` measures them all beside the plain step; README has the figures).
 """
 
 from __future__ import annotations
