@@ -46,10 +46,13 @@ def score_in_background(
     progress: ProgressCallback | None = None,
     when_missing: bool = False,
     starting: Callable[[], None] | None = None,
+    after: threading.Event | None = None,
 ) -> BackgroundScoring:
     """Evaluate the split with the pair into the score cache, in a thread of its own. With
     ``when_missing`` the thread first loads both models and ends there when the store holds
-    the pair's scores (a restart); ``starting`` is called from it as the evaluation begins."""
+    the pair's scores (a restart); ``starting`` is called from it as the evaluation begins.
+    The thread waits for ``after`` first: start-up sets it once the page is served, so that
+    neither loading nor scoring takes the CPU from serving it."""
     scoring = BackgroundScoring((name_a, name_b), len(scores.registry.dataset))
     if when_missing:
         scoring.stage = LOADING
@@ -60,6 +63,8 @@ def score_in_background(
             progress(done, total)
 
     def evaluate() -> SplitScores | None:
+        if after is not None:
+            after.wait()
         if when_missing:
             for name in (name_a, name_b):
                 scores.registry.model(name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
@@ -69,9 +70,12 @@ def open_data(data: str) -> Path:
     return folder
 
 
-def start_behind(bench: Workbench, first: str, second: str) -> None:
+def start_behind(
+    bench: Workbench, first: str, second: str, served: threading.Event | None = None
+) -> None:
     """Load the default pair and, when the store lacks its scores of the split, score it,
-    all behind the app (neither delays serving the page); says so and how long it took."""
+    behind the app and once ``served`` is set (neither delays serving the page); says so
+    and how long it took."""
     total = len(bench.dataset)
     shown: list[tqdm] = []
     started = time.monotonic()
@@ -88,7 +92,7 @@ def start_behind(bench: Workbench, first: str, second: str) -> None:
     def progress(done: int, _: int) -> None:
         shown[0].update(done - shown[0].n)
 
-    scoring = bench.score_in_background(first, second, progress, True, starting)
+    scoring = bench.score_in_background(first, second, progress, True, starting, served)
 
     def finished(future: Future) -> None:
         for bar in shown:
@@ -99,10 +103,12 @@ def start_behind(bench: Workbench, first: str, second: str) -> None:
     scoring.future.add_done_callback(finished)
 
 
-def prepare(args: argparse.Namespace) -> tuple[Workbench, AppOptions]:
+def prepare(
+    args: argparse.Namespace, served: threading.Event | None = None
+) -> tuple[Workbench, AppOptions]:
     """The workbench the app serves and the app's options; the default pair is loaded
-    behind the app, and scored when the split has no cached scores for it. Nothing here
-    loads a model's weights or decodes an image."""
+    behind the app once ``served`` is set, and scored when the split has no cached scores
+    for it. Nothing here loads a model's weights or decodes an image."""
     groups = ImportanceGroups.load(args.groups) if args.groups else DEFAULT_GROUPS
     dataset = open_dataset(open_data(args.data), args.split)
     _say(dataset.describe())
@@ -126,16 +132,17 @@ def prepare(args: argparse.Namespace) -> tuple[Workbench, AppOptions]:
     options.export_dir.mkdir(parents=True, exist_ok=True)
     first, second = catalogue.pair_for(dataset.kind)
     if dataset.has_labels and not args.no_evaluate:
-        start_behind(bench, first, second)
+        start_behind(bench, first, second, served)
     return bench, options
 
 
 def serve(args: argparse.Namespace) -> int:
     """Build everything and serve until interrupted; 2 with one line for a start that fails."""
     os.umask(0o077)  # databases, uploads and exports are readable by their owner only
+    served = threading.Event()
     try:
         private_temp_dir(default_data_dir(), args.port)
-        bench, options = prepare(args)
+        bench, options = prepare(args, served)
     except LAUNCH_ERRORS as error:
         _say(f"error: {error_line(error)}")
         return 2
@@ -149,8 +156,11 @@ def serve(args: argparse.Namespace) -> int:
             show_error=False,
             footer_links=[],
             max_file_size=args.max_upload_mb * 1024**2,
+            prevent_thread_lock=True,
         )
     except OSError as error:
         _say(f"error: cannot serve on {args.host}:{args.port}: {error_line(error)}")
         return 2
+    served.set()
+    app.block_thread()
     return 0

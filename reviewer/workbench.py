@@ -15,6 +15,7 @@ about Gradio.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,11 +76,12 @@ class Workbench:
         progress: ProgressCallback | None = None,
         when_missing: bool = False,
         starting: Callable[[], None] | None = None,
+        after: threading.Event | None = None,
     ) -> BackgroundScoring:
         """Start the pair's evaluation of the split behind the app (with ``when_missing``,
         only if the store lacks its scores, see :func:`score_in_background`); the page
         follows it through :attr:`background`."""
         self.background = score_in_background(
-            self.scores, name_a, name_b, progress, when_missing, starting
+            self.scores, name_a, name_b, progress, when_missing, starting, after
         )
         return self.background

@@ -101,10 +101,14 @@ def test_the_app_is_prepared_before_any_model_is_loaded_and_says_it_loads_them(
     monkeypatch.setattr(InferenceEngine, "load", slow_load)
     options = ["--data", str(tiny_synthetic), "--models", str(tiny_models), "--only-my-models"]
     args = build_parser().parse_args([*options, "--db", f"sqlite:///{tmp_path / 'r.db'}"])
+    served = threading.Event()
     with monkeypatch.context() as patch:
         patch.setattr("models.datasets._decode", no_decoding)
-        bench, _ = serving.prepare(args)
+        bench, _ = serving.prepare(args, served)
     starting[0] = False
+    assert not loading.wait(timeout=0.5), "the models load only once the page is served"
+    assert scoring_progress(bench.background).message.startswith("Loading both models")
+    served.set()
     assert loading.wait(timeout=60)
     waiting = scoring_progress(bench.background)
     assert waiting.polling and not waiting.scores_in
