@@ -52,6 +52,7 @@ from models.losses import LOSSES, SegmentationLoss, class_weights
 from models.preprocess import Preprocessing
 from models.segnet import SegNet
 from models.synthetic import ensure_demo_dataset
+from models.train import TrainConfig
 from models.train_step import TRAINING_MARGIN, training_layout, training_step
 
 CASES = ("0.25@128x256", "0.5@128x256", "0.25@96x96", "0.5@96x96")
@@ -106,7 +107,9 @@ def demo_batch(
 def new_adam(parameters, implementation: str = "default") -> torch.optim.Adam:
     """models.train's optimizer (Adam, AMSGrad, its default lr and weight decay)."""
     flags = {"foreach": {"foreach": True}, "fused": {"fused": True}}.get(implementation, {})
-    return torch.optim.Adam(parameters, lr=1e-4, weight_decay=2e-4, amsgrad=True, **flags)
+    return torch.optim.Adam(
+        parameters, lr=TrainConfig.lr, weight_decay=TrainConfig.weight_decay, amsgrad=True, **flags
+    )
 
 
 def stepper(
