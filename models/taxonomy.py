@@ -304,31 +304,42 @@ def _class_band(labels: np.ndarray, radius: int) -> np.ndarray:
 
 _EXACT_HISTOGRAM = 1 << 24
 """OpenCV counts a histogram in ints but returns float32, exact up to this many."""
+_IN_BAND, _IN_BOTH = 32, 64
+"""Flags added to a trainId for the one histogram of a map's classes in and out of bands."""
 
 
-def _class_pixels(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(20,) int64: pixels of each class where ``mask`` (0/255 uint8) is set, counted by
-    strips of at most :data:`_EXACT_HISTOGRAM` pixels."""
-    step = max(1, _EXACT_HISTOGRAM // labels.shape[1])
-    counts = np.zeros(NUM_CLASSES, dtype=np.int64)
-    for top in range(0, labels.shape[0], step):
-        strip = slice(top, top + step)
-        histogram = cv2.calcHist([labels[strip]], [0], mask[strip], [NUM_CLASSES], [0, NUM_CLASSES])
+def _histogram(codes: np.ndarray) -> np.ndarray:
+    """(128,) int64: pixels of each uint8 code below 128, counted by strips of at most
+    :data:`_EXACT_HISTOGRAM` pixels."""
+    step = max(1, _EXACT_HISTOGRAM // codes.shape[1])
+    counts = np.zeros(2 * _IN_BOTH, dtype=np.int64)
+    for top in range(0, codes.shape[0], step):
+        histogram = cv2.calcHist(
+            [codes[top : top + step]], [0], None, [counts.size], [0, counts.size]
+        )
         counts += histogram.reshape(-1).astype(np.int64)
     return counts
 
 
+def _flagged(labels: np.ndarray, mask: np.ndarray, flag: int) -> np.ndarray:
+    """``labels`` with ``flag`` added where ``mask`` (0/255) is set."""
+    return cv2.bitwise_or(labels, cv2.bitwise_and(mask, flag))
+
+
 def _boundary_iou_counts(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """(2, 19): per evaluated class, intersection and union of the two maps' bands over
-    the judged pixels."""
+    the judged pixels, from one histogram per map of its classes flagged by band: the
+    union is the truth's band less the intersection, and the prediction's band."""
     radius = band_pixels(gt.shape, BOUNDARY_IOU_DILATION)
     judged = cv2.compare(gt, BACKGROUND, cv2.CMP_NE)
     in_gt = cv2.bitwise_and(_class_band(gt, radius), judged)
     in_pred = cv2.bitwise_and(_class_band(pred, radius), judged)
     in_both = cv2.bitwise_and(cv2.bitwise_and(in_gt, in_pred), cv2.compare(gt, pred, cv2.CMP_EQ))
-    both = _class_pixels(gt, in_both)
-    union = _class_pixels(gt, in_gt) + _class_pixels(pred, in_pred) - both
-    return np.stack([both, union])[:, :NUM_EVALUATED]
+    of_gt = _histogram(_flagged(_flagged(gt, in_gt, _IN_BAND), in_both, _IN_BOTH))
+    of_pred = _histogram(_flagged(pred, in_pred, _IN_BAND))
+    both = of_gt[_IN_BAND + _IN_BOTH :][:NUM_EVALUATED]
+    only_gt = of_gt[_IN_BAND:][:NUM_EVALUATED]
+    return np.stack([both, only_gt + of_pred[_IN_BAND:][:NUM_EVALUATED]])
 
 
 def error_taxonomy(
