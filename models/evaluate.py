@@ -56,6 +56,7 @@ import csv
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -175,7 +176,8 @@ def _add(
 ) -> None:
     """Score one read sample's predictions (in the order of ``models``) into ``evaluator``
     (at the models' input size when ``resolution`` is "input"), with the suspect
-    ground-truth regions of the first two models."""
+    ground-truth regions of the first two models, searched in a thread of their own while
+    the image is scored."""
     gt, instances = read.label, read.instances
     area_scale = 1.0
     if resolution == "input":
@@ -185,11 +187,14 @@ def _add(
         area_scale /= gt.size
         instances = None if instances is None else preprocessing.resize_label(instances)
     preds = {name: prediction.labels for name, prediction in zip(models, predictions, strict=True)}
-    suspects = None
-    if len(predictions) >= 2:
-        pair = (predictions[0], predictions[1])
-        suspects = suspects_of_pair(gt, pair, evaluator.annotated_classes).regions
-    evaluator.add(read.sample.id, gt, preds, instances, area_scale, suspects)
+    if len(predictions) < 2:
+        evaluator.add(read.sample.id, gt, preds, instances, area_scale)
+        return
+    pair = (predictions[0], predictions[1])
+    with ThreadPoolExecutor(1, thread_name_prefix="suspects") as pool:
+        found = pool.submit(suspects_of_pair, gt, pair, evaluator.annotated_classes)
+        result = evaluator.score(read.sample.id, gt, preds, instances, area_scale)
+        evaluator.include(replace(result, suspects=found.result().regions))
 
 
 @dataclass(frozen=True)

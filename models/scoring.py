@@ -499,12 +499,25 @@ class SplitEvaluator:
     ) -> ImageResult:
         """Add one image: ground truth, each model's prediction, optional instance map
         (with ``area_scale`` annotation pixels per pixel of it) and suspect regions."""
+        return self.include(self.score(sample_id, gt, preds, instance_ids, area_scale, suspects))
+
+    def score(
+        self,
+        sample_id: str,
+        gt: LabelMap,
+        preds: Mapping[str, LabelMap],
+        instance_ids: np.ndarray | None = None,
+        area_scale: float = 1.0,
+        suspects: Sequence[SuspectRegion] | None = None,
+    ) -> ImageResult:
+        """One image's scores as :meth:`add` computes them, not yet added: a caller can
+        finish the result (its suspect regions, found meanwhile) before :meth:`include`."""
         if set(preds) != set(self.model_names):
             raise ValueError(
                 f"{sample_id}: predictions given for {sorted(preds)}, "
                 f"expected {sorted(self.model_names)}"
             )
-        result = score_image(
+        return score_image(
             gt,
             {name: preds[name] for name in self.model_names},
             self.groups,
@@ -519,6 +532,9 @@ class SplitEvaluator:
             band=self.band,
             suspects=suspects,
         )
+
+    def include(self, result: ImageResult) -> ImageResult:
+        """Add a scored image (from :meth:`score`) to the split's totals."""
         for name, scores in result.scores.items():
             self._totals[name] += scores.confusion
             if scores.taxonomy is not None:

@@ -13,6 +13,7 @@ from models.evaluate import evaluate_split
 from models.inference import InferenceEngine
 from models.pipeline import Behind, read_ahead
 from models.scoring import score_image
+from models.suspects import suspects_of_pair
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "models" / "checkpoints"
 
@@ -64,15 +65,20 @@ def test_split_scores_equal_image_by_image_scoring(tiny_synthetic: Path):
     )
     assert progress == [(3, 4), (4, 4)]
     for sample, image_result in zip(dataset.samples, result.images, strict=True):
-        image = dataset.read_image(sample)
-        preds = {name: engine.predict(model, image).labels for name, model in models.items()}
+        image, gt = dataset.read_image(sample), dataset.read_label(sample)
+        predictions = {name: engine.predict(model, image) for name, model in models.items()}
+        preds = {name: prediction.labels for name, prediction in predictions.items()}
+        pair = tuple(predictions.values())
+        suspects = suspects_of_pair(gt, pair, dataset.annotated_classes).regions
         expected = score_image(
-            dataset.read_label(sample),
+            gt,
             preds,
             annotated=dataset.annotated_classes,
             instance_ids=dataset.read_instances(sample),
             sample_id=sample.id,
+            suspects=suspects,
         )
         ours, theirs = image_result.to_dict(), expected.to_dict()
-        for key in ("sample_id", "scores", "disagreement", "instances"):
+        for key in ("sample_id", "scores", "disagreement", "instances", "suspects"):
             assert ours[key] == theirs[key]
+        assert ours["suspect_pixels"] == sum(region.pixels for region in suspects)
