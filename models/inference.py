@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models.bounded_cache import BoundedCache
 from models.checkpoints import LoadedCheckpoint, load_checkpoint
 from models.cpu_tuning import CpuTuner, candidates, tuning_key
 from models.device import memory_format, select_device
@@ -172,11 +172,20 @@ class InferenceEngine:
             channels_last = memory_format(self.device) == torch.channels_last
         self.channels_last = channels_last
         self.tuner = tuner if tuner is not None else CpuTuner()
-        self.cache_bytes = cache_bytes
         self._models: dict[Path, LoadedModel] = {}
-        self._cache: OrderedDict[tuple[str, str, Resolution], Prediction] = OrderedDict()
-        self._cached_bytes = 0
+        self._cache: BoundedCache[tuple[str, str, Resolution], Prediction] = BoundedCache(
+            cache_bytes
+        )
         self._lock = threading.Lock()
+
+    @property
+    def cache_bytes(self) -> int:
+        """The most bytes of predictions the cache holds."""
+        return self._cache.limit
+
+    @cache_bytes.setter
+    def cache_bytes(self, limit: int) -> None:
+        self._cache.limit = limit
 
     def load(self, path: str | Path) -> LoadedModel:
         """The model of a checkpoint file, loaded on first use (CheckpointError if bad)."""
@@ -248,9 +257,7 @@ class InferenceEngine:
         return execution
 
     def clear_cache(self) -> None:
-        with self._lock:
-            self._cache.clear()
-            self._cached_bytes = 0
+        self._cache.clear()
 
     def _forward(self, model: LoadedModel, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Logits (N, classes, h, w) float32 on the CPU, in the default layout."""
@@ -277,12 +284,7 @@ class InferenceEngine:
     ) -> Prediction | None:
         if image_id is None:
             return None
-        key = (model.hash, image_id, resolution)
-        with self._lock:
-            prediction = self._cache.get(key)
-            if prediction is not None:
-                self._cache.move_to_end(key)
-            return prediction
+        return self._cache.get((model.hash, image_id, resolution))
 
     def _store(
         self,
@@ -291,14 +293,5 @@ class InferenceEngine:
         resolution: Resolution,
         prediction: Prediction,
     ) -> None:
-        if image_id is None or prediction.nbytes > self.cache_bytes:
-            return
-        key = (model.hash, image_id, resolution)
-        with self._lock:
-            if key in self._cache:
-                return
-            self._cache[key] = prediction
-            self._cached_bytes += prediction.nbytes
-            while self._cached_bytes > self.cache_bytes:
-                _, evicted = self._cache.popitem(last=False)
-                self._cached_bytes -= evicted.nbytes
+        if image_id is not None:
+            self._cache.put((model.hash, image_id, resolution), prediction)

@@ -5,12 +5,12 @@ nothing of the review store, the queue or Gradio."""
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
+from models.bounded_cache import BoundedCache
 from models.catalogue import ModelCatalogue
 from models.datasets import Sample, SegmentationDataset
 from models.inference import InferenceEngine, LoadedModel, Prediction
@@ -155,10 +155,12 @@ class ViewComposer:
     groups: ImportanceGroups = DEFAULT_GROUPS
     min_recall: float = DEFAULT_MIN_RECALL
     cache_bytes: int = VIEW_CACHE_BYTES
-    _views: OrderedDict[ViewKey, ImageView] = field(init=False, default_factory=OrderedDict)
-    _cached_bytes: int = field(init=False, default=0)
+    _views: BoundedCache[ViewKey, ImageView] = field(init=False)
     _computing: dict[ViewKey, Future[ImageView]] = field(init=False, default_factory=dict)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._views = BoundedCache(self.cache_bytes)
 
     def model(self, name: str) -> LoadedModel:
         """The loaded model of a catalogue name (the engine keeps it loaded)."""
@@ -172,7 +174,6 @@ class ViewComposer:
         with self._lock:
             cached = self._views.get(key)
             if cached is not None:
-                self._views.move_to_end(key)
                 return cached
             computing = self._computing.get(key)
             owner = computing is None
@@ -189,21 +190,10 @@ class ViewComposer:
             computing.set_exception(error)
             raise
         with self._lock:
-            self._keep(key, view)
+            self._views.put(key, view)
             del self._computing[key]
         computing.set_result(view)
         return view
-
-    def _keep(self, key: ViewKey, view: ImageView) -> None:
-        """Cache ``view``, evicting the least recent ones past :attr:`cache_bytes` (the
-        caller holds the lock)."""
-        if view.nbytes > self.cache_bytes or key in self._views:
-            return
-        self._views[key] = view
-        self._cached_bytes += view.nbytes
-        while self._cached_bytes > self.cache_bytes:
-            _, evicted = self._views.popitem(last=False)
-            self._cached_bytes -= evicted.nbytes
 
     def view_upload(self, image: np.ndarray, name_a: str, name_b: str) -> ImageView:
         """Predictions of both models on a user's image without ground truth."""
@@ -217,8 +207,7 @@ class ViewComposer:
         kinds and the suspect regions (``result``, ``kinds_*`` and ``suspect_map`` None),
         which the details under the panels ask :meth:`view` for afterwards (the
         predictions are cached by the engine, so they are not computed twice)."""
-        with self._lock:
-            cached = self._views.get((sample_id, name_a, name_b))
+        cached = self._views.get((sample_id, name_a, name_b))
         if cached is not None or not self.dataset.has_labels:
             return cached or self.view(sample_id, name_a, name_b)
         sample, image, predictions = self._predict(sample_id, name_a, name_b)

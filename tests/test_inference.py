@@ -106,7 +106,7 @@ def test_cache_is_bounded_in_bytes(checkpoint: Path) -> None:
     engine.cache_bytes = 2 * one
     for n, image in enumerate(_images(4)):
         engine.predict(model, image, image_id=str(n))
-    assert engine._cached_bytes <= 2 * one
+    assert engine._cache.nbytes <= 2 * one
     assert [key[1] for key in engine._cache] == ["2", "3"]
 
 
