@@ -23,9 +23,13 @@ Goals (FAIL and exit status 1 otherwise): identical scores (and taxonomy codes);
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
+
+# As models.evaluate chooses it for its command: OpenMP threads wait passively (both paths).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -161,7 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ratio = rates["pipeline"] / rates["previous"]
     identical = results["pipeline"].to_dict() == results["previous"].to_dict()
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(dataset)} images "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY="
+        f"{os.environ['OMP_WAIT_POLICY']}, load average {os.getloadavg()[0]:.1f}; "
+        f"{len(dataset)} images "
         f"{SIZE[1]}x{SIZE[0]}, models {', '.join(models)}, taxonomy {'on' if taxonomy else 'off'}, "
         f"median of {args.repeats}"
     )

@@ -51,11 +51,18 @@ split is scored without it.
 
 from __future__ import annotations
 
+import os
+
+# The network's OpenMP threads spin while they wait for work, taking the cores the loader
+# and scoring threads of the pipeline need. Passive waiting must be chosen before torch
+# loads: it applies to ``python -m models.evaluate`` (as launch.py does for the app).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import csv
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -117,7 +124,7 @@ def evaluate_split(
     """Scores of every model over the split, with per-image and per-instance scores;
     ``taxonomy`` off leaves out the error taxonomy and Boundary IoU, ``band`` is the width
     of its boundary band (a share of the image diagonal). Samples are read ahead
-    by a loader thread and each batch is scored behind the network (:mod:`models.pipeline`),
+    by loader threads and each batch is scored behind the network (:mod:`models.pipeline`),
     with the results of doing each step in turn; ``progress`` is called as batches are
     scored, from the scoring thread."""
     if not dataset.has_labels:
@@ -138,18 +145,17 @@ def evaluate_split(
     samples = dataset.samples
     skipped: list[SkippedFile] = []
 
-    def read(sample: Sample) -> _ReadSample | None:
-        return _read_or_skip(dataset, sample, skipped)
-
     def score(batch: list[_ReadSample], predictions: dict[str, list], done: int) -> None:
         for n, sample in enumerate(batch):
             _add(evaluator, sample, [predictions[name][n] for name in models], models, resolution)
         if progress is not None:
             progress(done, len(samples))
 
+    read = partial(_read_or_skip, dataset)
     with read_ahead(samples, read, 2 * batch_size) as reads, Behind() as scoring:
         for start in range(0, len(samples), batch_size):
-            batch = [sample for sample in islice(reads, batch_size) if sample is not None]
+            batch, unreadable = _readable(islice(reads, batch_size))
+            skipped += unreadable
             ids = [sample.sample.id for sample in batch]
             predictions = {
                 name: engine.predict_batch(model, [s.image for s in batch], ids, resolution)
@@ -197,6 +203,20 @@ def _add(
         evaluator.include(replace(result, suspects=found.result().regions))
 
 
+def _readable(
+    reads: Iterable[_ReadSample | SkippedFile],
+) -> tuple[list[_ReadSample], list[SkippedFile]]:
+    """The read samples of a batch apart from the files that could not be read."""
+    batch: list[_ReadSample] = []
+    skipped: list[SkippedFile] = []
+    for read in reads:
+        if isinstance(read, SkippedFile):
+            skipped.append(read)
+        else:
+            batch.append(read)
+    return batch, skipped
+
+
 @dataclass(frozen=True)
 class _ReadSample:
     """One sample's decoded files, ready to be scored."""
@@ -207,11 +227,9 @@ class _ReadSample:
     instances: np.ndarray | None
 
 
-def _read_or_skip(
-    dataset: SegmentationDataset, sample: Sample, skipped: list[SkippedFile]
-) -> _ReadSample | None:
-    """The sample's image, label and instances, or None with the reason added to
-    ``skipped`` when one of them cannot be decoded: one bad file must not stop a split."""
+def _read_or_skip(dataset: SegmentationDataset, sample: Sample) -> _ReadSample | SkippedFile:
+    """The sample's image, label and instances, or the skipped file and why when one of
+    them cannot be decoded: one bad file must not stop a split."""
     try:
         return _ReadSample(
             sample,
@@ -221,8 +239,7 @@ def _read_or_skip(
         )
     except DatasetError as error:
         files = (sample.image_path, sample.label_path, sample.instance_path)
-        skipped.append(SkippedFile.of(error, *files))
-        return None
+        return SkippedFile.of(error, *files)
 
 
 def unique_model_names(paths: Sequence[Path]) -> list[str]:

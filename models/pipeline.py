@@ -1,5 +1,5 @@
-"""The stages of a split evaluation overlapped: files read and decoded ahead by a loader
-thread, the network fed batches by the caller, scoring done behind it by a thread of its
+"""The stages of a split evaluation overlapped: files read and decoded ahead by loader
+threads, the network fed batches by the caller, scoring done behind it by a thread of its
 own. OpenCV's decoding, torch and numpy release the GIL in their heavy loops, so on a
 multi-core CPU reading, inference, upsampling and scoring run at the same time; order and
 results are those of doing each step in turn.
@@ -17,13 +17,19 @@ Item = TypeVar("Item")
 Read = TypeVar("Read")
 
 
+LOADERS = 2
+"""Loader threads: the first batch is read while nothing else runs yet, so two decode it in
+half the time; later, reading is a small share of the work and more threads would only
+take turns with the network and the scoring."""
+
+
 @contextmanager
 def read_ahead(
-    items: Iterable[Item], read: Callable[[Item], Read], depth: int
+    items: Iterable[Item], read: Callable[[Item], Read], depth: int, loaders: int = LOADERS
 ) -> Iterator[Iterator[Read]]:
-    """An iterator over ``read(item)`` for each item in order, computed by a loader thread
-    at most ``depth`` items ahead of the consumer (a bound on the memory held)."""
-    pool = ThreadPoolExecutor(1, thread_name_prefix="loader")
+    """An iterator over ``read(item)`` for each item in order, computed by ``loaders``
+    threads at most ``depth`` items ahead of the consumer (a bound on the memory held)."""
+    pool = ThreadPoolExecutor(max(1, loaders), thread_name_prefix="loader")
     try:
         yield _in_order(iter(items), read, max(1, depth), pool)
     finally:

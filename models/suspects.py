@@ -97,12 +97,13 @@ def _candidate_regions(
         top, left = int(ys.min()), int(xs.min())
         mask = np.zeros((int(ys.max()) + 1 - top, int(xs.max()) + 1 - left), np.uint8)
         mask[ys - top, xs - left] = 1
-        _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        kept = stats[:, cv2.CC_STAT_AREA] >= min_pixels
+        regions, labels = cv2.connectedComponents(mask, connectivity=8)
+        ids = labels[ys - top, xs - left]
+        kept = np.bincount(ids, minlength=regions) >= min_pixels
         kept[0] = False
-        numbers = np.zeros(len(stats), np.int32)
+        numbers = np.zeros(regions, np.int32)
         numbers[kept] = np.arange(count + 1, count + 1 + kept.sum())
-        components[ys, xs] = numbers[labels[ys - top, xs - left]]
+        components[ys, xs] = numbers[ids]
         count += int(kept.sum())
     return components, count
 

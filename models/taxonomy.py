@@ -151,6 +151,12 @@ def _crop(
     return (slice(top, bottom), slice(left, right)), (top, left)
 
 
+def _at(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``image[rows, cols]`` of a contiguous 2-D array, by flat positions: numpy gathers
+    from one index array several times faster than from two."""
+    return image.reshape(-1)[rows * image.shape[1] + cols]
+
+
 @dataclass(frozen=True)
 class _Runs:
     """One class's errors in one view: indices into ``_Errors.where``, rows and columns in
@@ -178,13 +184,13 @@ class _Runs:
         box, (top, left) = _crop(rows, cols, 0, view.shape)
         ltype = cv2.CV_16U if rows.size < np.iinfo(np.uint16).max else cv2.CV_32S
         count, labels = cv2.connectedComponents(view[box], connectivity=8, ltype=ltype)
-        ids = labels[rows - top, cols - left]
+        ids = _at(labels, rows - top, cols - left)
 
         def touched(hits: np.ndarray) -> np.ndarray:
             return np.bincount(ids[hits], minlength=count) > 0
 
-        found = touched(touch_right[rows, cols] != 0)
-        between = found & touched(touch_no_neither[rows, cols] == 0)
+        found = touched(_at(touch_right, rows, cols) != 0)
+        between = found & touched(_at(touch_no_neither, rows, cols) == 0)
         return cls(members, rows, cols, found[ids], between[ids])
 
 
@@ -239,7 +245,7 @@ def _seeded(
         inside = (inner_rows.start <= run.rows) & (run.rows < inner_rows.stop)
         inside &= (inner_cols.start <= run.cols) & (run.cols < inner_cols.stop)
         ys, xs = run.rows[inside] - top, run.cols[inside] - left
-        seeds[inside] = (near_right[ys, xs] != 0) & (near_no_neither[ys, xs] == 0)
+        seeds[inside] = (_at(near_right, ys, xs) != 0) & (_at(near_no_neither, ys, xs) == 0)
     return seeded
 
 
@@ -274,7 +280,7 @@ def _grown(
     inside = seeded & (rows >= top) & (rows < box[0].stop) & (cols >= left) & (cols < box[1].stop)
     seeds[rows[inside] - top, cols[inside] - left] = 255
     near = cv2.dilate(seeds, _square(band))
-    grown[asked] = near[rows[asked] - top, cols[asked] - left] != 0
+    grown[asked] = _at(near, rows[asked] - top, cols[asked] - left) != 0
     return grown
 
 
