@@ -110,7 +110,7 @@ class CpuTuner:
         self.path = path if path is not None else default_cache_dir() / CACHE_NAME
         self.timer = timer
         self.signature = machine_signature()
-        self._decisions: dict[str, Execution] | None = None
+        self._decisions: dict[str, Execution] = {}
         self._lock = threading.Lock()
 
     def execution(
@@ -126,9 +126,10 @@ class CpuTuner:
         (a folded copy of the network) before the clock runs; a candidate must beat the plain
         pass by ``margin``."""
         with self._lock:
-            if self._decisions is None:
-                self._decisions = self._read()
             decision = self._decisions.get(key)
+            if decision not in options:
+                self._decisions |= self._read()
+                decision = self._decisions.get(key)
             if decision not in options:
                 log.warning(
                     "measuring the fastest CPU execution for %s, once on this machine "
@@ -140,8 +141,7 @@ class CpuTuner:
                     prepare(option)
                 decision = self._measure(options, run, margin)
                 log.info("CPU execution for %s: %s", key, decision.describe())
-                self._decisions[key] = decision
-                self._write()
+                self._write(key, decision)
             return decision
 
     def _measure(
@@ -183,19 +183,23 @@ class CpuTuner:
             log.warning("ignoring CPU tuning cache %s (%s)", self.path, error)
             return {}
 
-    def _write(self) -> None:
-        """Store this machine's decisions, keeping other machines' (atomic replace)."""
+    def _write(self, key: str, decision: Execution) -> None:
+        """Add one decision to this machine's, as the file holds them now (another engine
+        or process may have added some since they were read), keeping other machines'
+        (atomic replace)."""
         try:
             machines = json.loads(self.path.read_text(encoding="utf-8"))
             if not isinstance(machines, dict):
                 machines = {}
         except (OSError, ValueError):
             machines = {}
-        decisions = self._decisions or {}
+        self._decisions |= {**self._read(), key: decision}
         machines[self.signature] = {
-            key: [e.channels_last, e.fold_batchnorm, e.chunk] for key, e in decisions.items()
+            name: [e.channels_last, e.fold_batchnorm, e.chunk]
+            for name, e in self._decisions.items()
         }
-        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        writer = f"{os.getpid()}.{threading.get_ident()}"
+        temporary = self.path.with_name(f"{self.path.name}.{writer}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             temporary.write_text(json.dumps(machines, indent=1) + "\n", encoding="utf-8")

@@ -163,8 +163,10 @@ def test_an_unwritable_cache_keeps_the_decision_in_memory(tmp_path: Path) -> Non
     clock = FakeClock(_costs(OPTIONS[2], 2.0))
     tuner = CpuTuner(blocker / "cpu.json", timer=clock)
     assert tuner.execution("k", OPTIONS, clock.run) == OPTIONS[2]
+    assert tuner.execution("other", OPTIONS, clock.run) == OPTIONS[2]
     reads = clock.reads
     assert tuner.execution("k", OPTIONS, clock.run) == OPTIONS[2] and clock.reads == reads
+    assert tuner.execution("other", OPTIONS, clock.run) == OPTIONS[2] and clock.reads == reads
 
 
 def test_a_stored_option_no_longer_offered_is_measured_again(tmp_path: Path) -> None:
@@ -173,3 +175,20 @@ def test_a_stored_option_no_longer_offered_is_measured_again(tmp_path: Path) -> 
     clock = FakeClock(_costs(OPTIONS[2], 2.0))
     assert CpuTuner(path, timer=clock).execution("k", OPTIONS, clock.run) == OPTIONS[2]
     assert clock.reads > 0
+
+
+def test_two_tuners_on_one_file_share_their_decisions_and_keep_each_others(
+    tmp_path: Path,
+) -> None:
+    """Two engines (or two processes) on one cache file: a key one of them measured is
+    read, not measured again, by the other, and neither write drops the other's keys."""
+    path = tmp_path / "cpu.json"
+    clock = FakeClock(_costs(OPTIONS[1], 2.0))
+    first, second = CpuTuner(path, timer=clock), CpuTuner(path, timer=clock)
+    assert first.execution("a", OPTIONS, clock.run) == OPTIONS[1]
+    assert second.execution("b", OPTIONS, clock.run) == OPTIONS[1]
+    runs = len(clock.runs)
+    assert first.execution("b", OPTIONS, clock.run) == OPTIONS[1] and len(clock.runs) == runs
+    assert first.execution("c", OPTIONS, clock.run) == OPTIONS[1] and len(clock.runs) > runs
+    stored = json.loads(path.read_text(encoding="utf-8"))[machine_signature()]
+    assert stored == {key: [False, True, None] for key in ("a", "b", "c")}
