@@ -99,9 +99,15 @@ def test_review_switch_model_and_flag_in_a_real_browser(
     sync_api.expect(title).to_have_text(picked, timeout=30_000)
     revisit_requests = [url for url in panel_requests if "component_server" in url]
     assert revisit_requests == [], "a revisited image and its plots come from the browser's memory"
-    panels = page.locator("#review-board figure:not([hidden]) img")
-    assert panels.count() == 9
-    assert all(panels.nth(index).evaluate("i => i.naturalWidth > 0") for index in range(9))
+    shown = "#review-board figure:not([hidden]) img"
+    sync_api.expect(page.locator(shown)).to_have_count(9)
+    # An image swapped in from memory is decoded asynchronously: wait until all nine are.
+    page.wait_for_function(
+        "selector => [...document.querySelectorAll(selector)]"
+        ".every(image => image.complete && image.naturalWidth > 0)",
+        arg=shown,
+        timeout=30_000,
+    )
 
     page.get_by_role("combobox", name="Model B").click()
     page.get_by_role("option", name=re.compile(r"^segnet-ce \(CE, ")).click()
