@@ -59,13 +59,17 @@ CSS = (
     LEGEND_CSS
     + """
 #flag-status { min-height: 1.5em; }
+#flag-form {
+  --checkbox-label-padding: 3px 8px; --checkbox-label-gap: 6px; --block-padding: 6px 10px;
+}
 .gradio-container { --layout-gap: 10px; }
 .gradio-container .app { padding: 8px 16px; }
 #page-title h3 { margin: 0; }
 """
 )
 """The page's style: blocks closer together and narrower margins than Gradio's, so the
-four image panels a reviewer reads first fit a 1400x900 window."""
+four image panels a reviewer reads first fit a 1400x900 window, and beside them the class
+colours and the flag form up to its Save button (its choices drawn tighter)."""
 
 SIDE_COLUMN_WIDTH = 270
 """Width in pixels of the column beside the board (options and the flag form)."""
@@ -466,8 +470,10 @@ def _judgement(bench: Workbench, targets: list[str]) -> tuple[gr.Radio, gr.Radio
 
 
 def _review_board(bench: Workbench, page: Page, ui: SimpleNamespace) -> None:
-    """The board, and beside it the folded queue and display options over the flag form
-    and the legend of the panels' colours: the image panels get the width."""
+    """The board, and beside it the folded queue and display options, the colours of the
+    classes in the image, the flag form and the legends of the error and disagreement
+    panels: the image panels get the width, and the class colours sit beside the four
+    panels read first."""
 
     def fetch_panels(request: list) -> dict[str, Any]:
         """The board script calls this by name; Gradio marks it, so it is a function."""
@@ -478,19 +484,20 @@ def _review_board(bench: Workbench, page: Page, ui: SimpleNamespace) -> None:
             ui.review_board = board.review_board(fetch_panels, elem_id="review-board")
         with gr.Column(scale=0, min_width=SIDE_COLUMN_WIDTH):
             _review_controls(bench, ui)
-            _flag_form(bench, ui)
             ui.legend = gr.HTML(elem_id="map-legend")
+            _flag_form(bench, ui)
+            gr.HTML(panels.code_legends(), elem_id="code-legend")
 
 
 def _flag_form(bench: Workbench, ui: SimpleNamespace) -> None:
     """The flag form beside the board."""
-    with gr.Group():
+    with gr.Group(elem_id="flag-form"):
         gr.Markdown("### Flag this image")
         ui.target, ui.severity, ui.category = _judgement(bench, list(TARGET_LABELS.values()))
         ui.note = gr.Textbox(label="Note", lines=2, max_length=10_000, elem_id="flag-note")
         ui.region = gr.Textbox(
-            label="Region x0, y0, x1, y1 (optional; click an object to fill)",
-            placeholder="e.g. 120, 40, 180, 130",
+            label="Region x0, y0, x1, y1 (optional)",
+            placeholder="click an object, or 120, 40, 180, 130",
         )
         ui.save_button = gr.Button("Save flag", variant="primary", elem_id="save-flag")
         ui.flag_status = gr.Markdown(elem_id="flag-status")
@@ -498,7 +505,7 @@ def _flag_form(bench: Workbench, ui: SimpleNamespace) -> None:
 
 
 def _review_details(bench: Workbench, page: Page, ui: SimpleNamespace) -> None:
-    """Legend, tables and plots of the image the board shows."""
+    """Tables and plots of the image the board shows."""
     with gr.Column(elem_id="review-details"):
         with gr.Row():
             ui.scores = gr.Dataframe(

@@ -254,8 +254,8 @@ def shown_image(board_value: str) -> tuple[str | None, board.Display | None]:
 
 @dataclass(frozen=True)
 class Details:
-    """The legend and tables under the board for the image it shows (its plots come from
-    :meth:`ReviewDesk.fetch_plots`)."""
+    """The class legend beside the board and the tables under it for the image it shows
+    (its plots come from :meth:`ReviewDesk.fetch_plots`)."""
 
     legend: str | None = None
     score_rows: Rows | None = None
@@ -453,7 +453,7 @@ class ReviewDesk:
             return Details(flag_rows=[])
         view = self.bench.views.view(sample_id, display.model_a, display.model_b)
         return Details(
-            legend=panels.class_legend(view) + panels.code_legends(),
+            legend=panels.class_legend(view),
             score_rows=panels.scores_table(view),
             instance_rows=panels.instance_rows(view),
             boxes=tuple(panels.instance_boxes(view)),

@@ -155,7 +155,7 @@ def test_the_error_maps_switch_to_kinds_of_error_and_back(app_page) -> None:
     page.get_by_text("Queue order, filters and display").click()
     page.get_by_role("radio", name="kind (boundary / extent / segment)").click()
     sync_api.expect(errors_a).not_to_have_attribute("src", by_importance, timeout=60_000)
-    sync_api.expect(page.locator("#map-legend")).to_contain_text(
+    sync_api.expect(page.locator("#code-legend")).to_contain_text(
         "Error maps by kind of error", timeout=30_000
     )
     page.get_by_role("radio", name="importance (miss / false alarm)").click()

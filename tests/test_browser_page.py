@@ -152,6 +152,13 @@ def test_the_four_panels_come_first_wide_named_and_zoom_together(reviewer_page) 
     _assert_images_first(page)
     captions = board.locator("figure figcaption").all_inner_texts()
     assert captions[2:4] == ["A: segnet-ce", "B: segnet-ial"]
+    # Beside them, in the same first screen: the colours of the image's classes and the
+    # flag form down to its Save button.
+    chips = page.locator("#map-legend .legend-chip")
+    sync_api.expect(chips.last).to_be_in_viewport(ratio=1, timeout=30_000)
+    sync_api.expect(chips.first).to_be_in_viewport(ratio=1)
+    sync_api.expect(page.locator("#save-flag")).to_be_in_viewport(ratio=1)
+    sync_api.expect(page.locator("#code-legend")).to_contain_text("Error maps by kind of error")
 
     frame = board.locator("figure[data-panel='ground_truth'] .zoom-frame")
     frame.hover()
