@@ -127,12 +127,7 @@ def evaluate_split(
     by loader threads and each batch is scored behind the network (:mod:`models.pipeline`),
     with the results of doing each step in turn; ``progress`` is called as batches are
     scored, from the scoring thread."""
-    if not dataset.has_labels:
-        raise DatasetError(f"{dataset.describe()}: cannot evaluate a split without labels")
-    if resolution == "input":
-        sizes = {m.checkpoint.preprocessing.input_size for m in models.values()}
-        if len(sizes) > 1:
-            raise ValueError(f"input-resolution scoring needs one input size, got {sizes}")
+    _check_evaluable(dataset, models, resolution)
     evaluator = SplitEvaluator(
         list(models),
         groups=groups,
@@ -165,12 +160,30 @@ def evaluate_split(
                 partial(score, batch, predictions, min(start + batch_size, len(samples)))
             )
     if len(skipped) == len(samples):
-        first = skipped[0]
-        raise DatasetError(
-            f"{dataset.describe()}: no image could be scored; the first of "
-            f"{count_of(len(skipped), 'file')} skipped: {first.name(dataset.root)}: {first.reason}"
-        )
+        raise _nothing_scored(dataset, skipped)
     return replace(evaluator.result(), skipped=tuple(skipped))
+
+
+def _check_evaluable(
+    dataset: SegmentationDataset, models: Mapping[str, LoadedModel], resolution: Resolution
+) -> None:
+    """Refuse, before any work, a split without labels or input-resolution scoring of
+    models whose input sizes differ (their maps could not be compared pixel for pixel)."""
+    if not dataset.has_labels:
+        raise DatasetError(f"{dataset.describe()}: cannot evaluate a split without labels")
+    if resolution == "input":
+        sizes = {m.checkpoint.preprocessing.input_size for m in models.values()}
+        if len(sizes) > 1:
+            raise ValueError(f"input-resolution scoring needs one input size, got {sizes}")
+
+
+def _nothing_scored(dataset: SegmentationDataset, skipped: Sequence[SkippedFile]) -> DatasetError:
+    """The error of a split none of whose images could be read, naming the first file."""
+    first = skipped[0]
+    return DatasetError(
+        f"{dataset.describe()}: no image could be scored; the first of "
+        f"{count_of(len(skipped), 'file')} skipped: {first.name(dataset.root)}: {first.reason}"
+    )
 
 
 def _add(
