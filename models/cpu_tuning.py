@@ -17,7 +17,10 @@ log says that the measurement is running and where it is stored.
 Decisions are stored in a JSON file in the user's cache folder under a machine signature
 (CPU model, core count, torch version), so a later process reads instead of measuring. An
 unreadable or corrupt file counts as empty (measured again and rewritten); a file that
-cannot be written leaves the decision in memory for this process.
+cannot be written leaves the decision in memory for this process. Each decision keeps the
+load per core when it was measured: one measured on a busy machine (above ``BUSY_LOAD``,
+other work taking turns with the calls) is used, but measured again by the first later
+process that finds the machine quiet.
 
 Threads are not a candidate: ``torch.set_num_threads`` is process-wide and the engine is
 shared by GUI sessions running at once.
@@ -32,6 +35,7 @@ import platform
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -57,6 +61,9 @@ PRUNE = 1.3
 """Options with two samples whose fastest call is slower than this times the best's are
 dropped (never the plain pass, the reference)."""
 MAX_ROUNDS = 9
+BUSY_LOAD = 1.0
+"""Load average per core above which the machine counts as busy: more runnable threads than
+cores, so a measurement then says more about the others' work than about the options."""
 
 
 def balanced_chunk(batch_size: int, input_size: tuple[int, int]) -> int:
@@ -93,6 +100,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def load_per_core() -> float:
+    """The one-minute load average per core (0 where the system does not report it)."""
+    try:
+        return os.getloadavg()[0] / (os.cpu_count() or 1)
+    except (AttributeError, OSError):
+        return 0.0
+
+
 def tuning_key(width: float, input_size: tuple[int, int], batch_size: int) -> str:
     return f"width {width:g} input {input_size[0]}x{input_size[1]} batch {batch_size}"
 
@@ -100,17 +115,24 @@ def tuning_key(width: float, input_size: tuple[int, int], batch_size: int) -> st
 class CpuTuner:
     """Measures the fastest execution per key on first use and remembers it on disk.
 
-    ``timer`` is the clock measured with (injectable so tests can count measurements);
-    ``path`` the JSON file (default ``$SEGBENCH_CACHE/cpu-executions.json``).
+    ``timer`` is the clock measured with and ``load`` the load per core (injectable so tests
+    can count measurements and make the machine busy); ``path`` the JSON file (default
+    ``$SEGBENCH_CACHE/cpu-executions.json``).
     """
 
     def __init__(
-        self, path: Path | None = None, timer: Callable[[], float] = time.perf_counter
+        self,
+        path: Path | None = None,
+        timer: Callable[[], float] = time.perf_counter,
+        load: Callable[[], float] = load_per_core,
     ) -> None:
         self.path = path if path is not None else default_cache_dir() / CACHE_NAME
         self.timer = timer
+        self.load = load
         self.signature = machine_signature()
-        self._decisions: dict[str, Execution] = {}
+        self._decisions: dict[str, _Decision] = {}
+        self._settled: set[str] = set()
+        """Keys this process measured or accepted from the file: answered from memory."""
         self._lock = threading.Lock()
 
     def execution(
@@ -126,23 +148,54 @@ class CpuTuner:
         (a folded copy of the network) before the clock runs; a candidate must beat the plain
         pass by ``margin``."""
         with self._lock:
-            decision = self._decisions.get(key)
-            if decision not in options:
-                self._decisions |= self._read()
-                decision = self._decisions.get(key)
-            if decision not in options:
-                log.warning(
-                    "measuring the fastest CPU execution for %s, once on this machine "
-                    "(a few seconds; stored in %s)",
-                    key,
-                    self.path,
-                )
-                for option in options if prepare is not None else ():
-                    prepare(option)
-                decision = self._measure(options, run, margin)
-                log.info("CPU execution for %s: %s", key, decision.describe())
-                self._write(key, decision)
-            return decision
+            stored = self._lookup(key, options)
+            if stored is not None and (key in self._settled or self._trusted(stored)):
+                self._settled.add(key)
+                return stored.execution
+            return self._measured(key, options, run, prepare, margin, stored).execution
+
+    def _lookup(self, key: str, options: list[Execution]) -> _Decision | None:
+        """The decision for ``key`` if it is among ``options``: from memory when this process
+        has settled it, else from the file (another engine or process may have stored it)."""
+        known = self._decisions.get(key)
+        if key not in self._settled or known is None or known.execution not in options:
+            self._decisions |= self._read()
+            known = self._decisions.get(key)
+        return known if known is not None and known.execution in options else None
+
+    def _trusted(self, stored: _Decision) -> bool:
+        """Whether a stored decision stands: measured on a quiet machine, or the machine is
+        still busy (measuring now would be no better)."""
+        return stored.load <= BUSY_LOAD or self.load() > BUSY_LOAD
+
+    def _measured(
+        self,
+        key: str,
+        options: list[Execution],
+        run: Callable[[Execution], object],
+        prepare: Callable[[Execution], object] | None,
+        margin: float,
+        stale: _Decision | None,
+    ) -> _Decision:
+        """Measure ``key`` now (``stale``: the decision measured on a busy machine that this
+        replaces), store and settle it."""
+        why = "once on this machine"
+        if stale is not None:
+            why = f"again: the stored choice was measured at load {stale.load:.1f} per core"
+        log.warning(
+            "measuring the fastest CPU execution for %s, %s (a few seconds; stored in %s)",
+            key,
+            why,
+            self.path,
+        )
+        for option in options if prepare is not None else ():
+            prepare(option)
+        load = self.load()
+        measured = _Decision(self._measure(options, run, margin), load)
+        log.info("CPU execution for %s: %s", key, measured.execution.describe())
+        self._write(key, measured)
+        self._settled.add(key)
+        return measured
 
     def _measure(
         self, options: list[Execution], run: Callable[[Execution], object], margin: float
@@ -171,19 +224,19 @@ class CpuTuner:
         chosen = min(live, key=fastest.__getitem__)
         return options[chosen] if fastest[0] >= margin * fastest[chosen] else options[0]
 
-    def _read(self) -> dict[str, Execution]:
+    def _read(self) -> dict[str, _Decision]:
         """This machine's decisions from the file; none if it is missing or unreadable."""
         try:
             machines = json.loads(self.path.read_text(encoding="utf-8"))
             stored = machines.get(self.signature, {})
-            return {key: _execution(value) for key, value in stored.items()}
+            return {key: _decision(value) for key, value in stored.items()}
         except FileNotFoundError:
             return {}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             log.warning("ignoring CPU tuning cache %s (%s)", self.path, error)
             return {}
 
-    def _write(self, key: str, decision: Execution) -> None:
+    def _write(self, key: str, decision: _Decision) -> None:
         """Add one decision to this machine's, as the file holds them now (another engine
         or process may have added some since they were read), keeping other machines'
         (atomic replace)."""
@@ -194,10 +247,7 @@ class CpuTuner:
         except (OSError, ValueError):
             machines = {}
         self._decisions |= {**self._read(), key: decision}
-        machines[self.signature] = {
-            name: [e.channels_last, e.fold_batchnorm, e.chunk]
-            for name, e in self._decisions.items()
-        }
+        machines[self.signature] = {name: d.stored() for name, d in self._decisions.items()}
         writer = f"{os.getpid()}.{threading.get_ident()}"
         temporary = self.path.with_name(f"{self.path.name}.{writer}.tmp")
         try:
@@ -208,13 +258,31 @@ class CpuTuner:
             log.warning("could not store CPU tuning in %s (%s)", self.path, error)
 
 
-def _execution(value: object) -> Execution:
-    """A stored [channels_last, fold_batchnorm, chunk]; ValueError if it is not one."""
-    if not isinstance(value, list) or len(value) != 3:
+@dataclass(frozen=True)
+class _Decision:
+    """A measured execution and the load per core when it was measured (0 for decisions
+    stored before loads were)."""
+
+    execution: Execution
+    load: float
+
+    def stored(self) -> list:
+        execution = self.execution
+        layout = [execution.channels_last, execution.fold_batchnorm, execution.chunk]
+        return [*layout, round(self.load, 2)]
+
+
+def _decision(value: object) -> _Decision:
+    """A stored [channels_last, fold_batchnorm, chunk, load] (or the first three, as
+    stored before loads were); ValueError if it is not one."""
+    if not isinstance(value, list) or len(value) not in (3, 4):
         raise ValueError(f"not a layout: {value!r}")
-    channels_last, fold, chunk = value
+    channels_last, fold, chunk, *load = value
     if not isinstance(channels_last, bool) or not isinstance(fold, bool):
         raise ValueError(f"not a layout: {value!r}")
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int)):
         raise ValueError(f"not a layout: {value!r}")
-    return Execution(channels_last, fold, None, chunk)
+    measured_at = load[0] if load else 0.0
+    if isinstance(measured_at, bool) or not isinstance(measured_at, int | float):
+        raise ValueError(f"not a load: {value!r}")
+    return _Decision(Execution(channels_last, fold, None, chunk), float(measured_at))

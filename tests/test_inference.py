@@ -217,7 +217,8 @@ def test_cpu_execution_is_measured_once_per_machine(
     path = tmp_path / "cpu.json"
     images = _smooth_images(3, (64, 96))
     timers = CountingTimer(), CountingTimer()
-    first, second = (InferenceEngine(device="cpu", tuner=CpuTuner(path, t)) for t in timers)
+    tuners = (CpuTuner(path, timer, lambda: 0.0) for timer in timers)
+    first, second = (InferenceEngine(device="cpu", tuner=tuner) for tuner in tuners)
     chosen = first._forward(first.load(trained_like_checkpoint), images)
     assert timers[0].reads > 0 and path.is_file()
     options = candidates(3, (64, 96))

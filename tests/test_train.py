@@ -407,14 +407,14 @@ def test_cpu_training_layout_is_measured_and_channels_last_only_when_clearly_fas
     model = TimedSegNet(clock).train()
     before = copy.deepcopy(model.state_dict())
     rng = torch.get_rng_state()
-    tuner = CpuTuner(tmp_path / "cpu.json", timer=clock)
+    tuner = CpuTuner(tmp_path / "cpu.json", timer=clock, load=lambda: 0.0)
     layout = training_layout(model, 0.0625, _ial(), _adam, _fixed_batch(), tuner)
     assert (layout == torch.channels_last) is expected
     assert True in clock.layouts and False in clock.layouts
     assert _equal(before, model.state_dict()) and torch.equal(rng, torch.get_rng_state())
     assert "train width 0.0625 input 32x64 batch 2" in (tmp_path / "cpu.json").read_text()
     calls = len(clock.layouts)
-    again = CpuTuner(tmp_path / "cpu.json", timer=clock)
+    again = CpuTuner(tmp_path / "cpu.json", timer=clock, load=lambda: 0.0)
     assert training_layout(model, 0.0625, _ial(), _adam, _fixed_batch(), again) == layout
     assert len(clock.layouts) == calls
 
