@@ -27,11 +27,11 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 # As models.evaluate chooses it for its command: OpenMP threads wait passively (both paths).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -226,13 +226,30 @@ class CpuTuner:
 
     def _read(self) -> dict[str, _Decision]:
         """This machine's decisions from the file; none if it is missing or unreadable."""
+        return self._this_machine(self._machines())
+
+    def _machines(self) -> dict:
+        """Every machine's stored decisions as the file holds them; empty if it is missing
+        or unreadable (said in the log)."""
         try:
             machines = json.loads(self.path.read_text(encoding="utf-8"))
-            stored = machines.get(self.signature, {})
-            return {key: _decision(value) for key, value in stored.items()}
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        except (OSError, ValueError) as error:
+            log.warning("ignoring CPU tuning cache %s (%s)", self.path, error)
+            return {}
+        if not isinstance(machines, dict):
+            log.warning("ignoring CPU tuning cache %s (not a JSON object)", self.path)
+            return {}
+        return machines
+
+    def _this_machine(self, machines: dict) -> dict[str, _Decision]:
+        """This machine's entries of ``machines``, parsed; none if one is malformed."""
+        try:
+            return {
+                key: _decision(value) for key, value in machines.get(self.signature, {}).items()
+            }
+        except (ValueError, TypeError, AttributeError) as error:
             log.warning("ignoring CPU tuning cache %s (%s)", self.path, error)
             return {}
 
@@ -240,13 +257,8 @@ class CpuTuner:
         """Add one decision to this machine's, as the file holds them now (another engine
         or process may have added some since they were read), keeping other machines'
         (atomic replace)."""
-        try:
-            machines = json.loads(self.path.read_text(encoding="utf-8"))
-            if not isinstance(machines, dict):
-                machines = {}
-        except (OSError, ValueError):
-            machines = {}
-        self._decisions |= {**self._read(), key: decision}
+        machines = self._machines()
+        self._decisions |= {**self._this_machine(machines), key: decision}
         machines[self.signature] = {name: d.stored() for name, d in self._decisions.items()}
         writer = f"{os.getpid()}.{threading.get_ident()}"
         temporary = self.path.with_name(f"{self.path.name}.{writer}.tmp")
