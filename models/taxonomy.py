@@ -45,7 +45,8 @@ import cv2
 import numpy as np
 
 from models.confusion import LabelMap
-from models.labels import BACKGROUND, DEFAULT_GROUPS, NUM_CLASSES, NUM_EVALUATED, ImportanceGroups
+from models.error_kinds import error_kinds
+from models.labels import BACKGROUND, DEFAULT_GROUPS, NUM_EVALUATED, ImportanceGroups
 from models.maps import TAXONOMY_MAP
 from models.metrics import MetricValue, _label_arrays, _nanmean, _ratio, _value, annotated_mask
 
@@ -53,6 +54,7 @@ cv2.setNumThreads(1)
 # OpenCV runs its calls in the calling thread: the taxonomy is run in threads by its callers
 # (one per model, behind the network), and OpenCV's own pool, spinning between calls, took
 # the cores those threads need; a lone call is faster without it too (bench_evaluate).
+# The kinds of errors are worked out by models.error_kinds, for all classes at once.
 
 DEFAULT_BAND = 0.01
 """Width of the band of boundary errors as a share of the image diagonal (the paper's d)."""
@@ -111,189 +113,6 @@ def count_record(counts: np.ndarray) -> dict:
 
 def _square(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1))
-
-
-@dataclass(frozen=True)
-class _Errors:
-    """The wrong pixels of an image: flat positions, rows and columns, and the indices
-    into them of each class's errors in either view (false negatives by the ground truth's
-    class, false positives by the prediction's)."""
-
-    where: np.ndarray
-    rows: np.ndarray
-    cols: np.ndarray
-    of_class: tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]
-    """Per view (false negatives, false positives), per trainId, indices into ``where``."""
-
-    @classmethod
-    def of(cls, gt: np.ndarray, pred: np.ndarray) -> _Errors:
-        where = np.flatnonzero(gt != pred)
-        rows, cols = np.divmod(where, gt.shape[1])
-        views = tuple(_by_class(labels.reshape(-1)[where]) for labels in (gt, pred))
-        return cls(where, rows, cols, views)
-
-
-def _by_class(classes: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(20,) indices of the entries of each class, in order."""
-    order = np.argsort(classes, kind="stable")
-    starts = np.searchsorted(classes[order], np.arange(1, NUM_CLASSES))
-    return tuple(np.split(order, starts))
-
-
-def _crop(
-    rows: np.ndarray, cols: np.ndarray, margin: int, shape: tuple[int, ...]
-) -> tuple[tuple[slice, slice], tuple[int, int]]:
-    """Slices of the bounding box of the pixels at ``rows``, ``cols`` widened by
-    ``margin`` within the image, and its top-left corner."""
-    top, left = max(0, int(rows.min()) - margin), max(0, int(cols.min()) - margin)
-    bottom = min(shape[0], int(rows.max()) + margin + 1)
-    right = min(shape[1], int(cols.max()) + margin + 1)
-    return (slice(top, bottom), slice(left, right)), (top, left)
-
-
-def _at(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """``image[rows, cols]`` of a contiguous 2-D array, by flat positions: numpy gathers
-    from one index array several times faster than from two."""
-    return image.reshape(-1)[rows * image.shape[1] + cols]
-
-
-@dataclass(frozen=True)
-class _Runs:
-    """One class's errors in one view: indices into ``_Errors.where``, rows and columns in
-    the class's crop, and for each whether its run is found (touches a true positive of
-    the class) and lies between the two sides (touches a true negative too)."""
-
-    members: np.ndarray
-    rows: np.ndarray
-    cols: np.ndarray
-    found: np.ndarray
-    between: np.ndarray
-
-    @classmethod
-    def of(
-        cls,
-        view: np.ndarray,
-        members: np.ndarray,
-        position: tuple[np.ndarray, np.ndarray],
-        touch_right: np.ndarray,
-        touch_no_neither: np.ndarray,
-    ) -> _Runs:
-        """``view`` marks the errors (0/255) in the crop, at ``position``; the touch maps
-        mark where a true positive lies within 1 px, and where no true negative does."""
-        rows, cols = position
-        box, (top, left) = _crop(rows, cols, 0, view.shape)
-        ltype = cv2.CV_16U if rows.size < np.iinfo(np.uint16).max else cv2.CV_32S
-        count, labels = cv2.connectedComponents(view[box], connectivity=8, ltype=ltype)
-        ids = _at(labels, rows - top, cols - left)
-
-        def touched(hits: np.ndarray) -> np.ndarray:
-            return np.bincount(ids[hits], minlength=count) > 0
-
-        found = touched(_at(touch_right, rows, cols) != 0)
-        between = found & touched(_at(touch_no_neither, rows, cols) == 0)
-        return cls(members, rows, cols, found[ids], between[ids])
-
-
-def _class_kinds(
-    train_id: int, gt: np.ndarray, pred: np.ndarray, errors: _Errors, band: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Kinds of the errors of one class in each view, as (indices into ``errors.where``,
-    kinds) pairs, computed in the bounding box of the class's errors widened by the band:
-    every window they look through lies in it or beyond the image. Without a true
-    positive there, no run is found: all are segment errors."""
-    members = [view[train_id] for view in errors.of_class]
-    both = np.concatenate(members)
-    box, (top, left) = _crop(errors.rows[both], errors.cols[both], band, gt.shape)
-    is_gt = cv2.compare(gt[box], train_id, cv2.CMP_EQ)
-    is_pred = cv2.compare(pred[box], train_id, cv2.CMP_EQ)
-    right = cv2.bitwise_and(is_gt, is_pred)
-    if not cv2.countNonZero(right):
-        return [(m, np.full(m.size, 3, dtype=np.uint8)) for m in members if m.size]
-    either = cv2.bitwise_or(is_gt, is_pred)
-    touch_right, touch_no_neither = cv2.dilate(right, _square(1)), cv2.erode(either, _square(1))
-    views = (cv2.subtract(is_gt, is_pred), cv2.subtract(is_pred, is_gt))
-    runs = [
-        _Runs.of(
-            view, m, (errors.rows[m] - top, errors.cols[m] - left), touch_right, touch_no_neither
-        )
-        for view, m in zip(views, members, strict=True)
-        if m.size
-    ]
-    seeded = _seeded(runs, right, either, band)
-    return [
-        (run.members, _kinds(run, seeds, band, right.shape))
-        for run, seeds in zip(runs, seeded, strict=True)
-    ]
-
-
-def _seeded(
-    runs: list[_Runs], right: np.ndarray, either: np.ndarray, band: int
-) -> list[np.ndarray]:
-    """Per view, which errors are seeds: within the band of both a true positive and a true
-    negative of the class. Only seeds within the band of a run between the two sides can
-    make boundary errors, so the band's windows are looked through around those only."""
-    rows = np.concatenate([run.rows[run.between] for run in runs])
-    cols = np.concatenate([run.cols[run.between] for run in runs])
-    seeded = [np.zeros(run.rows.size, dtype=bool) for run in runs]
-    if rows.size == 0:
-        return seeded
-    box, (top, left) = _crop(rows, cols, 2 * band, right.shape)
-    near_right = cv2.dilate(np.ascontiguousarray(right[box]), _square(band))
-    near_no_neither = cv2.erode(np.ascontiguousarray(either[box]), _square(band))
-    (inner_rows, inner_cols), _ = _crop(rows, cols, band, right.shape)
-    for run, seeds in zip(runs, seeded, strict=True):
-        inside = (inner_rows.start <= run.rows) & (run.rows < inner_rows.stop)
-        inside &= (inner_cols.start <= run.cols) & (run.cols < inner_cols.stop)
-        ys, xs = run.rows[inside] - top, run.cols[inside] - left
-        seeds[inside] = (_at(near_right, ys, xs) != 0) & (_at(near_no_neither, ys, xs) == 0)
-    return seeded
-
-
-def _kinds(run: _Runs, seeded: np.ndarray, band: int, shape: tuple[int, ...]) -> np.ndarray:
-    """Kind of each error of one class in one view (1 + its index in :data:`KINDS`).
-
-    A run of errors of one class is a whole region of the class, missed or hallucinated,
-    exactly when no true positive of the class touches it; so one labelling of the runs
-    tells extent from segment, and which runs lie between the two sides of a boundary."""
-    kind = np.where(run.found, np.uint8(2), np.uint8(3))
-    asked = run.between & ~seeded
-    kind[run.between & _grown(seeded, asked, run.rows, run.cols, shape, band)] = 1
-    return kind
-
-
-def _grown(
-    seeded: np.ndarray,
-    asked: np.ndarray,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    shape: tuple[int, ...],
-    band: int,
-) -> np.ndarray:
-    """Which of the pixels at ``rows``, ``cols`` lie within the band of a ``seeded`` one:
-    the seeded ones themselves, and of the ``asked`` others those a dilation of the seeds
-    finds, over the crop around the asked ones only."""
-    grown = seeded.copy()
-    if not (asked.any() and seeded.any()):
-        return grown
-    box, (top, left) = _crop(rows[asked], cols[asked], band, shape)
-    seeds = np.zeros((box[0].stop - top, box[1].stop - left), dtype=np.uint8)
-    inside = seeded & (rows >= top) & (rows < box[0].stop) & (cols >= left) & (cols < box[1].stop)
-    seeds[rows[inside] - top, cols[inside] - left] = 255
-    near = cv2.dilate(seeds, _square(band))
-    grown[asked] = _at(near, rows[asked] - top, cols[asked] - left) != 0
-    return grown
-
-
-def _error_kinds(gt: np.ndarray, pred: np.ndarray, band: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flat positions of the wrong pixels and the kind of each, the graver of its two
-    views, one class at a time in the crop around the class's errors."""
-    errors = _Errors.of(gt, pred)
-    kinds = np.zeros(errors.where.size, dtype=np.uint8)
-    for train_id in range(NUM_CLASSES):
-        if any(view[train_id].size for view in errors.of_class):
-            for members, kind in _class_kinds(train_id, gt, pred, errors, band):
-                kinds[members] = np.maximum(kinds[members], kind)
-    return errors.where, kinds
 
 
 def _class_band(labels: np.ndarray, radius: int) -> np.ndarray:
@@ -357,7 +176,7 @@ def error_taxonomy(
     """The kind of every wrong pixel of ``pred`` against ``gt`` and the counts of the image
     (kinds, critical misses, Boundary IoU); ``band`` is a share of the image diagonal."""
     gt, pred = (np.ascontiguousarray(m) for m in _label_arrays(ground_truth=gt, prediction=pred))
-    where, kinds = _error_kinds(gt, pred, band_pixels(gt.shape, band))
+    where, kinds = error_kinds(gt, pred, band_pixels(gt.shape, band))
     wrong_gt, wrong_pred = gt.reshape(-1)[where], pred.reshape(-1)[where]
     judged = gt != BACKGROUND
     wrong_judged = wrong_gt != BACKGROUND

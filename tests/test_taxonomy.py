@@ -200,6 +200,25 @@ def test_kinds_match_the_transcription_on_scattered_errors_to_the_edges(
         assert taxonomy.counts[1:4].sum() == wrong
 
 
+def test_kinds_match_the_transcription_on_tiny_images_one_pixel_wide_too() -> None:
+    """Random maps of a few classes from 1x1 to 15x15 px, bands up to 4 px: windows that
+    cross every edge, blocks of rows longer than the image."""
+    rng = np.random.default_rng(7)
+    checked = 0
+    for _ in range(400):
+        shape = tuple(int(n) for n in rng.integers(1, 16, 2))
+        classes, band = int(rng.integers(2, 6)), int(rng.integers(1, 5))
+        if band_pixels(shape, band_of(shape, band)) != band:
+            continue
+        gt = rng.integers(0, classes, shape).astype(np.uint8)
+        noise = rng.integers(0, classes, shape).astype(np.uint8)
+        pred = np.where(rng.random(shape) < 0.3, noise, gt)
+        taxonomy = error_taxonomy(gt, pred, band=band_of(shape, band))
+        np.testing.assert_array_equal(taxonomy.codes, _reference_codes(gt, pred, band))
+        checked += 1
+    assert checked > 300
+
+
 def test_a_prediction_without_errors_has_only_correct_and_ignored_pixels() -> None:
     gt = _blocks(np.random.default_rng(9), (3, 3), (30, 40))
     taxonomy = error_taxonomy(gt, gt.copy())
