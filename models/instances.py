@@ -79,6 +79,23 @@ class InstanceScore:
         }
 
 
+_COUNTED_IDS = 1 << 16
+"""Instance ids below this are told apart by counting (Cityscapes' are below 34000)."""
+
+
+def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True, return_counts=True)``, by counting where
+    the ids are small enough, as a count over the instance pixels is cheaper than a sort,
+    with the inverse in a narrow type so that sorting by it is a radix sort."""
+    if values.size == 0 or values.min() < 0 or values.max() >= _COUNTED_IDS:
+        return np.unique(values, return_inverse=True, return_counts=True)
+    counts = np.bincount(values)
+    ids = np.flatnonzero(counts)
+    index = np.zeros(counts.size, np.uint16)
+    index[ids] = np.arange(ids.size)
+    return ids, index[values], counts[ids]
+
+
 def instance_scores(
     instance_ids: np.ndarray | torch.Tensor,
     preds: Mapping[str, LabelMap],
@@ -116,7 +133,7 @@ def instance_scores(
 
     flat = instance_ids.reshape(-1)
     where = np.flatnonzero(flat >= 1000)
-    ids, inverse, counts = np.unique(flat[where], return_inverse=True, return_counts=True)
+    ids, inverse, counts = _distinct(flat[where])
     train_ids = LABEL_ID_TO_TRAIN_ID[np.minimum(ids // 1000, 255)]
     ys, xs = np.divmod(where, width)
     order = np.argsort(inverse, kind="stable")

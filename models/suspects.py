@@ -64,8 +64,21 @@ class Suspects:
     """An image's suspect regions, largest first, and where they are."""
 
     regions: tuple[SuspectRegion, ...]
-    region_map: np.ndarray
-    """(H, W) int32: 0 outside, k inside the k-th region of ``regions`` (1-based)."""
+    shape: tuple[int, ...]
+    """The image's (H, W)."""
+    where: np.ndarray
+    """Flat positions of the candidate regions' pixels."""
+    rank: np.ndarray
+    """Of each pixel at ``where``, its region's place in ``regions`` (1-based; 0: a
+    candidate region that was not sure enough)."""
+
+    @property
+    def region_map(self) -> np.ndarray:
+        """(H, W) int32: 0 outside, k inside the k-th region of ``regions``; drawn when
+        asked, as a split's scoring needs only the regions."""
+        region_map = np.zeros(self.shape, np.int32)
+        region_map.reshape(-1)[self.where] = self.rank
+        return region_map
 
 
 def _candidate_regions(
@@ -74,11 +87,12 @@ def _candidate_regions(
     labels_b: np.ndarray,
     annotated: Collection[int] | None,
     min_pixels: int,
-) -> tuple[np.ndarray, int]:
-    """(H, W) int32 numbering 1..n the connected regions (8-connected, one predicted class
-    each) of at least ``min_pixels`` where both models agree on a class the dataset
-    annotates and the labelled pixel carries another; and n. Each class is labelled in
-    the bounding box of its candidate pixels only."""
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The connected regions (8-connected, one predicted class each) of at least
+    ``min_pixels`` where both models agree on a class the dataset annotates and the
+    labelled pixel carries another: their pixels' flat positions in raster order, the
+    region (numbered 1..n) of each, and n. Each class is labelled in the bounding box of
+    its candidate pixels only."""
     judged = np.zeros(256, dtype=bool)
     judged[:NUM_EVALUATED] = annotated_mask(annotated)
     agree = (labels_a == labels_b) & (labels_a != gt) & (gt != BACKGROUND) & judged[labels_a]
@@ -87,7 +101,7 @@ def _candidate_regions(
     order = np.argsort(classes, kind="stable")
     starts = np.searchsorted(classes[order], np.arange(NUM_CLASSES + 1))
     rows, cols = np.divmod(where, gt.shape[1])
-    components = np.zeros(gt.shape, np.int32)
+    region_of = np.zeros(where.size, np.int32)
     count = 0
     for train_id in range(NUM_CLASSES):
         members = order[starts[train_id] : starts[train_id + 1]]
@@ -103,9 +117,10 @@ def _candidate_regions(
         kept[0] = False
         numbers = np.zeros(regions, np.int32)
         numbers[kept] = np.arange(count + 1, count + 1 + kept.sum())
-        components[ys, xs] = numbers[ids]
+        region_of[members] = numbers[ids]
         count += int(kept.sum())
-    return components, count
+    inside = region_of > 0
+    return where[inside], region_of[inside], count
 
 
 def find_suspects(
@@ -128,20 +143,22 @@ def find_suspects(
         raise ValueError(
             f"ground truth {gt.shape} and predictions {labels_a.shape}, {labels_b.shape} differ"
         )
-    components, count = _candidate_regions(gt, labels_a, labels_b, annotated, min_pixels)
-    ys, xs = np.nonzero(components)
-    ids = components[ys, xs]
+    where, ids, count = _candidate_regions(gt, labels_a, labels_b, annotated, min_pixels)
+    ys, xs = np.divmod(where, gt.shape[1])
     sure = _least_mean_confidence(ids, (ys, xs), confidence, threshold)
+    order = np.argsort(ids, kind="stable")
+    bounds = np.searchsorted(ids[order], np.arange(1, count + 2))
     regions = [
-        (k, _region(gt, labels_a, ys[ids == k], xs[ids == k], sure[k]))
+        (k, _region(gt, labels_a, ys[pixels], xs[pixels], sure[k]))
         for k in range(1, count + 1)
         if sure[k] >= threshold
+        for pixels in [order[bounds[k - 1] : bounds[k]]]
     ]
     regions.sort(key=lambda pair: (-pair[1].pixels, -pair[1].confidence, pair[1].box))
     rank = np.zeros(count + 1, np.int32)
     for position, (k, _) in enumerate(regions, start=1):
         rank[k] = position
-    return Suspects(tuple(region for _, region in regions), rank[components])
+    return Suspects(tuple(region for _, region in regions), gt.shape, where, rank[ids])
 
 
 def _least_mean_confidence(

@@ -315,6 +315,24 @@ def read_png(path: Path) -> np.ndarray:
     return array
 
 
+def test_instance_ids_beyond_the_counted_range_change_no_score() -> None:
+    """A car and a person, scored alike whether the map also holds an id far beyond any
+    Cityscapes id (the scores then come from sorting, not counting the ids)."""
+    car, person = train_id_of("car"), train_id_of("person")
+    instances = np.zeros((40, 60), np.int32)
+    instances[5:15, 10:30] = 26001
+    instances[20:35, 40:50] = 24000
+    pred = np.zeros((40, 60), np.uint8)
+    pred[5:15, 10:20] = car
+    pred[20:35, 40:50] = person
+    plain = instance_scores(instances, {"m": pred})
+    odd = instances.copy()
+    odd[0, 0] = 2_000_000_000
+    assert [s.instance_id for s in plain] == [24000, 26001]
+    assert [s.recall["m"] for s in plain] == [1.0, 100 / 200]
+    assert instance_scores(odd, {"m": pred}) == plain
+
+
 def test_instance_scores_on_real_cityscapes(cityscapes_root: Path) -> None:
     instance_path = next(cityscapes_root.glob("gtFine/val/*/*_gtFine_instanceIds.png"))
     label_path = Path(str(instance_path).replace("instanceIds", "labelIds"))
