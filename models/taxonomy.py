@@ -43,10 +43,11 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from numba import njit
 
 from models.confusion import LabelMap
 from models.error_kinds import error_kinds
-from models.labels import BACKGROUND, DEFAULT_GROUPS, NUM_EVALUATED, ImportanceGroups
+from models.labels import BACKGROUND, DEFAULT_GROUPS, NUM_CLASSES, NUM_EVALUATED, ImportanceGroups
 from models.maps import TAXONOMY_MAP
 from models.metrics import MetricValue, _label_arrays, _nanmean, _ratio, _value, annotated_mask
 
@@ -127,44 +128,34 @@ def _class_band(labels: np.ndarray, radius: int) -> np.ndarray:
     return cv2.dilate(cv2.compare(dilated, eroded, cv2.CMP_NE), _square(radius - 1))
 
 
-_EXACT_HISTOGRAM = 1 << 24
-"""OpenCV counts a histogram in ints but returns float32, exact up to this many."""
-_IN_BAND, _IN_BOTH = 32, 64
-"""Flags added to a trainId for the one histogram of a map's classes in and out of bands."""
-
-
-def _histogram(codes: np.ndarray) -> np.ndarray:
-    """(128,) int64: pixels of each uint8 code below 128, counted by strips of at most
-    :data:`_EXACT_HISTOGRAM` pixels."""
-    step = max(1, _EXACT_HISTOGRAM // codes.shape[1])
-    counts = np.zeros(2 * _IN_BOTH, dtype=np.int64)
-    for top in range(0, codes.shape[0], step):
-        histogram = cv2.calcHist(
-            [codes[top : top + step]], [0], None, [counts.size], [0, counts.size]
-        )
-        counts += histogram.reshape(-1).astype(np.int64)
-    return counts
-
-
-def _flagged(labels: np.ndarray, mask: np.ndarray, flag: int) -> np.ndarray:
-    """``labels`` with ``flag`` added where ``mask`` (0/255) is set."""
-    return cv2.bitwise_or(labels, cv2.bitwise_and(mask, flag))
+@njit(nogil=True, cache=True)
+def _band_counts(
+    gt: np.ndarray, pred: np.ndarray, in_gt: np.ndarray, in_pred: np.ndarray
+) -> np.ndarray:
+    """(2, 19): per evaluated class, intersection and union of the two maps' bands
+    (``in_gt``, ``in_pred``: 0/255) over the judged pixels, in one pass over the pixels:
+    the union is the truth's band and the prediction's less the intersection."""
+    counts = np.zeros((2, NUM_CLASSES), dtype=np.int64)
+    truth, predicted = gt.ravel(), pred.ravel()
+    truth_band, predicted_band = in_gt.ravel(), in_pred.ravel()
+    for i in range(truth.size):
+        c, d = truth[i], predicted[i]
+        if c != BACKGROUND:
+            if truth_band[i] and predicted_band[i] and c == d:
+                counts[0, c] += 1
+            if truth_band[i]:
+                counts[1, c] += 1
+            if predicted_band[i]:
+                counts[1, d] += 1
+    counts[1] -= counts[0]
+    return counts[:, :NUM_EVALUATED]
 
 
 def _boundary_iou_counts(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """(2, 19): per evaluated class, intersection and union of the two maps' bands over
-    the judged pixels, from one histogram per map of its classes flagged by band: the
-    union is the truth's band less the intersection, and the prediction's band."""
+    the judged pixels."""
     radius = band_pixels(gt.shape, BOUNDARY_IOU_DILATION)
-    judged = cv2.compare(gt, BACKGROUND, cv2.CMP_NE)
-    in_gt = cv2.bitwise_and(_class_band(gt, radius), judged)
-    in_pred = cv2.bitwise_and(_class_band(pred, radius), judged)
-    in_both = cv2.bitwise_and(cv2.bitwise_and(in_gt, in_pred), cv2.compare(gt, pred, cv2.CMP_EQ))
-    of_gt = _histogram(_flagged(_flagged(gt, in_gt, _IN_BAND), in_both, _IN_BOTH))
-    of_pred = _histogram(_flagged(pred, in_pred, _IN_BAND))
-    both = of_gt[_IN_BAND + _IN_BOTH :][:NUM_EVALUATED]
-    only_gt = of_gt[_IN_BAND:][:NUM_EVALUATED]
-    return np.stack([both, only_gt + of_pred[_IN_BAND:][:NUM_EVALUATED]])
+    return _band_counts(gt, pred, _class_band(gt, radius), _class_band(pred, radius))
 
 
 def error_taxonomy(
