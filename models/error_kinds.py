@@ -187,16 +187,13 @@ def _block_scans(rows: np.ndarray, forward: np.ndarray, backward: np.ndarray) ->
 
 @njit(nogil=True, cache=True)
 def _fill_row(
-    gt: np.ndarray,
-    pred: np.ndarray,
-    seeds: np.ndarray | None,
-    errors: tuple[np.ndarray, np.ndarray],
-    y: int,
-    line: np.ndarray,
+    maps: tuple, seeds: np.ndarray | None, errors: tuple, y: int, line: np.ndarray
 ) -> bool:
     """Row ``y``'s near-bits in ``line``, and whether any is set: those of true positives and
-    true negatives (:func:`_sides`), or with ``seeds`` (each error's seed bits), the
-    errors' (``errors``: ``starts`` of rows and flat ``where``)."""
+    true negatives of the ``maps`` (ground truth, prediction; :func:`_sides`), or with
+    ``seeds`` (each error's seed bits), the errors' (``errors``: ``starts`` of rows and
+    flat ``where``)."""
+    gt, pred = maps
     if seeds is None:
         for x in range(line.size):
             line[x] = _sides(gt[y, x], pred[y, x])
@@ -211,19 +208,13 @@ def _fill_row(
 
 
 @njit(nogil=True, cache=True)
-def _near_bits(
-    gt: np.ndarray,
-    pred: np.ndarray,
-    seeds: np.ndarray | None,
-    errors: tuple[np.ndarray, np.ndarray],
-    radius: int,
-) -> np.ndarray:
+def _near_bits(maps: tuple, seeds: np.ndarray | None, errors: tuple, radius: int) -> np.ndarray:
     """(E,) uint64: for each error, the OR of the near-bits of :func:`_fill_row` over the
     square window of ``radius`` around it. Blocks of ``2 radius + 1`` rows are OR-ed along
     their rows, then down (prefix and suffix per block, as along a row), so that only two
     blocks are held at a time."""
     starts, where = errors
-    (height, width), span = gt.shape, 2 * radius + 1
+    (height, width), span = maps[0].shape, 2 * radius + 1
     line = np.zeros(width, dtype=np.uint64)
     padded = ((width + 2 * radius) // span + 1) * span
     forward_row, backward_row = np.empty(padded, np.uint64), np.empty(padded, np.uint64)
@@ -233,7 +224,7 @@ def _near_bits(
     for start in range(0, height + span, span):
         for k in range(span):
             y = start + k - radius
-            if 0 <= y < height and _fill_row(gt, pred, seeds, errors, y, line):
+            if 0 <= y < height and _fill_row(maps, seeds, errors, y, line):
                 _or_along_row(line, radius, forward_row, backward_row, rows[k])
             else:
                 rows[k] = 0
@@ -272,8 +263,8 @@ def error_kinds(gt: np.ndarray, pred: np.ndarray, band: int) -> tuple[np.ndarray
     maps, ``band`` in pixels."""
     starts, where, parents, touched = _scan(gt, pred)
     classes = np.stack((gt.ravel()[where], pred.ravel()[where]))
-    bits, seeds = _seed_bits(_near_bits(gt, pred, None, (starts, where), band), classes)
-    near_seeds = _near_bits(gt, pred, seeds, (starts, where), band)
+    bits, seeds = _seed_bits(_near_bits((gt, pred), None, (starts, where), band), classes)
+    near_seeds = _near_bits((gt, pred), seeds, (starts, where), band)
     kinds = np.zeros(where.size, dtype=np.uint8)
     for view in range(2):
         found, between = _run_sides(parents[view], touched >> np.uint8(2 * view))

@@ -187,6 +187,14 @@ def error_taxonomy(
     return ErrorTaxonomy(codes, counts)
 
 
+def compile_taxonomy() -> None:
+    """Compile the taxonomy's loops now (or load them from numba's cache, under a second):
+    the first image scored would otherwise wait for them, some 15 s the first time on a
+    machine. The app calls it as it starts."""
+    truth = np.zeros((2, 2), np.uint8)
+    error_taxonomy(truth, truth + 1)
+
+
 def _counts(counts: np.ndarray) -> np.ndarray:
     counts = np.asarray(counts, dtype=np.int64)
     if counts.shape[-1:] != (COUNT_LENGTH,):

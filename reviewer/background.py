@@ -1,7 +1,8 @@
 """The split's first evaluation run behind the app, so it serves at once: a large split takes
 minutes to score, and its images can be reviewed meanwhile (the queue is in name order
-until the scores are in). At start-up the same thread first loads both models and looks
-for the pair's stored scores, so that neither delays serving the page."""
+until the scores are in). At start-up the same thread first compiles the error taxonomy,
+loads both models and looks for the pair's stored scores, so that none of it delays
+serving the page."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 from models.evaluate import ProgressCallback
 from models.scoring import SplitScores
+from models.taxonomy import compile_taxonomy
 from reviewer.review_queue import ScoreCache
 
 LOADING = "loading the models"
@@ -65,6 +67,7 @@ def score_in_background(
     def evaluate() -> SplitScores | None:
         if after is not None:
             after.wait()
+        compile_taxonomy()
         if when_missing:
             for name in (name_a, name_b):
                 scores.registry.model(name)

@@ -4,6 +4,8 @@ here, and against plain one-class-at-a-time transcriptions of their definitions.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -368,3 +370,25 @@ def test_the_band_of_the_split_evaluation_decides_boundary_against_extent() -> N
         split = evaluator.result().models["A"]
         rates[pixels] = (split["boundary_error_rate"], split["extent_error_rate"])
     assert rates == {1: (0.0, 60 / 144), 2: (60 / 144, 0.0)}
+
+
+def test_the_warm_up_compiles_what_scoring_an_image_runs() -> None:
+    """In a fresh interpreter, ``compile_taxonomy`` leaves nothing for a real image's
+    taxonomy to compile: the app's first image then waits for no compiler."""
+    script = """
+import numpy as np
+from models.error_kinds import error_kinds
+from models.taxonomy import _band_counts, compile_taxonomy, error_taxonomy
+compile_taxonomy()
+before = [len(f.signatures) for f in (error_kinds, _band_counts)]
+rng = np.random.default_rng(0)
+gt = rng.integers(0, 20, (64, 96)).astype(np.uint8)
+error_taxonomy(gt, np.roll(gt, 3, axis=1))
+after = [len(f.signatures) for f in (error_kinds, _band_counts)]
+print(before, after)
+assert before == after and min(before) == 1, (before, after)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
