@@ -25,12 +25,14 @@ none matches, :func:`upsampled_labels` runs the reference itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from numba import njit
 
 Order = Literal["first", "second", "separate"]
 """How a kernel rounds ``a * wa + b * wb``: one fused multiply-add of ``a * wa`` onto the
@@ -274,7 +276,8 @@ def candidates(
 def fast_upsampled_labels(logits: torch.Tensor, size: Sequence[int], rule: Rule) -> torch.Tensor:
     """trainIds (H, W) uint8 of logits (C, h, w) upsampled to ``size`` under ``rule``: the
     decided cells' winners, nearest-expanded, then the other cells' blocks interpolated
-    for their candidate classes, grouped by how many candidates a cell has."""
+    for their candidate classes in plain float32 (:func:`_rough_labels`), and the blocks
+    where that was too close to call again under ``rule`` (:func:`_exact_labels`)."""
     rows, cols = (
         taps(n, m, rule.fused_position) for n, m in zip(logits.shape[1:], size, strict=True)
     )
@@ -287,56 +290,94 @@ def fast_upsampled_labels(logits: torch.Tensor, size: Sequence[int], rule: Rule)
     possible = candidates(logits, cell_rows, cell_cols, margins)
     counts = possible.sum(1)
     order = torch.where(possible, torch.arange(len(logits)), len(logits)).sort(dim=1).values
-    for count in counts.unique().tolist():
-        chosen = (counts == count).nonzero()[:, 0]
-        classes = order[chosen, :count]
-        picked = (block_rows[chosen], block_cols[chosen])
-        best = _block_winners(logits, rows, cols, picked, classes, rule, margins[chosen])
-        offsets = (torch.arange(len(chosen)) * count)[:, None]
-        winners = classes.reshape(-1)[best + offsets]
-        labels[rows.positions[picked[0]].T[:, :, None], cols.positions[picked[1]]] = winners.to(
-            torch.uint8
-        )
+    unsure = _rough_labels(
+        logits.contiguous().numpy(),
+        _tap_arrays(rows),
+        _tap_arrays(cols),
+        (block_rows.numpy(), block_cols.numpy()),
+        (order.to(torch.uint8).numpy(), counts.numpy(), margins.numpy()),
+        labels.numpy(),
+    )
+    again = torch.from_numpy(unsure).nonzero()[:, 0]
+    _exact_labels(
+        logits, rows, cols, (block_rows[again], block_cols[again]), order[again], rule, labels
+    )
     return labels
 
 
-def _winner_and_lead(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per pixel of ``values`` (K, ...): the index of the largest (the first of equals) and
-    its lead over the second largest; for two classes, from their difference alone."""
-    if len(values) == 2:
-        difference = values[1] - values[0]
-        return difference > 0, difference.abs()
-    best, second, winner = _top_two(values)
-    return winner, best - second
+def _tap_arrays(taps: Taps) -> tuple[np.ndarray, ...]:
+    """The taps' arrays the compiled pass reads: second source index, both weights, the
+    output positions of each block and its first source index."""
+    arrays = (taps.second, taps.first_weight, taps.second_weight, taps.positions, taps.sources)
+    return tuple(array.contiguous().numpy() for array in arrays)
 
 
-def _block_winners(
+@njit(nogil=True, cache=True)
+def _rough_labels(
+    logits: np.ndarray,
+    rows: tuple,
+    cols: tuple,
+    blocks: tuple[np.ndarray, np.ndarray],
+    choices: tuple[np.ndarray, np.ndarray, np.ndarray],
+    labels: np.ndarray,
+) -> np.ndarray:
+    """Write into ``labels`` the winner of every pixel of the open ``blocks`` (row and
+    column block of each) among its block's candidate classes (``choices``: the classes in
+    order, their count and the block's margin), interpolated width first, then height, in
+    plain float32: within a few units in the last place of the kernel's arithmetic, which
+    is far below the margin. Returns which blocks hold a pixel whose two best classes are
+    within the margin: those are computed again exactly."""
+    below_of, top_weight, bottom_weight, row_positions, row_sources = rows
+    right_of, left_weight, right_weight, col_positions, col_sources = cols
+    classes, counts, margins = choices
+    unsure = np.zeros(blocks[0].size, dtype=np.bool_)
+    for n in range(blocks[0].size):
+        out_rows, out_cols = row_positions[blocks[0][n]], col_positions[blocks[1][n]]
+        top, left = row_sources[blocks[0][n]], col_sources[blocks[1][n]]
+        bottom, right = below_of[out_rows[0]], right_of[out_cols[0]]
+        for y in out_rows:
+            for x in out_cols:
+                best, second, winner = -np.inf, -np.inf, 0
+                for k in range(counts[n]):
+                    plane = logits[classes[n, k]]
+                    upper = plane[top, left] * left_weight[x] + plane[top, right] * right_weight[x]
+                    lower = (
+                        plane[bottom, left] * left_weight[x]
+                        + plane[bottom, right] * right_weight[x]
+                    )
+                    value = upper * top_weight[y] + lower * bottom_weight[y]
+                    if value > best:
+                        best, second, winner = value, best, classes[n, k]
+                    elif value > second:
+                        second = value
+                labels[y, x] = winner
+                unsure[n] |= best - second <= margins[n]
+    return unsure
+
+
+def _exact_labels(
     logits: torch.Tensor,
     rows: Taps,
     cols: Taps,
     blocks: tuple[torch.Tensor, torch.Tensor],
-    classes: torch.Tensor,
+    order: torch.Tensor,
     rule: Rule,
-    margins: torch.Tensor,
-) -> torch.Tensor:
-    """Per pixel (Lr, N, Lc) of N ``blocks``, the index of the winner among each block's
-    ``classes`` (N, K). Plain float32 arithmetic, within a few units in the last place of
-    the kernel's, decides every pixel whose two best classes are further apart than the
-    block's margin; the blocks with any other pixel are computed again under ``rule``."""
-    rough = replace(rule, width="separate", height="separate")
-    values = interpolate_blocks(logits, rows, cols, blocks, classes.T, rough).values
-    count, height, number, width = values.shape
-    winner, lead = _winner_and_lead(values.reshape(count, height, -1))
-    unsure = lead.view(height, number, width) <= margins[None, :, None]
-    winner = winner.view(height, number, width).long()
-    again = unsure.any(2).any(0).nonzero()[:, 0]
-    if len(again):
-        redo = (blocks[0][again], blocks[1][again])
-        exact = interpolate_blocks(logits, rows, cols, redo, classes[again].T, rule).values
-        winner[:, again] = (
-            argmax_classes(exact.reshape(count, height, -1)).view(height, len(again), width).long()
-        )
-    return winner
+    labels: torch.Tensor,
+) -> None:
+    """Write into ``labels`` the pixels of ``blocks`` interpolated with the kernel's own
+    arithmetic (``rule``) for their candidate classes (``order``: the classes first, then
+    ``C``), grouped by how many candidates a block has."""
+    counts = (order < len(logits)).sum(1)
+    for count in counts.unique().tolist():
+        chosen = (counts == count).nonzero()[:, 0]
+        classes = order[chosen, :count]
+        picked = (blocks[0][chosen], blocks[1][chosen])
+        values = interpolate_blocks(logits, rows, cols, picked, classes.T, rule)
+        height, number, width = values.values.shape[1:]
+        best = argmax_classes(values.values.reshape(count, height, -1)).view(height, number, width)
+        offsets = (torch.arange(len(chosen)) * count)[:, None]
+        winners = classes.reshape(-1)[best.long() + offsets]
+        labels[values.rows, values.cols] = winners.to(torch.uint8)
 
 
 def reference_upsampled(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
