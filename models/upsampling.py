@@ -305,6 +305,13 @@ def fast_upsampled_labels(logits: torch.Tensor, size: Sequence[int], rule: Rule)
     return labels
 
 
+def compile_fast_labels() -> None:
+    """Compile the fast path's loop now (or load it from numba's cache): the first large
+    image would otherwise wait for it, seconds the first time on a machine."""
+    logits = torch.randn((2, 4, 4), generator=torch.Generator().manual_seed(0))
+    fast_upsampled_labels(logits, (32, 32), RULES[0])
+
+
 def _tap_arrays(taps: Taps) -> tuple[np.ndarray, ...]:
     """The taps' arrays the compiled pass reads: second source index, both weights, the
     output positions of each block and its first source index."""

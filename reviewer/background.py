@@ -1,6 +1,6 @@
 """The split's first evaluation run behind the app, so it serves at once: a large split takes
 minutes to score, and its images can be reviewed meanwhile (the queue is in name order
-until the scores are in). At start-up the same thread first compiles the error taxonomy,
+until the scores are in). At start-up the same thread first compiles the taxonomy and labels,
 loads both models and looks for the pair's stored scores, so that none of it delays
 serving the page."""
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from models.evaluate import ProgressCallback
 from models.scoring import SplitScores
 from models.taxonomy import compile_taxonomy
+from models.upsampling import compile_fast_labels
 from reviewer.review_queue import ScoreCache
 
 LOADING = "loading the models"
@@ -68,6 +69,7 @@ def score_in_background(
         if after is not None:
             after.wait()
         compile_taxonomy()
+        compile_fast_labels()
         if when_missing:
             for name in (name_a, name_b):
                 scores.registry.model(name)

@@ -373,18 +373,23 @@ def test_the_band_of_the_split_evaluation_decides_boundary_against_extent() -> N
 
 
 def test_the_warm_up_compiles_what_scoring_an_image_runs() -> None:
-    """In a fresh interpreter, ``compile_taxonomy`` leaves nothing for a real image's
-    taxonomy to compile: the app's first image then waits for no compiler."""
+    """In a fresh interpreter, the app's warm-up (``compile_taxonomy``,
+    ``compile_fast_labels``) leaves nothing for a real image's taxonomy and full-resolution
+    labels to compile: the app's first image then waits for no compiler."""
     script = """
-import numpy as np
+import numpy as np, torch
 from models.error_kinds import error_kinds
 from models.taxonomy import _band_counts, compile_taxonomy, error_taxonomy
+from models.upsampling import _rough_labels, compile_fast_labels, upsampled_labels
+compiled = (error_kinds, _band_counts, _rough_labels)
 compile_taxonomy()
-before = [len(f.signatures) for f in (error_kinds, _band_counts)]
+compile_fast_labels()
+before = [len(f.signatures) for f in compiled]
 rng = np.random.default_rng(0)
 gt = rng.integers(0, 20, (64, 96)).astype(np.uint8)
 error_taxonomy(gt, np.roll(gt, 3, axis=1))
-after = [len(f.signatures) for f in (error_kinds, _band_counts)]
+upsampled_labels(torch.randn(20, 128, 256).cumsum(1), (1024, 2048))
+after = [len(f.signatures) for f in compiled]
 print(before, after)
 assert before == after and min(before) == 1, (before, after)
 """
