@@ -211,8 +211,8 @@ def _fill_row(
 def _near_bits(maps: tuple, seeds: np.ndarray | None, errors: tuple, radius: int) -> np.ndarray:
     """(E,) uint64: for each error, the OR of the near-bits of :func:`_fill_row` over the
     square window of ``radius`` around it. Blocks of ``2 radius + 1`` rows are OR-ed along
-    their rows, then down (prefix and suffix per block, as along a row), so that only two
-    blocks are held at a time."""
+    their rows, then down (prefix and suffix per block, as along a row), so that only the
+    current block and the previous one's suffixes are held, never a map of the image."""
     starts, where = errors
     (height, width), span = maps[0].shape, 2 * radius + 1
     line = np.zeros(width, dtype=np.uint64)
