@@ -43,11 +43,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from numba import njit
 
 from models.confusion import LabelMap
-from models.error_kinds import error_kinds
-from models.labels import BACKGROUND, DEFAULT_GROUPS, NUM_CLASSES, NUM_EVALUATED, ImportanceGroups
+from models.labels import BACKGROUND, DEFAULT_GROUPS, NUM_EVALUATED, ImportanceGroups
 from models.maps import TAXONOMY_MAP
 from models.metrics import MetricValue, _label_arrays, _nanmean, _ratio, _value, annotated_mask
 
@@ -55,7 +53,9 @@ cv2.setNumThreads(1)
 # OpenCV runs its calls in the calling thread: the taxonomy is run in threads by its callers
 # (one per model, behind the network), and OpenCV's own pool, spinning between calls, took
 # the cores those threads need; a lone call is faster without it too (bench_evaluate).
-# The kinds of errors are worked out by models.error_kinds, for all classes at once.
+# The kinds of errors and the Boundary IoU counts are compiled loops over all classes at
+# once (models.taxonomy_passes), imported at the first image: numba's import would cost
+# every start of the app half a second.
 
 DEFAULT_BAND = 0.01
 """Width of the band of boundary errors as a share of the image diagonal (the paper's d)."""
@@ -128,34 +128,13 @@ def _class_band(labels: np.ndarray, radius: int) -> np.ndarray:
     return cv2.dilate(cv2.compare(dilated, eroded, cv2.CMP_NE), _square(radius - 1))
 
 
-@njit(nogil=True, cache=True)
-def _band_counts(
-    gt: np.ndarray, pred: np.ndarray, in_gt: np.ndarray, in_pred: np.ndarray
-) -> np.ndarray:
-    """(2, 19): per evaluated class, intersection and union of the two maps' bands
-    (``in_gt``, ``in_pred``: 0/255) over the judged pixels, in one pass over the pixels:
-    the union is the truth's band and the prediction's less the intersection."""
-    counts = np.zeros((2, NUM_CLASSES), dtype=np.int64)
-    truth, predicted = gt.ravel(), pred.ravel()
-    truth_band, predicted_band = in_gt.ravel(), in_pred.ravel()
-    for i in range(truth.size):
-        c, d = truth[i], predicted[i]
-        if c != BACKGROUND:
-            if truth_band[i] and predicted_band[i] and c == d:
-                counts[0, c] += 1
-            if truth_band[i]:
-                counts[1, c] += 1
-            if predicted_band[i]:
-                counts[1, d] += 1
-    counts[1] -= counts[0]
-    return counts[:, :NUM_EVALUATED]
-
-
 def _boundary_iou_counts(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """(2, 19): per evaluated class, intersection and union of the two maps' bands over
     the judged pixels."""
+    from models.taxonomy_passes import band_counts
+
     radius = band_pixels(gt.shape, BOUNDARY_IOU_DILATION)
-    return _band_counts(gt, pred, _class_band(gt, radius), _class_band(pred, radius))
+    return band_counts(gt, pred, _class_band(gt, radius), _class_band(pred, radius))
 
 
 def error_taxonomy(
@@ -166,6 +145,8 @@ def error_taxonomy(
 ) -> ErrorTaxonomy:
     """The kind of every wrong pixel of ``pred`` against ``gt`` and the counts of the image
     (kinds, critical misses, Boundary IoU); ``band`` is a share of the image diagonal."""
+    from models.taxonomy_passes import error_kinds
+
     gt, pred = (np.ascontiguousarray(m) for m in _label_arrays(ground_truth=gt, prediction=pred))
     where, kinds = error_kinds(gt, pred, band_pixels(gt.shape, band))
     wrong_gt, wrong_pred = gt.reshape(-1)[where], pred.reshape(-1)[where]

@@ -32,7 +32,6 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from numba import njit
 
 Order = Literal["first", "second", "separate"]
 """How a kernel rounds ``a * wa + b * wb``: one fused multiply-add of ``a * wa`` onto the
@@ -275,9 +274,12 @@ def candidates(
 
 def fast_upsampled_labels(logits: torch.Tensor, size: Sequence[int], rule: Rule) -> torch.Tensor:
     """trainIds (H, W) uint8 of logits (C, h, w) upsampled to ``size`` under ``rule``: the
-    decided cells' winners, nearest-expanded, then the other cells' blocks interpolated
-    for their candidate classes in plain float32 (:func:`_rough_labels`), and the blocks
-    where that was too close to call again under ``rule`` (:func:`_exact_labels`)."""
+    decided cells' winners, nearest-expanded, then the other cells' blocks interpolated for
+    their candidate classes in plain float32 (:mod:`models.upsampling_pass`, imported at
+    the first call: numba's import would slow every start of the app), and the blocks where
+    that was too close to call, again under ``rule`` (:func:`_exact_labels`)."""
+    from models.upsampling_pass import rough_labels
+
     rows, cols = (
         taps(n, m, rule.fused_position) for n, m in zip(logits.shape[1:], size, strict=True)
     )
@@ -290,7 +292,7 @@ def fast_upsampled_labels(logits: torch.Tensor, size: Sequence[int], rule: Rule)
     possible = candidates(logits, cell_rows, cell_cols, margins)
     counts = possible.sum(1)
     order = torch.where(possible, torch.arange(len(logits)), len(logits)).sort(dim=1).values
-    unsure = _rough_labels(
+    unsure = rough_labels(
         logits.contiguous().numpy(),
         _tap_arrays(rows),
         _tap_arrays(cols),
@@ -317,49 +319,6 @@ def _tap_arrays(taps: Taps) -> tuple[np.ndarray, ...]:
     output positions of each block and its first source index."""
     arrays = (taps.second, taps.first_weight, taps.second_weight, taps.positions, taps.sources)
     return tuple(array.contiguous().numpy() for array in arrays)
-
-
-@njit(nogil=True, cache=True)
-def _rough_labels(
-    logits: np.ndarray,
-    rows: tuple,
-    cols: tuple,
-    blocks: tuple[np.ndarray, np.ndarray],
-    choices: tuple[np.ndarray, np.ndarray, np.ndarray],
-    labels: np.ndarray,
-) -> np.ndarray:
-    """Write into ``labels`` the winner of every pixel of the open ``blocks`` (row and
-    column block of each) among its block's candidate classes (``choices``: the classes in
-    order, their count and the block's margin), interpolated width first, then height, in
-    plain float32: within a few units in the last place of the kernel's arithmetic, which
-    is far below the margin. Returns which blocks hold a pixel whose two best classes are
-    within the margin: those are computed again exactly."""
-    below_of, top_weight, bottom_weight, row_positions, row_sources = rows
-    right_of, left_weight, right_weight, col_positions, col_sources = cols
-    classes, counts, margins = choices
-    unsure = np.zeros(blocks[0].size, dtype=np.bool_)
-    for n in range(blocks[0].size):
-        out_rows, out_cols = row_positions[blocks[0][n]], col_positions[blocks[1][n]]
-        top, left = row_sources[blocks[0][n]], col_sources[blocks[1][n]]
-        bottom, right = below_of[out_rows[0]], right_of[out_cols[0]]
-        for y in out_rows:
-            for x in out_cols:
-                best, second, winner = -np.inf, -np.inf, 0
-                for k in range(counts[n]):
-                    plane = logits[classes[n, k]]
-                    upper = plane[top, left] * left_weight[x] + plane[top, right] * right_weight[x]
-                    lower = (
-                        plane[bottom, left] * left_weight[x]
-                        + plane[bottom, right] * right_weight[x]
-                    )
-                    value = upper * top_weight[y] + lower * bottom_weight[y]
-                    if value > best:
-                        best, second, winner = value, best, classes[n, k]
-                    elif value > second:
-                        second = value
-                labels[y, x] = winner
-                unsure[n] |= best - second <= margins[n]
-    return unsure
 
 
 def _exact_labels(

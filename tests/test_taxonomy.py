@@ -378,10 +378,11 @@ def test_the_warm_up_compiles_what_scoring_an_image_runs() -> None:
     labels to compile: the app's first image then waits for no compiler."""
     script = """
 import numpy as np, torch
-from models.error_kinds import error_kinds
-from models.taxonomy import _band_counts, compile_taxonomy, error_taxonomy
-from models.upsampling import _rough_labels, compile_fast_labels, upsampled_labels
-compiled = (error_kinds, _band_counts, _rough_labels)
+from models.taxonomy import compile_taxonomy, error_taxonomy
+from models.taxonomy_passes import band_counts, error_kinds
+from models.upsampling import compile_fast_labels, upsampled_labels
+from models.upsampling_pass import rough_labels
+compiled = (error_kinds, band_counts, rough_labels)
 compile_taxonomy()
 compile_fast_labels()
 before = [len(f.signatures) for f in compiled]

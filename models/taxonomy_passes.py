@@ -1,4 +1,4 @@
-"""The kind of every wrong pixel (the error taxonomy's geometry), in compiled passes.
+"""The error taxonomy's compiled passes: the kind of every wrong pixel, Boundary IoU counts.
 
 The rules are those of :mod:`models.taxonomy`, which documents them; here they are worked
 out for all classes at once instead of one class after the other. Seen one class ``c`` at a
@@ -9,7 +9,8 @@ the same view within the band (it is a boundary error). So each pixel carries on
 class and set (true positives and true negatives; the seeds of either view), and one pass
 ORs the bits over the band's square window, along the rows and then down the columns a
 block of rows at a time, reading the result at the errors only. Runs (the 8-connected
-errors of one class in one view) come from one union-find pass.
+errors of one class in one view) come from one union-find pass. The Boundary IoU counts
+(:func:`band_counts`) add each judged pixel to its classes' counts in one pass.
 
 numba compiles the loops (``nogil``: the two models' taxonomies run in two threads) and
 keeps them in its cache beside this file, so only the first process on a machine compiles.
@@ -22,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from models.labels import NUM_CLASSES
+from models.labels import BACKGROUND, NUM_CLASSES, NUM_EVALUATED
 
 _SHIFT = 32
 """A pixel's near-bits: true positives of class c at bit c, true negatives at bit 32 + c;
@@ -272,3 +273,26 @@ def error_kinds(gt: np.ndarray, pred: np.ndarray, band: int) -> tuple[np.ndarray
             boundary = between[i] and near_seeds[i] & bits[view, i]
             kinds[i] = max(kinds[i], 1 if boundary else 2 if found[i] else 3)
     return where, kinds
+
+
+@njit(nogil=True, cache=True)
+def band_counts(
+    gt: np.ndarray, pred: np.ndarray, in_gt: np.ndarray, in_pred: np.ndarray
+) -> np.ndarray:
+    """(2, 19): per evaluated class, intersection and union of the two maps' bands
+    (``in_gt``, ``in_pred``: 0/255) over the judged pixels, in one pass over the pixels:
+    the union is the truth's band and the prediction's less the intersection."""
+    counts = np.zeros((2, NUM_CLASSES), dtype=np.int64)
+    truth, predicted = gt.ravel(), pred.ravel()
+    truth_band, predicted_band = in_gt.ravel(), in_pred.ravel()
+    for i in range(truth.size):
+        c, d = truth[i], predicted[i]
+        if c != BACKGROUND:
+            if truth_band[i] and predicted_band[i] and c == d:
+                counts[0, c] += 1
+            if truth_band[i]:
+                counts[1, c] += 1
+            if predicted_band[i]:
+                counts[1, d] += 1
+    counts[1] -= counts[0]
+    return counts[:, :NUM_EVALUATED]
