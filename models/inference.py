@@ -273,11 +273,11 @@ class InferenceEngine:
         chunk = execution.chunk or len(batch)
         with model.lock, torch.inference_mode(), execution.context(self.device):
             network = model.network_for(execution)
-            logits = [
-                network(part.contiguous(memory_format=layout)).float().cpu()
-                for part in batch.split(chunk)
-            ]
-        return torch.cat(logits).contiguous()
+            parts = [network(part.contiguous(memory_format=layout)) for part in batch.split(chunk)]
+            logits = torch.empty((len(batch), *parts[0].shape[1:]), dtype=torch.float32)
+            for start, part in zip(range(0, len(batch), chunk), parts, strict=True):
+                logits[start : start + len(part)].copy_(part)
+        return logits
 
     def _cached(
         self, model: LoadedModel, image_id: str | None, resolution: Resolution
