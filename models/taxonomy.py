@@ -54,8 +54,8 @@ cv2.setNumThreads(1)
 # (one per model, behind the network), and OpenCV's own pool, spinning between calls, took
 # the cores those threads need; a lone call is faster without it too (bench_evaluate).
 # The kinds of errors and the Boundary IoU counts are compiled loops over all classes at
-# once (models.taxonomy_passes), imported at the first image: numba's import would cost
-# every start of the app half a second.
+# once (models.taxonomy_passes), imported at the first image: numba's import would slow
+# every start of the app.
 
 DEFAULT_BAND = 0.01
 """Width of the band of boundary errors as a share of the image diagonal (the paper's d)."""
@@ -169,9 +169,9 @@ def error_taxonomy(
 
 
 def compile_taxonomy() -> None:
-    """Compile the taxonomy's loops now (or load them from numba's cache, under a second):
-    the first image scored would otherwise wait for them, some 15 s the first time on a
-    machine. The app calls it as it starts."""
+    """Compile the taxonomy's loops now, or load them from numba's cache: the first image
+    scored would otherwise wait for that (compiling, the first time on a machine, takes
+    many seconds; the README has the figure). The app calls it as it starts."""
     truth = np.zeros((2, 2), np.uint8)
     error_taxonomy(truth, truth + 1)
 

@@ -308,8 +308,8 @@ def fast_upsampled_labels(logits: torch.Tensor, size: Sequence[int], rule: Rule)
 
 
 def compile_fast_labels() -> None:
-    """Compile the fast path's loop now (or load it from numba's cache): the first large
-    image would otherwise wait for it, seconds the first time on a machine."""
+    """Compile the fast path's loop now, or load it from numba's cache: the first large
+    image would otherwise wait for that."""
     logits = torch.randn((2, 4, 4), generator=torch.Generator().manual_seed(0))
     fast_upsampled_labels(logits, (32, 32), RULES[0])
 
