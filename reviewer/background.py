@@ -80,14 +80,19 @@ def score_in_background(
             starting()
         return scores.evaluate(name_a, name_b, report)
 
-    scoring.future.set_running_or_notify_cancel()
+    _run_in_thread(evaluate, scoring.future)
+    return scoring
+
+
+def _run_in_thread(job: Callable[[], SplitScores | None], future: Future) -> None:
+    """``job``'s result or error into ``future``, from a daemon thread: quitting the app
+    must not wait for the evaluation to finish."""
+    future.set_running_or_notify_cancel()
 
     def run() -> None:
         try:
-            scoring.future.set_result(evaluate())
+            future.set_result(job())
         except BaseException as error:
-            scoring.future.set_exception(error)
+            future.set_exception(error)
 
-    # A daemon thread: quitting the app must not wait for the evaluation to finish.
     threading.Thread(target=run, name="scoring", daemon=True).start()
-    return scoring
